@@ -1,0 +1,1 @@
+"""Which models exist on this machine and what they are."""

@@ -1,0 +1,186 @@
+"""The ``sfumato`` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sfumato import __version__
+from sfumato.errors import SfumatoError
+
+app = typer.Typer(
+    help="sfumato: make pictures from text with Stable Diffusion models, on your own machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Print a user's mistake as a sentence and exit 1; never a traceback."""
+    try:
+        yield
+    except SfumatoError as e:
+        err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("Stopped.")
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"sfumato {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """sfumato: make pictures from text with Stable Diffusion models, on your own machine."""
+
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="SFUMATO_DATA_DIR",
+        help="Where models and outputs live. Default: your platform's app-data folder.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the picture should show.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (.png, .jpg or .webp). Default: a "
+                     "new numbered file in the outputs folder.", show_default=False),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="An installed model's name, or the path of a "
+                     ".safetensors checkpoint or a diffusers folder.", show_default=False),
+    ] = None,
+    negative: Annotated[
+        str | None,
+        typer.Option("--negative", "-n", help="What the picture should not show. Default: the "
+                     "model's own (SD 1.5 has one; XL models none). Pass \"\" for none.",
+                     show_default=False),
+    ] = None,
+    width: Annotated[int | None, typer.Option("--width", "-W", help="Width in pixels, a "
+                     "multiple of 8 (64-2048). Default: the model's native size.",
+                     show_default=False)] = None,
+    height: Annotated[int | None, typer.Option("--height", "-H", help="Height in pixels, a "
+                      "multiple of 8 (64-2048).", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", "-s", help="Denoising steps. More is "
+                     "slower, and past a point no better.", show_default=False)] = None,
+    guidance: Annotated[float | None, typer.Option("--guidance", "--cfg", "-g", help="How "
+                        "strictly to follow the prompt (CFG scale).", show_default=False)] = None,
+    sampler: Annotated[str | None, typer.Option("--sampler", help="Sampler name or id, e.g. "
+                       "'DPM++ 2M Karras' or euler_a. See `sfumato samplers`.",
+                       show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Same seed and settings, same "
+                    "picture. Default: random (printed).", show_default=False)] = None,
+    batch: Annotated[int, typer.Option("--batch", "-b", help="How many pictures; they use "
+                     "seed, seed+1, ...")] = 1,
+    image_format: Annotated[str, typer.Option("--format", help="png, jpg or webp, when -o is "
+                            "not given.")] = "png",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the -o file if it "
+                         "exists.")] = False,
+    family: Annotated[str | None, typer.Option("--family", help="sd15, sdxl or "
+                      "sdxl-lightning, when the model's own cannot be told apart (Lightning "
+                      "merges).", show_default=False, rich_help_panel="Model loading")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A diffusers-format folder "
+                      "with configs and tokenizers for an unusual checkpoint.",
+                      show_default=False, rich_help_panel="Model loading")] = None,
+    lightning: Annotated[Path | None, typer.Option("--lightning", help="An SDXL-Lightning UNet "
+                         "or LoRA file to run an SDXL checkpoint with (2, 4 or 8 steps).",
+                         show_default=False, rich_help_panel="Model loading")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.",
+                      rich_help_panel="Model loading")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPUs, fp32 on the CPU), "
+                     "fp32, fp16 or bf16.", rich_help_panel="Model loading")] = "auto",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make a picture from a prompt.
+
+    Every setting left out takes the model's recommended value.
+
+    Example: sfumato generate "a lighthouse at dusk, oil painting" -o lighthouse.png
+    """
+    with user_errors():
+        from sfumato.generation import GenerationJob
+
+        job = GenerationJob.prepare(
+            prompt=prompt, output=output, model=model, negative=negative, width=width,
+            height=height, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
+            batch=batch, image_format=image_format, overwrite=overwrite, family=family,
+            config=config, lightning=lightning, device=device, dtype=dtype, data_dir=data_dir,
+        )
+        for warning in job.warnings:
+            err.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+        s = job.settings
+        err.print(
+            f"{job.source.name} ({job.source.family.label}) · {s.width}x{s.height} · "
+            f"{s.steps} steps · {job.sampler_name} · CFG {s.guidance:g} · seed {s.seed}",
+            highlight=False,
+        )
+        with err.status("Loading the model..."):
+            job.load()
+        with Progress(
+            TextColumn("Generating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+            TimeElapsedColumn(), console=err, transient=True,
+        ) as progress:
+            task = progress.add_task("steps", total=s.steps)
+
+            def on_step(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            saved = job.run(on_step)
+        for path, image_seed in saved:
+            out.print(f"Saved {path} (seed {image_seed})", highlight=False)
+
+
+@app.command()
+def samplers(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the samplers, by the names A1111 and Dezgo's API use."""
+    from sfumato.engine.samplers import SAMPLERS
+
+    if as_json:
+        import json
+
+        rows = [{"id": s.id, "name": s.name, "aliases": list(s.aliases)} for s in SAMPLERS]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("Name", "Id", "Also accepted", box=None, header_style="bold")
+    for s in SAMPLERS:
+        table.add_row(s.name, s.id, ", ".join(s.aliases))
+    out.print(table)
+    out.print("Names are matched loosely: case, spaces and '++'/'pp' do not matter. "
+              "'auto' means the model's recommended sampler.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

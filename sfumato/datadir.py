@@ -1,0 +1,50 @@
+"""The data directory: models, outputs and (later) the database, in one place per user.
+
+Chosen by ``--data-dir``, else the ``SFUMATO_DATA_DIR`` environment variable, else the
+platform's place for application data (``~/.local/share/sfumato`` on Linux,
+``~/Library/Application Support/sfumato`` on macOS, ``%LOCALAPPDATA%\\sfumato`` on Windows).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from platformdirs import user_data_path
+
+ENV_VAR = "SFUMATO_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @classmethod
+    def resolve(cls, explicit: str | Path | None = None) -> DataDir:
+        chosen = explicit or os.environ.get(ENV_VAR) or user_data_path("sfumato", appauthor=False)
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def new_outputs(self, seeds: list[int], suffix: str = ".png", today: date | None = None
+                    ) -> list[Path]:
+        """outputs/YYYY-MM-DD/NNNNN-SEED.png, one per seed, numbered after those already there."""
+        folder = self.outputs / (today or date.today()).isoformat()
+        taken = [
+            int(m.group(1)) for p in folder.glob("*") if (m := re.match(r"(\d{5})-", p.name))
+        ] if folder.is_dir() else []
+        first = max(taken, default=-1) + 1
+        return [folder / f"{first + i:05d}-{seed}{suffix}" for i, seed in enumerate(seeds)]

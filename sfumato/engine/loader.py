@@ -1,0 +1,124 @@
+"""Load a model from disk into a diffusers pipeline, offline.
+
+Single-file checkpoints are read by diffusers' own ``from_single_file`` against the component
+configs that ship with sfumato (or a folder the user gives), so no load ever reaches a hub.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers.utils import logging as diffusers_logging
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from transformers.utils import logging as transformers_logging
+
+from sfumato.engine.checkpoint import ModelSource
+from sfumato.engine.device import pick_device, pick_dtype
+from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer
+from sfumato.errors import UnsupportedModel
+
+log = logging.getLogger(__name__)
+PIPELINES = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
+
+# diffusers and transformers narrate every load; sfumato reports what matters itself
+diffusers_logging.set_verbosity_error()
+transformers_logging.set_verbosity_error()
+diffusers_logging.disable_progress_bar()
+transformers_logging.disable_progress_bar()
+
+
+@dataclass
+class LoadedModel:
+    source: ModelSource
+    pipe: StableDiffusionPipeline | StableDiffusionXLPipeline
+    device: torch.device
+    dtype: torch.dtype
+    scheduler_config: dict  # the model's own scheduler config: each sampler starts from it
+
+
+def _tokenizers(architecture: str, config_dir: Path | None) -> dict:
+    """Our shipped tokenizers, unless the config folder brings its own."""
+    if config_dir is not None and (config_dir / "tokenizer").is_dir():
+        return {}
+    tokenizers = {"tokenizer": clip_tokenizer()}
+    if architecture == "sdxl":
+        tokenizers["tokenizer_2"] = clip_tokenizer(pad_token=PAD_OPEN_CLIP)
+    return tokenizers
+
+
+def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None):
+    architecture = source.family.architecture
+    cls = PIPELINES[architecture]
+    extra = {"safety_checker": None, "requires_safety_checker": False} if architecture == "sd15" else {}
+    if source.inpainting:
+        raise UnsupportedModel(
+            f"{source.name} is an inpainting checkpoint; inpainting is not supported yet."
+        )
+    if source.layout == "diffusers":
+        folder_tokenizers = _tokenizers(architecture, source.path)
+        return cls.from_pretrained(
+            source.path, dtype=dtype, local_files_only=True, **folder_tokenizers, **extra
+        )
+    config = config_dir or source.family.config_dir
+    return cls.from_single_file(
+        str(source.path),
+        config=str(config),
+        dtype=dtype,
+        local_files_only=True,
+        **_tokenizers(architecture, config_dir),
+        **extra,
+    )
+
+
+def apply_lightning(pipe, path: Path) -> None:
+    """Turn an SDXL pipeline into SDXL Lightning with ByteDance's UNet or LoRA file."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            keys = list(f.keys())
+    except SafetensorError as e:
+        raise UnsupportedModel(f"{path.name} is not a readable safetensors file ({e}).") from None
+    if any("lora" in k for k in keys):
+        pipe.load_lora_weights(str(path), adapter_name="lightning")
+        pipe.fuse_lora()  # bake it in: every later request runs the Lightning UNet
+        pipe.unload_lora_weights()
+        return
+    try:
+        pipe.unet.load_state_dict(load_file(path, device=str(pipe.unet.device)), strict=True)
+    except RuntimeError as e:
+        raise UnsupportedModel(
+            f"{path.name} is neither an SDXL-Lightning LoRA nor a UNet that fits this SDXL model "
+            f"({str(e).splitlines()[0]})."
+        ) from None
+
+
+def load_model(
+    source: ModelSource,
+    device: str | None = None,
+    dtype: str | None = None,
+    config_dir: Path | None = None,
+    lightning: Path | None = None,
+) -> LoadedModel:
+    """Load ``source`` onto the best (or the requested) device."""
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(torch_device, dtype)
+    if config_dir is not None and not (Path(config_dir) / "model_index.json").is_file():
+        raise UnsupportedModel(
+            f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."
+        )
+    try:
+        pipe = _from_disk(source, torch_dtype, Path(config_dir) if config_dir else None)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise UnsupportedModel(
+            f"Could not load {source.name} as a {source.family.label} model: "
+            f"{str(e).splitlines()[0][:300]}"
+        ) from None
+    if lightning is not None:
+        apply_lightning(pipe, Path(lightning))
+    pipe.to(torch_device)
+    pipe.set_progress_bar_config(disable=True)
+    return LoadedModel(source, pipe, torch_device, torch_dtype, dict(pipe.scheduler.config))

@@ -1,0 +1,125 @@
+"""A generation request (what the user asked, every field optional) and the settings it
+resolves to (every field filled: the model's defaults, then the request, all checked)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, replace
+
+from sfumato.engine.families import Defaults, Family
+from sfumato.engine.samplers import AUTO, get_sampler
+from sfumato.errors import InvalidRequest
+
+MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
+MAX_STEPS = 150
+MAX_GUIDANCE = 30.0
+MAX_BATCH = 16
+MAX_SEED = 2**64 - 1  # torch generators take 64-bit seeds; ComfyUI users paste such seeds
+MAX_PROMPT_CHARS = 10_000
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str | None = None  # None: the model's default negative prompt
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None  # any name or id; "auto" or None: the model's recommended one
+    seed: int | None = None  # None or -1: a random seed, reported back
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Exactly what a generation ran with: enough to reproduce its pixels."""
+
+    family: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    sampler: str  # sampler id
+    seed: int
+    batch_size: int = 1
+
+    @property
+    def seeds(self) -> list[int]:
+        """Image i of a batch uses seed + i, so any one image can be made again alone."""
+        return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.batch_size)]
+
+    def for_image(self, index: int) -> GenerationSettings:
+        return replace(self, seed=self.seeds[index], batch_size=1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def random_seed() -> int:
+    return secrets.randbelow(2**32)
+
+
+def _check_side(name: str, value: int) -> None:
+    if not MIN_SIDE <= value <= MAX_SIDE or value % SIDE_STEP:
+        raise InvalidRequest(
+            f"{name} must be a multiple of {SIDE_STEP} between {MIN_SIDE} and {MAX_SIDE} pixels; "
+            f"got {value}."
+        )
+
+
+def resolve(
+    request: GenerationRequest, family: Family, defaults: Defaults | None = None
+) -> tuple[GenerationSettings, list[str]]:
+    """Fill the request from the model's defaults and check every value.
+
+    Returns the settings and warnings worth showing (they do not stop the generation).
+    """
+    d = defaults or family.defaults
+    warnings: list[str] = []
+    if len(request.prompt) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(f"The prompt is too long ({len(request.prompt)} characters; "
+                             f"at most {MAX_PROMPT_CHARS}).")
+    width = request.width or d.width
+    height = request.height or d.height
+    _check_side("Width", width)
+    _check_side("Height", height)
+    ratio = width * height / family.native_size**2
+    if ratio < 0.4 or ratio > 2.5:
+        warnings.append(
+            f"{width}x{height} is far from the {family.native_size}x{family.native_size} pixels "
+            f"{family.label} models are trained at; expect repeated or broken subjects."
+        )
+    steps = d.steps if request.steps is None else request.steps
+    if not 1 <= steps <= MAX_STEPS:
+        raise InvalidRequest(f"Steps must be between 1 and {MAX_STEPS}; got {steps}.")
+    guidance = d.guidance if request.guidance is None else float(request.guidance)
+    if not 0 <= guidance <= MAX_GUIDANCE:
+        raise InvalidRequest(f"Guidance must be between 0 and {MAX_GUIDANCE:g}; got {guidance:g}.")
+    sampler_name = request.sampler if request.sampler and request.sampler != AUTO else d.sampler
+    sampler = get_sampler(sampler_name)
+    if not 1 <= request.batch_size <= MAX_BATCH:
+        raise InvalidRequest(f"The number of images must be between 1 and {MAX_BATCH}; "
+                             f"got {request.batch_size}.")
+    seed = request.seed
+    if seed is None or seed == -1:
+        seed = random_seed()
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random); "
+                             f"got {seed}.")
+    negative = d.negative_prompt if request.negative_prompt is None else request.negative_prompt
+    settings = GenerationSettings(
+        family=family.id,
+        prompt=request.prompt,
+        negative_prompt=negative,
+        width=width,
+        height=height,
+        steps=steps,
+        guidance=guidance,
+        sampler=sampler.id,
+        seed=seed,
+        batch_size=request.batch_size,
+    )
+    return settings, warnings

@@ -1,0 +1,121 @@
+"""One generation from request to saved files: resolve the model, fill in the settings, run
+the engine, write each picture with its metadata. Used by the CLI; the server's worker will
+share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sfumato import __version__
+from sfumato.catalog.hashes import HashCache
+from sfumato.catalog.installed import resolve_model
+from sfumato.datadir import DataDir
+from sfumato.engine.checkpoint import ModelSource, inspect_model
+from sfumato.engine.generate import StepCallback, generate
+from sfumato.engine.loader import LoadedModel, load_model
+from sfumato.engine.request import GenerationRequest, GenerationSettings, resolve
+from sfumato.engine.samplers import get_sampler
+from sfumato.errors import OutputExists
+from sfumato.metadata.a1111 import format_parameters
+from sfumato.metadata.files import image_format, save_image
+
+
+@dataclass
+class GenerationJob:
+    data: DataDir
+    source: ModelSource
+    settings: GenerationSettings
+    outputs: list[Path]
+    overwrite: bool
+    load_options: dict
+    warnings: list[str] = field(default_factory=list)
+    model: LoadedModel | None = None
+
+    @classmethod
+    def prepare(
+        cls,
+        prompt: str,
+        output: Path | None = None,
+        model: str | None = None,
+        negative: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        sampler: str | None = None,
+        seed: int | None = None,
+        batch: int = 1,
+        image_format: str = "png",
+        overwrite: bool = False,
+        family: str | None = None,
+        config: Path | None = None,
+        lightning: Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        data_dir: Path | None = None,
+    ) -> GenerationJob:
+        """Check everything that can be checked before the (slow) model load."""
+        data = DataDir.resolve(data_dir)
+        source = inspect_model(resolve_model(model, data.models), family, lightning)
+        request = GenerationRequest(
+            prompt=prompt, negative_prompt=negative, width=width, height=height, steps=steps,
+            guidance=guidance, sampler=sampler, seed=seed, batch_size=batch,
+        )
+        settings, warnings = resolve(request, source.family, source.effective_defaults)
+        outputs = _output_paths(data, settings, output, image_format, overwrite)
+        load_options = {"device": device, "dtype": dtype, "config_dir": config,
+                        "lightning": lightning}
+        return cls(data, source, settings, outputs, overwrite, load_options, warnings)
+
+    @property
+    def sampler_name(self) -> str:
+        return get_sampler(self.settings.sampler).name
+
+    def load(self) -> LoadedModel:
+        if self.model is None:
+            self.model = load_model(self.source, **self.load_options)
+        return self.model
+
+    def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
+        """Generate and save; returns (path, seed) per picture."""
+        images = generate(self.load(), self.settings, on_step=on_step)
+        model_hash = None
+        if self.source.layout == "single_file":
+            model_hash = HashCache(self.data.cache / "hashes.json").autov2(self.source.path)
+        saved = []
+        for index, (image, path) in enumerate(zip(images, self.outputs)):
+            settings = self.settings.for_image(index)
+            parameters = format_parameters(settings, self.source.name, model_hash)
+            data = {
+                "generator": f"sfumato {__version__}",
+                "settings": settings.to_dict(),
+                "model": {"name": self.source.name, "family": self.source.family.id,
+                          "hash": model_hash},
+            }
+            saved.append((save_image(image, path, parameters, data, self.overwrite),
+                          settings.seed))
+        return saved
+
+
+def _output_paths(
+    data: DataDir, settings: GenerationSettings, output: Path | None, fmt: str, overwrite: bool
+) -> list[Path]:
+    if output is None:
+        suffix = "." + fmt.lower().lstrip(".")
+        image_format(Path("x" + suffix))  # refuses an unknown format now, not after generating
+        return data.new_outputs(settings.seeds, suffix)
+    image_format(output)
+    if settings.batch_size == 1:
+        paths = [output]
+    else:
+        paths = [output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
+                 for i in range(settings.batch_size)]
+    if not overwrite:
+        for path in paths:
+            if path.exists():
+                raise OutputExists(
+                    f"{path} already exists. Choose another name, or pass --overwrite to "
+                    "replace it."
+                )
+    return paths

@@ -9,8 +9,8 @@ No hub download is possible here, so the tokenizer is rebuilt from the
 
 The vocabulary is built the way CLIP's reference tokenizer builds it: the 256 byte symbols,
 the same with the end-of-word marker, one token per merge, then the two special tokens,
-49,408 tokens in all. The result is written as ``vocab.json`` and ``merges.txt`` for
-transformers' CLIPTokenizer.
+49,408 tokens in all. The result is written as ``vocab.json``, ``merges.txt`` and
+``tokenizer_config.json``: a folder transformers' CLIPTokenizer loads with ``from_pretrained``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def byte_symbols() -> list[str]:
 
 
 def main(bpe_gz: str) -> None:
-    lines = gzip.open(bpe_gz, "rt", encoding="utf-8").read().split("\n")
+    with gzip.open(bpe_gz, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
     merges = [tuple(line.split()) for line in lines[1 : N_MERGES + 1]]
     symbols = byte_symbols()
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
@@ -58,6 +59,16 @@ def main(bpe_gz: str) -> None:
     (OUT / "merges.txt").write_text(
         "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8"
     )
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": 77,
+        "do_lower_case": True,
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+    }
+    (OUT / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     print(f"wrote {len(vocab)} tokens and {len(merges)} merges to {OUT}")
 
 

@@ -21,8 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # lines a script may parse are never cut
+err = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -69,53 +69,140 @@ def generate(
     prompt: Annotated[str, typer.Argument(help="What the picture should show.")],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="File to write (.png, .jpg or .webp). Default: a "
-                     "new numbered file in the outputs folder.", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (.png, .jpg or .webp). Default: a "
+            "new numbered file in the outputs folder.",
+            show_default=False,
+        ),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="An installed model's name, or the path of a "
-                     ".safetensors checkpoint or a diffusers folder.", show_default=False),
+        typer.Option(
+            "--model",
+            "-m",
+            help="An installed model's name, or the path of a "
+            ".safetensors checkpoint or a diffusers folder.",
+            show_default=False,
+        ),
     ] = None,
     negative: Annotated[
         str | None,
-        typer.Option("--negative", "-n", help="What the picture should not show. Default: the "
-                     "model's own (SD 1.5 has one; XL models none). Pass \"\" for none.",
-                     show_default=False),
+        typer.Option(
+            "--negative",
+            "-n",
+            help="What the picture should not show. Default: the "
+            'model\'s own (SD 1.5 has one; XL models none). Pass "" for none.',
+            show_default=False,
+        ),
     ] = None,
-    width: Annotated[int | None, typer.Option("--width", "-W", help="Width in pixels, a "
-                     "multiple of 8 (64-2048). Default: the model's native size.",
-                     show_default=False)] = None,
-    height: Annotated[int | None, typer.Option("--height", "-H", help="Height in pixels, a "
-                      "multiple of 8 (64-2048).", show_default=False)] = None,
-    steps: Annotated[int | None, typer.Option("--steps", "-s", help="Denoising steps. More is "
-                     "slower, and past a point no better.", show_default=False)] = None,
-    guidance: Annotated[float | None, typer.Option("--guidance", "--cfg", "-g", help="How "
-                        "strictly to follow the prompt (CFG scale).", show_default=False)] = None,
-    sampler: Annotated[str | None, typer.Option("--sampler", help="Sampler name or id, e.g. "
-                       "'DPM++ 2M Karras' or euler_a. See `sfumato samplers`.",
-                       show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Same seed and settings, same "
-                    "picture. Default: random (printed).", show_default=False)] = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", help="How many pictures; they use "
-                     "seed, seed+1, ...")] = 1,
-    image_format: Annotated[str, typer.Option("--format", help="png, jpg or webp, when -o is "
-                            "not given.")] = "png",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the -o file if it "
-                         "exists.")] = False,
-    family: Annotated[str | None, typer.Option("--family", help="sd15, sdxl or "
-                      "sdxl-lightning, when the model's own cannot be told apart (Lightning "
-                      "merges).", show_default=False, rich_help_panel="Model loading")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="A diffusers-format folder "
-                      "with configs and tokenizers for an unusual checkpoint.",
-                      show_default=False, rich_help_panel="Model loading")] = None,
-    lightning: Annotated[Path | None, typer.Option("--lightning", help="An SDXL-Lightning UNet "
-                         "or LoRA file to run an SDXL checkpoint with (2, 4 or 8 steps).",
-                         show_default=False, rich_help_panel="Model loading")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.",
-                      rich_help_panel="Model loading")] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPUs, fp32 on the CPU), "
-                     "fp32, fp16 or bf16.", rich_help_panel="Model loading")] = "auto",
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--width",
+            "-W",
+            help="Width in pixels, a multiple of 8 (64-2048). Default: the model's native size.",
+            show_default=False,
+        ),
+    ] = None,
+    height: Annotated[
+        int | None,
+        typer.Option(
+            "--height",
+            "-H",
+            help="Height in pixels, a multiple of 8 (64-2048).",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            "-s",
+            help="Denoising steps. More is slower, and past a point no better.",
+            show_default=False,
+        ),
+    ] = None,
+    guidance: Annotated[
+        float | None,
+        typer.Option(
+            "--guidance",
+            "--cfg",
+            "-g",
+            help="How strictly to follow the prompt (CFG scale).",
+            show_default=False,
+        ),
+    ] = None,
+    sampler: Annotated[
+        str | None,
+        typer.Option(
+            "--sampler",
+            help="Sampler name or id, e.g. 'DPM++ 2M Karras' or euler_a. See `sfumato samplers`.",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Same seed and settings, same picture. Default: random (printed).",
+            show_default=False,
+        ),
+    ] = None,
+    batch: Annotated[
+        int, typer.Option("--batch", "-b", help="How many pictures; they use seed, seed+1, ...")
+    ] = 1,
+    image_format: Annotated[
+        str, typer.Option("--format", help="png, jpg or webp, when -o is not given.")
+    ] = "png",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the -o file if it exists.")
+    ] = False,
+    family: Annotated[
+        str | None,
+        typer.Option(
+            "--family",
+            help="sd15, sdxl or "
+            "sdxl-lightning, when the model's own cannot be told apart (Lightning "
+            "merges).",
+            show_default=False,
+            rich_help_panel="Model loading",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A diffusers-format folder with configs and tokenizers for an unusual checkpoint.",
+            show_default=False,
+            rich_help_panel="Model loading",
+        ),
+    ] = None,
+    lightning: Annotated[
+        Path | None,
+        typer.Option(
+            "--lightning",
+            help="An SDXL-Lightning UNet "
+            "or LoRA file to run an SDXL checkpoint with (2, 4 or 8 steps).",
+            show_default=False,
+            rich_help_panel="Model loading",
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel="Model loading"
+        ),
+    ] = "auto",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            help="auto (fp16 on GPUs, fp32 on the CPU), fp32, fp16 or bf16.",
+            rich_help_panel="Model loading",
+        ),
+    ] = "auto",
     data_dir: DataDirOption = None,
 ) -> None:
     """Make a picture from a prompt.
@@ -128,24 +215,45 @@ def generate(
         from sfumato.generation import GenerationJob
 
         job = GenerationJob.prepare(
-            prompt=prompt, output=output, model=model, negative=negative, width=width,
-            height=height, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
-            batch=batch, image_format=image_format, overwrite=overwrite, family=family,
-            config=config, lightning=lightning, device=device, dtype=dtype, data_dir=data_dir,
+            prompt=prompt,
+            output=output,
+            model=model,
+            negative=negative,
+            width=width,
+            height=height,
+            steps=steps,
+            guidance=guidance,
+            sampler=sampler,
+            seed=seed,
+            batch=batch,
+            image_format=image_format,
+            overwrite=overwrite,
+            family=family,
+            config=config,
+            lightning=lightning,
+            device=device,
+            dtype=dtype,
+            data_dir=data_dir,
         )
         for warning in job.warnings:
             err.print(f"[yellow]Warning:[/] {warning}", highlight=False)
         s = job.settings
+        steps = f"{s.steps} step" + ("" if s.steps == 1 else "s")
         err.print(
-            f"{job.source.name} ({job.source.family.label}) · {s.width}x{s.height} · "
-            f"{s.steps} steps · {job.sampler_name} · CFG {s.guidance:g} · seed {s.seed}",
+            f"{job.source.name} ({job.source.family.label}) · {s.width}x{s.height} · {steps} · "
+            f"{job.sampler_name} · CFG {s.guidance:g} · seed {s.seed}",
             highlight=False,
         )
         with err.status("Loading the model..."):
             job.load()
         with Progress(
-            TextColumn("Generating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-            TimeElapsedColumn(), console=err, transient=True,
+            TextColumn("Generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
         ) as progress:
             task = progress.add_task("steps", total=s.steps)
 
@@ -174,8 +282,10 @@ def samplers(
     for s in SAMPLERS:
         table.add_row(s.name, s.id, ", ".join(s.aliases))
     out.print(table)
-    out.print("Names are matched loosely: case, spaces and '++'/'pp' do not matter. "
-              "'auto' means the model's recommended sampler.")
+    out.print(
+        "Names are matched loosely: case, spaces and '++'/'pp' do not matter. "
+        "'auto' means the model's recommended sampler."
+    )
 
 
 def main() -> None:

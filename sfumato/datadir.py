@@ -39,12 +39,15 @@ class DataDir:
     def cache(self) -> Path:
         return self.root / "cache"
 
-    def new_outputs(self, seeds: list[int], suffix: str = ".png", today: date | None = None
-                    ) -> list[Path]:
+    def new_outputs(
+        self, seeds: list[int], suffix: str = ".png", today: date | None = None
+    ) -> list[Path]:
         """outputs/YYYY-MM-DD/NNNNN-SEED.png, one per seed, numbered after those already there."""
         folder = self.outputs / (today or date.today()).isoformat()
-        taken = [
-            int(m.group(1)) for p in folder.glob("*") if (m := re.match(r"(\d{5})-", p.name))
-        ] if folder.is_dir() else []
+        taken = (
+            [int(m.group(1)) for p in folder.glob("*") if (m := re.match(r"(\d{5})-", p.name))]
+            if folder.is_dir()
+            else []
+        )
         first = max(taken, default=-1) + 1
         return [folder / f"{first + i:05d}-{seed}{suffix}" for i, seed in enumerate(seeds)]

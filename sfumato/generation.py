@@ -59,13 +59,24 @@ class GenerationJob:
         data = DataDir.resolve(data_dir)
         source = inspect_model(resolve_model(model, data.models), family, lightning)
         request = GenerationRequest(
-            prompt=prompt, negative_prompt=negative, width=width, height=height, steps=steps,
-            guidance=guidance, sampler=sampler, seed=seed, batch_size=batch,
+            prompt=prompt,
+            negative_prompt=negative,
+            width=width,
+            height=height,
+            steps=steps,
+            guidance=guidance,
+            sampler=sampler,
+            seed=seed,
+            batch_size=batch,
         )
         settings, warnings = resolve(request, source.family, source.effective_defaults)
         outputs = _output_paths(data, settings, output, image_format, overwrite)
-        load_options = {"device": device, "dtype": dtype, "config_dir": config,
-                        "lightning": lightning}
+        load_options = {
+            "device": device,
+            "dtype": dtype,
+            "config_dir": config,
+            "lightning": lightning,
+        }
         return cls(data, source, settings, outputs, overwrite, load_options, warnings)
 
     @property
@@ -84,17 +95,19 @@ class GenerationJob:
         if self.source.layout == "single_file":
             model_hash = HashCache(self.data.cache / "hashes.json").autov2(self.source.path)
         saved = []
-        for index, (image, path) in enumerate(zip(images, self.outputs)):
+        for index, (image, path) in enumerate(zip(images, self.outputs, strict=True)):
             settings = self.settings.for_image(index)
             parameters = format_parameters(settings, self.source.name, model_hash)
             data = {
                 "generator": f"sfumato {__version__}",
                 "settings": settings.to_dict(),
-                "model": {"name": self.source.name, "family": self.source.family.id,
-                          "hash": model_hash},
+                "model": {
+                    "name": self.source.name,
+                    "family": self.source.family.id,
+                    "hash": model_hash,
+                },
             }
-            saved.append((save_image(image, path, parameters, data, self.overwrite),
-                          settings.seed))
+            saved.append((save_image(image, path, parameters, data, self.overwrite), settings.seed))
         return saved
 
 
@@ -109,8 +122,10 @@ def _output_paths(
     if settings.batch_size == 1:
         paths = [output]
     else:
-        paths = [output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
-                 for i in range(settings.batch_size)]
+        paths = [
+            output.with_name(f"{output.stem}-{i + 1}{output.suffix}")
+            for i in range(settings.batch_size)
+        ]
     if not overwrite:
         for path in paths:
             if path.exists():

@@ -51,7 +51,7 @@ def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     if path.suffix == ".safetensors":
         try:
             with safe_open(path, framework="pt") as f:
-                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
         except SafetensorError as e:
             raise UnsupportedModel(
                 f"{path.name} is not a readable safetensors file; it may be truncated or corrupt "
@@ -111,7 +111,7 @@ def detect_architecture(shapes: dict[str, tuple[int, ...]], name: str) -> tuple[
             "configs with --config DIR."
         )
     conv_in = shapes.get(UNET + "input_blocks.0.0.weight", (0, 4))
-    inpainting = conv_in[1] == 9
+    inpainting = len(conv_in) == 4 and conv_in[1] == 9
     if has(SDXL_CLIP_G) and has(SDXL_CLIP_L):
         return "sdxl", inpainting
     if has(REFINER_CLIP_G):
@@ -139,7 +139,9 @@ def _folder_architecture(path: Path) -> tuple[str, bool]:
         cls = json.loads(index.read_text())["_class_name"]
         unet = json.loads((path / "unet" / "config.json").read_text())
     except (OSError, ValueError, KeyError) as e:
-        raise UnsupportedModel(f"{path} has an unreadable model_index.json or unet config ({e}).")
+        raise UnsupportedModel(
+            f"{path} has an unreadable model_index.json or unet config ({e})."
+        ) from None
     if "XL" in cls:
         arch = "sdxl"
     elif cls.startswith("StableDiffusion") and unet.get("cross_attention_dim") != 1024:

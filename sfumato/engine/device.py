@@ -15,11 +15,15 @@ def pick_device(requested: str | None = None) -> torch.device:
         try:
             device = torch.device(requested)
         except RuntimeError:
-            raise InvalidRequest(f"Unknown device '{requested}'. Use cpu, cuda, cuda:N or mps.")
+            raise InvalidRequest(
+                f"Unknown device '{requested}'. Use cpu, cuda, cuda:N or mps."
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InvalidRequest("CUDA was asked for, but no CUDA GPU is available to PyTorch.")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise InvalidRequest("MPS was asked for, but this machine has no Apple GPU for PyTorch.")
+            raise InvalidRequest(
+                "MPS was asked for, but this machine has no Apple GPU for PyTorch."
+            )
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

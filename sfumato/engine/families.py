@@ -52,8 +52,9 @@ SD15 = Family(
     label="Stable Diffusion 1.5",
     architecture="sd15",
     native_size=512,
-    defaults=Defaults(512, 512, steps=25, guidance=7.0, sampler="dpmpp_2m_karras",
-                      negative_prompt=SD15_NEGATIVE),
+    defaults=Defaults(
+        512, 512, steps=25, guidance=7.0, sampler="dpmpp_2m_karras", negative_prompt=SD15_NEGATIVE
+    ),
 )
 SDXL = Family(
     id="sdxl",
@@ -76,9 +77,16 @@ SDXL_LIGHTNING = Family(
 
 FAMILIES: dict[str, Family] = {f.id: f for f in (SD15, SDXL, SDXL_LIGHTNING)}
 ALIASES = {
-    "sd1.5": "sd15", "sd-1.5": "sd15", "sd1": "sd15", "sd_1.5": "sd15", "v1": "sd15",
-    "xl": "sdxl", "sd-xl": "sdxl", "lightning": "sdxl-lightning",
-    "sdxl_lightning": "sdxl-lightning", "sdxl-lightning": "sdxl-lightning",
+    "sd1.5": "sd15",
+    "sd-1.5": "sd15",
+    "sd1": "sd15",
+    "sd_1.5": "sd15",
+    "v1": "sd15",
+    "xl": "sdxl",
+    "sd-xl": "sdxl",
+    "lightning": "sdxl-lightning",
+    "sdxl_lightning": "sdxl-lightning",
+    "sdxl-lightning": "sdxl-lightning",
 }
 
 
@@ -86,5 +94,7 @@ def get_family(name: str) -> Family:
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key not in FAMILIES:
-        raise InvalidRequest(f"Unknown model family '{name}'. Choose one of: {', '.join(FAMILIES)}.")
+        raise InvalidRequest(
+            f"Unknown model family '{name}'. Choose one of: {', '.join(FAMILIES)}."
+        )
     return FAMILIES[key]

@@ -54,7 +54,9 @@ def _tokenizers(architecture: str, config_dir: Path | None) -> dict:
 def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None):
     architecture = source.family.architecture
     cls = PIPELINES[architecture]
-    extra = {"safety_checker": None, "requires_safety_checker": False} if architecture == "sd15" else {}
+    extra = (
+        {"safety_checker": None, "requires_safety_checker": False} if architecture == "sd15" else {}
+    )
     if source.inpainting:
         raise UnsupportedModel(
             f"{source.name} is an inpainting checkpoint; inpainting is not supported yet."

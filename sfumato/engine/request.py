@@ -80,8 +80,10 @@ def resolve(
     d = defaults or family.defaults
     warnings: list[str] = []
     if len(request.prompt) > MAX_PROMPT_CHARS:
-        raise InvalidRequest(f"The prompt is too long ({len(request.prompt)} characters; "
-                             f"at most {MAX_PROMPT_CHARS}).")
+        raise InvalidRequest(
+            f"The prompt is too long ({len(request.prompt)} characters; "
+            f"at most {MAX_PROMPT_CHARS})."
+        )
     width = request.width or d.width
     height = request.height or d.height
     _check_side("Width", width)
@@ -101,14 +103,16 @@ def resolve(
     sampler_name = request.sampler if request.sampler and request.sampler != AUTO else d.sampler
     sampler = get_sampler(sampler_name)
     if not 1 <= request.batch_size <= MAX_BATCH:
-        raise InvalidRequest(f"The number of images must be between 1 and {MAX_BATCH}; "
-                             f"got {request.batch_size}.")
+        raise InvalidRequest(
+            f"The number of images must be between 1 and {MAX_BATCH}; got {request.batch_size}."
+        )
     seed = request.seed
     if seed is None or seed == -1:
         seed = random_seed()
     if not 0 <= seed <= MAX_SEED:
-        raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random); "
-                             f"got {seed}.")
+        raise InvalidRequest(
+            f"The seed must be between 0 and {MAX_SEED} (or -1 for random); got {seed}."
+        )
     negative = d.negative_prompt if request.negative_prompt is None else request.negative_prompt
     settings = GenerationSettings(
         family=family.id,

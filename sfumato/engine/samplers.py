@@ -34,23 +34,50 @@ SDE = {"algorithm_type": "sde-dpmsolver++"}
 
 SAMPLERS: list[Sampler] = [
     Sampler("euler", "Euler", "EulerDiscreteScheduler", aliases=("k_euler",)),
-    Sampler("euler_a", "Euler a", "EulerAncestralDiscreteScheduler",
-            aliases=("euler_ancestral", "k_euler_a", "k_euler_ancestral")),
+    Sampler(
+        "euler_a",
+        "Euler a",
+        "EulerAncestralDiscreteScheduler",
+        aliases=("euler_ancestral", "k_euler_a", "k_euler_ancestral"),
+    ),
     Sampler("heun", "Heun", "HeunDiscreteScheduler", aliases=("k_heun",)),
     Sampler("dpm2", "DPM2", "KDPM2DiscreteScheduler", aliases=("dpm_2", "k_dpm_2")),
-    Sampler("dpm2_karras", "DPM2 Karras", "KDPM2DiscreteScheduler", KARRAS, "Karras",
-            aliases=("dpm_2_karras",)),
-    Sampler("dpm2_a", "DPM2 a", "KDPM2AncestralDiscreteScheduler",
-            aliases=("dpm_2_a", "dpm2_ancestral", "dpm_2_ancestral", "k_dpm_2_a", "k_dpm_2_ancestral")),
-    Sampler("dpm2_a_karras", "DPM2 a Karras", "KDPM2AncestralDiscreteScheduler", KARRAS, "Karras",
-            aliases=("dpm_2_a_karras",)),
+    Sampler(
+        "dpm2_karras",
+        "DPM2 Karras",
+        "KDPM2DiscreteScheduler",
+        KARRAS,
+        "Karras",
+        aliases=("dpm_2_karras",),
+    ),
+    Sampler(
+        "dpm2_a",
+        "DPM2 a",
+        "KDPM2AncestralDiscreteScheduler",
+        aliases=("dpm_2_a", "dpm2_ancestral", "dpm_2_ancestral", "k_dpm_2_a", "k_dpm_2_ancestral"),
+    ),
+    Sampler(
+        "dpm2_a_karras",
+        "DPM2 a Karras",
+        "KDPM2AncestralDiscreteScheduler",
+        KARRAS,
+        "Karras",
+        aliases=("dpm_2_a_karras",),
+    ),
     Sampler("dpmpp_2m", "DPM++ 2M", "DPMSolverMultistepScheduler", aliases=("k_dpmpp_2m",)),
     Sampler("dpmpp_2m_karras", "DPM++ 2M Karras", "DPMSolverMultistepScheduler", KARRAS, "Karras"),
     Sampler("dpmpp_sde", "DPM++ SDE", "DPMSolverSinglestepScheduler"),
-    Sampler("dpmpp_sde_karras", "DPM++ SDE Karras", "DPMSolverSinglestepScheduler", KARRAS, "Karras"),
+    Sampler(
+        "dpmpp_sde_karras", "DPM++ SDE Karras", "DPMSolverSinglestepScheduler", KARRAS, "Karras"
+    ),
     Sampler("dpmpp_2m_sde", "DPM++ 2M SDE", "DPMSolverMultistepScheduler", SDE),
-    Sampler("dpmpp_2m_sde_karras", "DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler",
-            SDE | KARRAS, "Karras"),
+    Sampler(
+        "dpmpp_2m_sde_karras",
+        "DPM++ 2M SDE Karras",
+        "DPMSolverMultistepScheduler",
+        SDE | KARRAS,
+        "Karras",
+    ),
     Sampler("ddim", "DDIM", "DDIMScheduler"),
     Sampler("lms", "LMS", "LMSDiscreteScheduler", aliases=("k_lms",)),
     Sampler("lms_karras", "LMS Karras", "LMSDiscreteScheduler", KARRAS, "Karras"),
@@ -80,6 +107,8 @@ def get_sampler(name: str) -> Sampler:
     sampler = _INDEX.get(_key(name))
     if sampler is None:
         names = ", ".join(s.name for s in SAMPLERS)
-        raise InvalidRequest(f"Unknown sampler '{name}'. Choose one of: {names} (or their ids, "
-                             "see `sfumato samplers`).")
+        raise InvalidRequest(
+            f"Unknown sampler '{name}'. Choose one of: {names} (or their ids, "
+            "see `sfumato samplers`)."
+        )
     return sampler

@@ -15,15 +15,6 @@ PAD_OPEN_CLIP = "!"
 
 
 @cache
-def _load(pad_token: str) -> CLIPTokenizer:
-    return CLIPTokenizer(
-        vocab_file=str(TOKENIZER_DIR / "vocab.json"),
-        merges_file=str(TOKENIZER_DIR / "merges.txt"),
-        pad_token=pad_token,
-        model_max_length=77,
-    )
-
-
 def clip_tokenizer(pad_token: str = PAD_SD) -> CLIPTokenizer:
     """A CLIP tokenizer (49,408 tokens, 77-token context) built from the shipped files."""
-    return _load(pad_token)
+    return CLIPTokenizer.from_pretrained(TOKENIZER_DIR, pad_token=pad_token, local_files_only=True)

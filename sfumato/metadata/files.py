@@ -27,9 +27,7 @@ JSON_KEY = "sfumato"
 def image_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InvalidRequest(
-            f"Cannot write {path.name}: use a .png, .jpg or .webp file name."
-        )
+        raise InvalidRequest(f"Cannot write {path.name}: use a .png, .jpg or .webp file name.")
     return fmt
 
 

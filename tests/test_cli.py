@@ -1,0 +1,216 @@
+"""The command line as a user meets it: real models on disk, real files out."""
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from sfumato.cli import app
+from sfumato.datadir import DataDir
+from sfumato.metadata.files import read_sfumato_data
+
+FAST = ["-W", "64", "-H", "64", "-s", "2"]
+
+
+def run(*args):
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def data_dir():
+    return DataDir.resolve()  # the test's own empty data directory (see conftest)
+
+
+@pytest.fixture
+def installed(tiny_models, data_dir):
+    data_dir.models.mkdir(parents=True)
+    shutil.copytree(tiny_models["sd15"]["folder"], data_dir.models / "tiny-sd15")
+    return data_dir
+
+
+def test_without_any_model_it_says_how_to_add_one(data_dir):
+    result = run("generate", "a red circle")
+    assert result.exit_code == 1
+    assert "No model is installed" in result.output
+    assert "--model PATH" in result.output
+
+
+def test_the_only_installed_model_is_used_and_pictures_are_numbered(installed):
+    first = run("generate", "a red circle", *FAST, "--seed", "42")
+    assert first.exit_code == 0, first.output
+    second = run("generate", "a red circle", *FAST, "--seed", "7", "--format", "webp")
+    assert second.exit_code == 0, second.output
+    files = sorted(p.name for p in installed.outputs.rglob("*") if p.is_file())
+    assert files == ["00000-42.png", "00001-7.webp"]
+    assert "(seed 42)" in first.output and "00000-42.png" in first.output
+
+
+def test_same_command_same_seed_same_pixels(installed, tmp_path):
+    for name in ("a.png", "b.png"):
+        assert (
+            run("generate", "a cat", *FAST, "--seed", "9", "-o", str(tmp_path / name)).exit_code
+            == 0
+        )
+    a, b = (Image.open(tmp_path / n) for n in ("a.png", "b.png"))
+    assert a.tobytes() == b.tobytes()
+
+
+def test_random_seed_is_printed_and_recorded(installed, tmp_path):
+    result = run("generate", "a cat", *FAST, "-o", str(tmp_path / "out.png"))
+    seed = int(result.output.split("(seed ")[1].split(")")[0])
+    assert read_sfumato_data(tmp_path / "out.png")["settings"]["seed"] == seed
+
+
+def test_batch_writes_one_file_per_seed(installed, tmp_path):
+    result = run(
+        "generate", "a cat", *FAST, "--seed", "42", "-b", "2", "-o", str(tmp_path / "out.jpg")
+    )
+    assert result.exit_code == 0, result.output
+    seeds = [read_sfumato_data(tmp_path / f"out-{i}.jpg")["settings"]["seed"] for i in (1, 2)]
+    assert seeds == [42, 43]
+
+
+def test_existing_output_is_refused_before_generating(installed, tmp_path):
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"precious")
+    result = run("generate", "a cat", *FAST, "-o", str(target))
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert target.read_bytes() == b"precious"
+    assert run("generate", "a cat", *FAST, "-o", str(target), "--overwrite").exit_code == 0
+    assert Image.open(target).size == (64, 64)
+
+
+def test_single_file_with_config_folder(tiny_models, tmp_path):
+    out = tmp_path / "x.png"
+    result = run(
+        "generate",
+        "a cat",
+        *FAST,
+        "-m",
+        str(tiny_models["sdxl"]["single"]),
+        "--config",
+        str(tiny_models["sdxl"]["config"]),
+        "-o",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert read_sfumato_data(out)["model"]["family"] == "sdxl"
+    # the A1111 model hash is the first 10 hex digits of the checkpoint's sha256
+    import hashlib
+
+    digest = hashlib.sha256(tiny_models["sdxl"]["single"].read_bytes()).hexdigest()
+    assert f"Model hash: {digest[:10]}" in Image.open(out).text["parameters"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["-m", "nonexistent"], "No model named 'nonexistent'. Installed: tiny-sd15"),
+        (["--sampler", "euler b"], "Unknown sampler 'euler b'. Choose one of: Euler, Euler a"),
+        (["-W", "100"], "Width must be a multiple of 8"),
+        (["-s", "0"], "Steps must be between 1 and 150"),
+        (["--format", "gif"], "use a .png, .jpg or .webp"),
+        (["--device", "cuda:7"], "CUDA"),
+        (["--dtype", "fp8"], "Unknown dtype 'fp8'"),
+        (["--family", "flux"], "Unknown model family 'flux'"),
+    ],
+)
+def test_user_errors_are_sentences_with_exit_code_1(installed, args, words):
+    result = run("generate", "a cat", *FAST, *args)
+    assert result.exit_code == 1
+    assert words in " ".join(result.output.split())
+
+
+def test_broken_checkpoint_is_named_and_explained(installed):
+    (installed.models / "broken.safetensors").write_bytes(b"\x00" * 100)
+    result = run("generate", "a cat", "-m", "broken")
+    assert result.exit_code == 1
+    assert "broken.safetensors is not a readable safetensors file" in " ".join(
+        result.output.split()
+    )
+
+
+def test_help_speaks_to_a_beginner():
+    text = run("generate", "--help").output
+    for words in ("Make a picture from a prompt", "--model", "--seed", "--negative", "Example"):
+        assert words in text
+
+
+def test_samplers_command_lists_names_and_ids():
+    text = run("samplers").output
+    assert "DPM++ 2M Karras" in text and "dpmpp_2m_karras" in text and "k_lms" in text
+    rows = json.loads(run("samplers", "--json").output)
+    assert {"id": "euler_a", "name": "Euler a"}.items() <= rows[1].items()
+
+
+def _limit_memory():
+    # 6 GB of address space: imports fit, a 16 x 2048 x 2048 batch does not
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+
+def test_real_process_out_of_memory_says_what_to_lower(tiny_models, tmp_path):
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sfumato",
+            "generate",
+            "x",
+            "-m",
+            str(tiny_models["sd15"]["folder"]),
+            "-W",
+            "2048",
+            "-H",
+            "2048",
+            "-b",
+            "16",
+            "-s",
+            "1",
+            "-o",
+            str(tmp_path / "big.png"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        preexec_fn=_limit_memory,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Ran out of memory" in proc.stderr and "Lower the width and height" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(Path(tmp_path).iterdir())
+
+
+def test_installed_entry_point_generates_a_picture(tiny_models, tmp_path):
+    exe = Path(sys.executable).with_name("sfumato")
+    out = tmp_path / "cli.png"
+    proc = subprocess.run(
+        [
+            str(exe),
+            "generate",
+            "a lighthouse",
+            "-m",
+            str(tiny_models["sd15"]["folder"]),
+            *FAST,
+            "--seed",
+            "5",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"Saved {out} (seed 5)" in proc.stdout
+    assert Image.open(out).text["parameters"].startswith("a lighthouse")

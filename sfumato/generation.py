@@ -94,6 +94,7 @@ class GenerationJob:
         model_hash = None
         if self.source.layout == "single_file":
             model_hash = HashCache(self.data.cache / "hashes.json").autov2(self.source.path)
+        lightning = self.load_options["lightning"]
         saved = []
         for index, (image, path) in enumerate(zip(images, self.outputs, strict=True)):
             settings = self.settings.for_image(index)
@@ -105,6 +106,7 @@ class GenerationJob:
                     "name": self.source.name,
                     "family": self.source.family.id,
                     "hash": model_hash,
+                    "lightning": lightning.name if lightning else None,
                 },
             }
             saved.append((save_image(image, path, parameters, data, self.overwrite), settings.seed))

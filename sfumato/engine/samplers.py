@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import diffusers
-
 from sfumato.errors import InvalidRequest
 
 
@@ -25,6 +23,8 @@ class Sampler:
 
     def make_scheduler(self, base_config: dict, overrides: dict | None = None):
         """A fresh scheduler from the model's own scheduler config (betas, prediction type)."""
+        import diffusers  # here, not at the top: listing samplers should not load diffusers
+
         cls = getattr(diffusers, self.scheduler)
         return cls.from_config(base_config, **self.options, **(overrides or {}))
 

@@ -288,6 +288,130 @@ def samplers(
     )
 
 
+demo_app = typer.Typer(
+    help="The bundled demo model: train it again, or measure it.", no_args_is_help=True
+)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("train")
+def demo_train(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the model into.")] = Path(
+        "sfumato-demo"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Everything follows from it.")] = 0,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke", help="A few steps of each phase only, to check the script runs."),
+    ] = False,
+) -> None:
+    """Train the demo model from scratch on its synthetic world (about 50 minutes on 2 cores).
+
+    The model shipped with sfumato is what `sfumato demo train --out sfumato/demo/weights`
+    writes.
+    """
+    from dataclasses import replace
+
+    from sfumato.demo.model import DemoConfig
+    from sfumato.demo.train import smoke_config, train
+
+    config = replace(smoke_config() if smoke else DemoConfig(), seed=seed)
+    with Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(phase: str, step: int, total: int, loss: float) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total, loss=0.0)
+            progress.update(tasks[phase], completed=step, total=total, loss=loss)
+
+        folder = train(out, config, on_progress)
+    out.mkdir(exist_ok=True)
+    print(f"Wrote the demo model to {folder} (log: {folder / 'training-log.jsonl'})")
+
+
+@demo_app.command("eval")
+def demo_eval(
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="A demo model folder. Default: the bundled one.", show_default=False
+        ),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="One prompt in six and 20 seeds for the negative-prompt check (what CI runs).",
+        ),
+    ] = False,
+    json_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="Also write every figure and verdict as JSON.", show_default=False
+        ),
+    ] = None,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--sheet",
+            help="Write a contact sheet: every picture with its verdict.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Generate a picture for each test prompt and score it with a deterministic analyzer."""
+    import json
+
+    from sfumato.demo import WEIGHTS
+    from sfumato.demo.evaluate import as_json, contact_sheet, evaluate_model, load
+
+    with user_errors():
+        loaded = load(model or WEIGHTS)
+        with Progress(
+            TextColumn("Evaluating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("eval", total=None)
+            report = evaluate_model(
+                loaded,
+                every=6 if quick else 1,
+                negative_seeds=20 if quick else 50,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    table = Table("Measure", "Value", "Target", "", box=None, header_style="bold")
+    passed = report.passed()
+    from sfumato.demo.evaluate import TARGETS
+
+    for name, value in report.rates.items():
+        target = TARGETS.get(name)
+        shown = f"{value:.2f}" if "points" in name or "seconds" in name else f"{value:.1%}"
+        goal = "" if target is None else (f"{target:g}" if "points" in name else f"{target:.0%}")
+        verdict = (
+            "" if name not in passed else ("[green]pass[/]" if passed[name] else "[red]miss[/]")
+        )
+        table.add_row(name, shown, goal, verdict)
+    out.print(f"{len(report.verdicts)} prompts")
+    out.print(table)
+    if json_path:
+        json_path.write_text(json.dumps(as_json(report), indent=1))
+    if sheet:
+        contact_sheet(report, sheet)
+        out.print(f"Contact sheet: {sheet}")
+    if not all(passed.values()):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sfumato import __version__
+from sfumato.catalog.cards import apply_card, read_card
 from sfumato.catalog.hashes import HashCache
 from sfumato.catalog.installed import resolve_model
 from sfumato.datadir import DataDir
@@ -57,7 +58,8 @@ class GenerationJob:
     ) -> GenerationJob:
         """Check everything that can be checked before the (slow) model load."""
         data = DataDir.resolve(data_dir)
-        source = inspect_model(resolve_model(model, data.models), family, lightning)
+        path = resolve_model(model, data.models)
+        source = apply_card(inspect_model(path, family, lightning), read_card(path))
         request = GenerationRequest(
             prompt=prompt,
             negative_prompt=negative,

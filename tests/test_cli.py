@@ -37,7 +37,9 @@ def installed(tiny_models, data_dir):
     return data_dir
 
 
-def test_without_any_model_it_says_how_to_add_one(data_dir):
+def test_without_any_model_it_says_how_to_add_one(data_dir, monkeypatch, tmp_path):
+    # as in an install whose bundled demo model was left out
+    monkeypatch.setattr("sfumato.demo.WEIGHTS", tmp_path / "no-demo-here")
     result = run("generate", "a red circle")
     assert result.exit_code == 1
     assert "No model is installed" in result.output

@@ -1,13 +1,15 @@
 """Find installed models by name in the models folder.
 
 A first, plain version: model files and diffusers folders directly in ``models/`` (and in an
-A1111-style ``models/Stable-diffusion/``), named by file stem or folder name.
+A1111-style ``models/Stable-diffusion/``), named by file stem or folder name, and the bundled
+demo model, which is the default until the user adds a model of their own.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sfumato import demo
 from sfumato.engine.checkpoint import SINGLE_FILE_SUFFIXES
 from sfumato.errors import ModelNotFound
 
@@ -36,13 +38,20 @@ def how_to_add(models_dir: Path) -> str:
     )
 
 
+def bundled_models() -> dict[str, Path]:
+    return {demo.NAME: demo.WEIGHTS} if (demo.WEIGHTS / "model_index.json").is_file() else {}
+
+
 def resolve_model(name: str | None, models_dir: Path) -> Path:
-    """The model a user means: a path, an installed model's name, or the only one installed."""
+    """The model a user means: a path, a model's name, else the only model the user installed,
+    else the bundled demo model."""
     models = installed_models(models_dir)
     if name is None:
         if len(models) == 1:
             return next(iter(models.values()))
         if not models:
+            if bundled := bundled_models():
+                return next(iter(bundled.values()))
             raise ModelNotFound(f"No model is installed. {how_to_add(models_dir)}")
         raise ModelNotFound(
             f"Several models are installed; choose one with --model: {', '.join(models)}."
@@ -50,6 +59,7 @@ def resolve_model(name: str | None, models_dir: Path) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         return path
+    models = models | {k: v for k, v in bundled_models().items() if k not in models}
     if name in models:
         return models[name]
     matches = [n for n in models if n.lower() == name.lower()]

@@ -1,0 +1,41 @@
+"""The demo model's card: what it honestly is, how it was made, what words it knows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sfumato.catalog import cards
+from sfumato.demo import NAME
+from sfumato.demo.model import DemoConfig
+from sfumato.demo.world import COLOURS, HELD_OUT, POSITIONS, SHAPES
+
+DESCRIPTION = f"""\
+A tiny text-to-image model of a toy world, trained from scratch on this project's own
+synthetic pictures by `sfumato demo train`, in the architecture of Stable Diffusion 1.5
+(CLIP text encoder, UNet with cross-attention, AutoencoderKL) and run by the same engine.
+It draws one shape ({", ".join(SHAPES)}) in one colour ({", ".join(COLOURS)}) on a plain
+background of another colour, small or large, at the {", ".join(POSITIONS)}; at 64x64 pixels.
+It knows nothing else: it is there so that sfumato works the moment it is installed, and so
+that tests can tell a right picture from a wrong one. Never seen in training: \
+{", ".join(f"{c} {s}" for c, s in sorted(HELD_OUT))}.
+For real pictures, add Stable Diffusion 1.5 or SDXL models (see the README's "Models").
+"""
+
+
+def write_demo_card(
+    folder: Path, config: DemoConfig, vocabulary: dict[str, int], training: dict
+) -> Path:
+    card = cards.Card(
+        name=NAME,
+        family="sd15",
+        description=DESCRIPTION,
+        defaults=config.defaults,
+        keywords=vocabulary,
+        extra={
+            "category": "demo",
+            "version": "1",
+            "license": "Apache-2.0",
+            "training": training | {"config": config.to_dict()},
+        },
+    )
+    return cards.write_card(folder, card)

@@ -212,28 +212,30 @@ def generate(
     Example: sfumato generate "a lighthouse at dusk, oil painting" -o lighthouse.png
     """
     with user_errors():
+        from sfumato.engine.loader import LoadOptions
+        from sfumato.engine.request import GenerationRequest
         from sfumato.generation import GenerationJob
 
-        job = GenerationJob.prepare(
-            prompt=prompt,
-            output=output,
-            model=model,
-            negative=negative,
+        request = GenerationRequest(
+            prompt,
+            negative_prompt=negative,
             width=width,
             height=height,
             steps=steps,
             guidance=guidance,
             sampler=sampler,
             seed=seed,
-            batch=batch,
+            batch_size=batch,
+        )
+        job = GenerationJob.prepare(
+            request,
+            model=model,
+            output=output,
             image_format=image_format,
             overwrite=overwrite,
             family=family,
-            config=config,
-            lightning=lightning,
-            device=device,
-            dtype=dtype,
             data_dir=data_dir,
+            load=LoadOptions(device=device, dtype=dtype, config_dir=config, lightning=lightning),
         )
         for warning in job.warnings:
             err.print(f"[yellow]Warning:[/] {warning}", highlight=False)
@@ -357,6 +359,10 @@ def demo_eval(
             "--json", help="Also write every figure and verdict as JSON.", show_default=False
         ),
     ] = None,
+    record: Annotated[
+        bool,
+        typer.Option("--record", help="Write the figures into the model's card ([evaluation])."),
+    ] = False,
     sheet: Annotated[
         Path | None,
         typer.Option(
@@ -370,7 +376,13 @@ def demo_eval(
     import json
 
     from sfumato.demo import WEIGHTS
-    from sfumato.demo.evaluate import as_json, contact_sheet, evaluate_model, load
+    from sfumato.demo.evaluate import (
+        as_json,
+        contact_sheet,
+        evaluate_model,
+        load,
+        record_in_card,
+    )
 
     with user_errors():
         loaded = load(model or WEIGHTS)
@@ -405,6 +417,8 @@ def demo_eval(
     out.print(table)
     if json_path:
         json_path.write_text(json.dumps(as_json(report), indent=1))
+    if record:
+        record_in_card(model or WEIGHTS, report, quick)
     if sheet:
         contact_sheet(report, sheet)
         out.print(f"Contact sheet: {sheet}")

@@ -14,7 +14,7 @@ from sfumato.catalog.installed import resolve_model
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource, inspect_model
 from sfumato.engine.generate import StepCallback, generate
-from sfumato.engine.loader import LoadedModel, load_model
+from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.engine.request import GenerationRequest, GenerationSettings, resolve
 from sfumato.engine.samplers import get_sampler
 from sfumato.errors import OutputExists
@@ -29,57 +29,30 @@ class GenerationJob:
     settings: GenerationSettings
     outputs: list[Path]
     overwrite: bool
-    load_options: dict
+    load_options: LoadOptions
     warnings: list[str] = field(default_factory=list)
     model: LoadedModel | None = None
 
     @classmethod
     def prepare(
         cls,
-        prompt: str,
-        output: Path | None = None,
+        request: GenerationRequest,
         model: str | None = None,
-        negative: str | None = None,
-        width: int | None = None,
-        height: int | None = None,
-        steps: int | None = None,
-        guidance: float | None = None,
-        sampler: str | None = None,
-        seed: int | None = None,
-        batch: int = 1,
+        output: Path | None = None,
         image_format: str = "png",
         overwrite: bool = False,
         family: str | None = None,
-        config: Path | None = None,
-        lightning: Path | None = None,
-        device: str | None = None,
-        dtype: str | None = None,
+        load: LoadOptions | None = None,
         data_dir: Path | None = None,
     ) -> GenerationJob:
         """Check everything that can be checked before the (slow) model load."""
+        load = load or LoadOptions()
         data = DataDir.resolve(data_dir)
         path = resolve_model(model, data.models)
-        source = apply_card(inspect_model(path, family, lightning), read_card(path))
-        request = GenerationRequest(
-            prompt=prompt,
-            negative_prompt=negative,
-            width=width,
-            height=height,
-            steps=steps,
-            guidance=guidance,
-            sampler=sampler,
-            seed=seed,
-            batch_size=batch,
-        )
+        source = apply_card(inspect_model(path, family, load.lightning), read_card(path))
         settings, warnings = resolve(request, source.family, source.effective_defaults)
         outputs = _output_paths(data, settings, output, image_format, overwrite)
-        load_options = {
-            "device": device,
-            "dtype": dtype,
-            "config_dir": config,
-            "lightning": lightning,
-        }
-        return cls(data, source, settings, outputs, overwrite, load_options, warnings)
+        return cls(data, source, settings, outputs, overwrite, load, warnings)
 
     @property
     def sampler_name(self) -> str:
@@ -87,7 +60,7 @@ class GenerationJob:
 
     def load(self) -> LoadedModel:
         if self.model is None:
-            self.model = load_model(self.source, **self.load_options)
+            self.model = load_model(self.source, self.load_options)
         return self.model
 
     def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
@@ -96,7 +69,7 @@ class GenerationJob:
         model_hash = None
         if self.source.layout == "single_file":
             model_hash = HashCache(self.data.cache / "hashes.json").autov2(self.source.path)
-        lightning = self.load_options["lightning"]
+        lightning = self.load_options.lightning
         saved = []
         for index, (image, path) in enumerate(zip(images, self.outputs, strict=True)):
             settings = self.settings.for_image(index)

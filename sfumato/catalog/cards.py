@@ -76,7 +76,11 @@ def write_card(model: Path, card: Card) -> Path:
 
 
 def apply_card(source: ModelSource, card: Card | None) -> ModelSource:
-    """The model with its card's recommended settings over the family's."""
-    if card is None or not card.defaults:
+    """The model with its card's name, and its recommended settings over the family's."""
+    if card is None:
         return source
-    return replace(source, defaults=replace(source.effective_defaults, **card.defaults))
+    return replace(
+        source,
+        label=card.name or source.label,
+        defaults=replace(source.effective_defaults, **card.defaults),
+    )

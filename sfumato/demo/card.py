@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from sfumato.catalog import cards
@@ -9,17 +10,22 @@ from sfumato.demo import NAME
 from sfumato.demo.model import DemoConfig
 from sfumato.demo.world import COLOURS, HELD_OUT, POSITIONS, SHAPES
 
-DESCRIPTION = f"""\
-A tiny text-to-image model of a toy world, trained from scratch on this project's own
-synthetic pictures by `sfumato demo train`, in the architecture of Stable Diffusion 1.5
-(CLIP text encoder, UNet with cross-attention, AutoencoderKL) and run by the same engine.
-It draws one shape ({", ".join(SHAPES)}) in one colour ({", ".join(COLOURS)}) on a plain
-background of another colour, small or large, at the {", ".join(POSITIONS)}; at 64x64 pixels.
-It knows nothing else: it is there so that sfumato works the moment it is installed, and so
-that tests can tell a right picture from a wrong one. Never seen in training: \
-{", ".join(f"{c} {s}" for c, s in sorted(HELD_OUT))}.
-For real pictures, add Stable Diffusion 1.5 or SDXL models (see the README's "Models").
-"""
+DESCRIPTION = (
+    textwrap.fill(
+        "A tiny text-to-image model of a toy world, trained from scratch on this project's own "
+        "synthetic pictures by `sfumato demo train`, in the architecture of Stable Diffusion 1.5 "
+        "(CLIP text encoder, UNet with cross-attention, AutoencoderKL) and run by the same engine. "
+        f"It draws one shape ({', '.join(SHAPES)}) in one colour ({', '.join(COLOURS)}) on a plain "
+        f"background of another colour, small or large, at the {', '.join(POSITIONS)}, at 64x64 "
+        "pixels, and knows nothing else: it is there so that sfumato works the moment it is "
+        "installed, and so that tests can tell a right picture from a wrong one. Never seen in "
+        f"training: {', '.join(f'{c} {s}' for c, s in sorted(HELD_OUT))}. How well it follows "
+        "prompts is measured by `sfumato demo eval` (see [evaluation]). For real pictures, add "
+        'Stable Diffusion 1.5 or SDXL models (see the README, "Models").',
+        width=88,
+    )
+    + "\n"
+)
 
 
 def write_demo_card(

@@ -9,11 +9,12 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from sfumato.catalog.cards import apply_card, read_card
+from sfumato.catalog.cards import apply_card, read_card, write_card
 from sfumato.demo.analyze import analyze, score
 from sfumato.demo.world import COLOURS, POSITIONS, SHAPES, SIZES, Scene, canonical_prompt
 from sfumato.engine.checkpoint import inspect_model
@@ -202,3 +203,16 @@ def as_json(report: Report) -> dict:
             for v in report.verdicts
         ],
     }
+
+
+def record_in_card(folder: Path, report: Report, quick: bool) -> None:
+    """Keep the measured figures with the model: its card's [evaluation] table."""
+    card = read_card(folder)
+    card.extra["evaluation"] = {
+        "command": "sfumato demo eval" + (" --quick" if quick else ""),
+        "date": date.today().isoformat(),
+        "prompts": len(report.verdicts),
+        "rates": {name: round(value, 4) for name, value in report.rates.items()},
+        "passed": report.passed(),
+    }
+    write_card(folder, card)

@@ -56,13 +56,15 @@ class DemoConfig:
     partial_captions: float = 0.2  # captions naming part of a scene (negative prompts)
     latent_pool: int = 16_000  # pictures encoded once, re-captioned at every use
 
-    # Recommended inference settings, written into the model card
+    # Recommended inference settings, written into the model card. Chosen on prompts and seeds
+    # outside the eval set: 10-25 steps and guidance 4-8 score alike within noise; 12 steps of
+    # DPM++ 2M at guidance 6 is the fastest setting at the top (about 0.25 s a picture here).
     defaults: dict = field(
         default_factory=lambda: {
             "width": 64,
             "height": 64,
-            "steps": 15,
-            "guidance": 5.0,
+            "steps": 12,
+            "guidance": 6.0,
             "sampler": "dpmpp_2m",
             "negative_prompt": "",
         }

@@ -36,9 +36,12 @@ class ModelSource:
     family: Family
     inpainting: bool = False
     defaults: Defaults | None = None  # the family's defaults, adjusted for this model
+    label: str | None = None  # the name its model card gives it
 
     @property
     def name(self) -> str:
+        if self.label:
+            return self.label
         return self.path.stem if self.layout == "single_file" else self.path.name
 
     @property

@@ -36,7 +36,6 @@ class Family:
     id: str
     label: str
     architecture: str  # "sd15" or "sdxl": which pipeline and shipped configs load it
-    native_size: int  # the side, in pixels, the base model was trained at
     defaults: Defaults
     # scheduler settings the family needs whatever sampler is picked
     scheduler_overrides: dict = field(default_factory=dict)
@@ -51,7 +50,6 @@ SD15 = Family(
     id="sd15",
     label="Stable Diffusion 1.5",
     architecture="sd15",
-    native_size=512,
     defaults=Defaults(
         512, 512, steps=25, guidance=7.0, sampler="dpmpp_2m_karras", negative_prompt=SD15_NEGATIVE
     ),
@@ -60,7 +58,6 @@ SDXL = Family(
     id="sdxl",
     label="Stable Diffusion XL",
     architecture="sdxl",
-    native_size=1024,
     defaults=Defaults(1024, 1024, steps=30, guidance=6.0, sampler="dpmpp_2m_karras"),
 )
 # SDXL distilled to a few steps. Its authors prescribe Euler with "trailing" timesteps and no
@@ -69,7 +66,6 @@ SDXL_LIGHTNING = Family(
     id="sdxl-lightning",
     label="SDXL Lightning",
     architecture="sdxl",
-    native_size=1024,
     defaults=Defaults(1024, 1024, steps=4, guidance=1.0, sampler="euler"),
     scheduler_overrides={"timestep_spacing": "trailing"},
     schedule_label="SGM Uniform",

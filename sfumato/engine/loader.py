@@ -32,6 +32,14 @@ diffusers_logging.disable_progress_bar()
 transformers_logging.disable_progress_bar()
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    device: str | None = None  # None or "auto": CUDA, else MPS, else CPU
+    dtype: str | None = None  # None or "auto": fp16 on GPUs, fp32 on the CPU
+    config_dir: Path | None = None  # configs for an unusual single-file checkpoint
+    lightning: Path | None = None  # a Lightning UNet or LoRA to run an SDXL model with
+
+
 @dataclass
 class LoadedModel:
     source: ModelSource
@@ -62,9 +70,12 @@ def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None)
             f"{source.name} is an inpainting checkpoint; inpainting is not supported yet."
         )
     if source.layout == "diffusers":
-        folder_tokenizers = _tokenizers(architecture, source.path)
         return cls.from_pretrained(
-            source.path, dtype=dtype, local_files_only=True, **folder_tokenizers, **extra
+            source.path,
+            dtype=dtype,
+            local_files_only=True,
+            **_tokenizers(architecture, source.path),
+            **extra,
         )
     config = config_dir or source.family.config_dir
     return cls.from_single_file(
@@ -98,29 +109,28 @@ def apply_lightning(pipe, path: Path) -> None:
         ) from None
 
 
-def load_model(
-    source: ModelSource,
-    device: str | None = None,
-    dtype: str | None = None,
-    config_dir: Path | None = None,
-    lightning: Path | None = None,
-) -> LoadedModel:
-    """Load ``source`` onto the best (or the requested) device."""
-    torch_device = pick_device(device)
-    torch_dtype = pick_dtype(torch_device, dtype)
-    if config_dir is not None and not (Path(config_dir) / "model_index.json").is_file():
+def load_model(source: ModelSource, options: LoadOptions | None = None, **fields) -> LoadedModel:
+    """Load ``source`` onto the best (or the requested) device.
+
+    Options come as a ``LoadOptions`` or as its fields (``device="cpu"``).
+    """
+    options = options or LoadOptions(**fields)
+    config_dir = Path(options.config_dir) if options.config_dir else None
+    torch_device = pick_device(options.device)
+    torch_dtype = pick_dtype(torch_device, options.dtype)
+    if config_dir is not None and not (config_dir / "model_index.json").is_file():
         raise UnsupportedModel(
             f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."
         )
     try:
-        pipe = _from_disk(source, torch_dtype, Path(config_dir) if config_dir else None)
+        pipe = _from_disk(source, torch_dtype, config_dir)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise UnsupportedModel(
             f"Could not load {source.name} as a {source.family.label} model: "
             f"{str(e).splitlines()[0][:300]}"
         ) from None
-    if lightning is not None:
-        apply_lightning(pipe, Path(lightning))
+    if options.lightning is not None:
+        apply_lightning(pipe, Path(options.lightning))
     pipe.to(torch_device)
     pipe.set_progress_bar_config(disable=True)
     return LoadedModel(source, pipe, torch_device, torch_dtype, dict(pipe.scheduler.config))

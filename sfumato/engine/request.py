@@ -88,11 +88,12 @@ def resolve(
     height = request.height or d.height
     _check_side("Width", width)
     _check_side("Height", height)
-    ratio = width * height / family.native_size**2
+    # the model's default size is the one it was trained at (the family's, or its card's)
+    ratio = width * height / (d.width * d.height)
     if ratio < 0.4 or ratio > 2.5:
         warnings.append(
-            f"{width}x{height} is far from the {family.native_size}x{family.native_size} pixels "
-            f"{family.label} models are trained at; expect repeated or broken subjects."
+            f"{width}x{height} is far from {d.width}x{d.height}, the size this model was trained "
+            "at; expect repeated or broken subjects."
         )
     steps = d.steps if request.steps is None else request.steps
     if not 1 <= steps <= MAX_STEPS:

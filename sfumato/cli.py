@@ -377,6 +377,7 @@ def demo_eval(
 
     from sfumato.demo import WEIGHTS
     from sfumato.demo.evaluate import (
+        TARGETS,
         as_json,
         contact_sheet,
         evaluate_model,
@@ -403,8 +404,6 @@ def demo_eval(
             )
     table = Table("Measure", "Value", "Target", "", box=None, header_style="bold")
     passed = report.passed()
-    from sfumato.demo.evaluate import TARGETS
-
     for name, value in report.rates.items():
         target = TARGETS.get(name)
         shown = f"{value:.2f}" if "points" in name or "seconds" in name else f"{value:.1%}"

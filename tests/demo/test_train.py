@@ -63,3 +63,14 @@ def test_another_seed_gives_another_model(smoke_model, tmp_path):
     a = load_file(smoke_model / "unet" / "diffusion_pytorch_model.safetensors")
     b = load_file(other / "unet" / "diffusion_pytorch_model.safetensors")
     assert any(not np.array_equal(a[k].float().numpy(), b[k].float().numpy()) for k in a)
+
+
+def test_demo_train_command_smoke(tmp_path):
+    from typer.testing import CliRunner
+
+    from sfumato.cli import app
+
+    result = CliRunner().invoke(app, ["demo", "train", "--smoke", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / "model_index.json").is_file()
+    assert "Wrote the demo model" in result.output

@@ -160,7 +160,8 @@ def evaluate_model(
         reds[negative] = count / negative_seeds
     rates["red without negative"] = reds[""]
     rates["red with negative 'red'"] = reds["red"]
-    rates["negative prompt red ratio (at most)"] = reds["red"] / max(reds[""], 1e-9)
+    # with no red at all to begin with, the check shows nothing: count it as failed
+    rates["negative prompt red ratio (at most)"] = reds["red"] / reds[""] if reds[""] else 1.0
     rates["seconds per picture (median)"] = statistics.median(v.seconds for v in verdicts)
     return Report(verdicts, rates)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -165,7 +166,7 @@ def train_diffusion(latents, scenes, c: arch.DemoConfig, rng, log: Log, progress
 
 
 def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None = None) -> Path:
-    """Train the demo model into the folder ``out`` (created; replaced if it exists)."""
+    """Train the demo model into the folder ``out`` (created if needed; its files replaced)."""
     c = c or arch.DemoConfig()
     progress = progress or (lambda *args: None)
     torch.manual_seed(c.seed)
@@ -180,6 +181,7 @@ def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None
     log.write(phase="vae-check", **{k: round(v, 4) for k, v in vae_check.items()})
     progress("encoding pictures", 0, 1, 0.0)
     latents, scenes = encode_pool(vae, c, rng)
+    progress("encoding pictures", 1, 1, 0.0)
     # SD scales latents to unit variance; the factor goes into the VAE config, as in SD
     scale = float(1 / latents.std())
     vae.register_to_config(scaling_factor=scale)
@@ -197,10 +199,7 @@ def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None
         requires_safety_checker=False,
     ).to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
-    for leftover in ("tokenizer",):  # the shipped tokenizer is used; no second copy
-        for f in (out / leftover).glob("*"):
-            f.unlink()
-        (out / leftover).rmdir()
+    shutil.rmtree(out / "tokenizer")  # the shipped tokenizer is used; no second copy
     minutes = (time.time() - started) / 60
     write_demo_card(
         out,
@@ -214,6 +213,7 @@ def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None
         },
     )
     log.write(phase="done", minutes=round(minutes, 1))
+    log.file.close()
     return out
 
 

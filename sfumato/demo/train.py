@@ -200,6 +200,8 @@ def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None
     ).to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
     shutil.rmtree(out / "tokenizer")  # the shipped tokenizer is used; no second copy
+    for weights in out.rglob("*.safetensors"):
+        weights.chmod(0o644)  # written private by default; this is a model to share
     minutes = (time.time() - started) / 60
     write_demo_card(
         out,

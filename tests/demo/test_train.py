@@ -74,3 +74,8 @@ def test_demo_train_command_smoke(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / "model_index.json").is_file()
     assert "Wrote the demo model" in result.output
+
+
+def test_weights_are_readable_by_everyone(smoke_model):
+    for weights in smoke_model.rglob("*.safetensors"):
+        assert weights.stat().st_mode & 0o044 == 0o044, weights

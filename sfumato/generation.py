@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sfumato import __version__
-from sfumato.catalog.cards import apply_card, read_card
+from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
 from sfumato.catalog.installed import resolve_model
 from sfumato.datadir import DataDir
-from sfumato.engine.checkpoint import ModelSource, inspect_model
+from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.generate import StepCallback, generate
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.engine.request import GenerationRequest, GenerationSettings, resolve
@@ -49,7 +49,7 @@ class GenerationJob:
         load = load or LoadOptions()
         data = DataDir.resolve(data_dir)
         path = resolve_model(model, data.models)
-        source = apply_card(inspect_model(path, family, load.lightning), read_card(path))
+        source = describe_model(path, family, load.lightning)
         settings, warnings = resolve(request, source.family, source.effective_defaults)
         outputs = _output_paths(data, settings, output, image_format, overwrite)
         return cls(data, source, settings, outputs, overwrite, load, warnings)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tomli_w
 
-from sfumato.engine.checkpoint import ModelSource
+from sfumato.engine.checkpoint import ModelSource, inspect_model
 from sfumato.engine.families import Defaults
 from sfumato.errors import SfumatoError
 
@@ -84,3 +84,10 @@ def apply_card(source: ModelSource, card: Card | None) -> ModelSource:
         label=card.name or source.label,
         defaults=replace(source.effective_defaults, **card.defaults),
     )
+
+
+def describe_model(
+    path: Path, family_hint: str | None = None, lightning: Path | None = None
+) -> ModelSource:
+    """What the model at ``path`` is (from its files), with its card's name and settings."""
+    return apply_card(inspect_model(path, family_hint, lightning), read_card(path))

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from sfumato.catalog.cards import apply_card, read_card, write_card
+from sfumato.catalog.cards import describe_model, read_card, write_card
 from sfumato.demo.analyze import analyze, score
 from sfumato.demo.world import COLOURS, POSITIONS, SHAPES, SIZES, Scene, canonical_prompt
-from sfumato.engine.checkpoint import inspect_model
 from sfumato.engine.generate import generate
 from sfumato.engine.loader import LoadedModel, load_model
 from sfumato.engine.request import GenerationRequest, resolve
@@ -95,12 +94,7 @@ def _run(model: LoadedModel, prompt: str, seed: int, **fields) -> tuple[Image.Im
 
 
 def load(folder: Path, device: str | None = "cpu") -> LoadedModel:
-    source = apply_card(inspect_model(folder), read_card(folder))
-    return load_model(source, device=device)
-
-
-def _all_right_rate(verdicts: list[Verdict]) -> float:
-    return sum(v.right["all"] for v in verdicts) / max(1, len(verdicts))
+    return load_model(describe_model(folder), device=device)
 
 
 def evaluate_model(
@@ -145,7 +139,7 @@ def evaluate_model(
         tick()
     rates["all three at guidance 1"] = sum(unguided) / len(unguided)
     rates["guidance gain (points)"] = 100 * (
-        _all_right_rate(verdicts) - rates["all three at guidance 1"]
+        rate(verdicts, "all") - rates["all three at guidance 1"]
     )
     # negative prompt: red foregrounds with and without "red" as the negative prompt
     reds = {}

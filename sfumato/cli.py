@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sfumato import __version__
-from sfumato.errors import SfumatoError
+from sfumato.cli_models import models_app
+from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
 
 app = typer.Typer(
     help="sfumato: make pictures from text with Stable Diffusion models, on your own machine.",
@@ -21,21 +20,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(soft_wrap=True)  # lines a script may parse are never cut
-err = Console(stderr=True, soft_wrap=True)
-
-
-@contextlib.contextmanager
-def user_errors():
-    """Print a user's mistake as a sentence and exit 1; never a traceback."""
-    try:
-        yield
-    except SfumatoError as e:
-        err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        err.print("Stopped.")
-        raise typer.Exit(130) from None
 
 
 def _version(value: bool) -> None:
@@ -51,17 +35,6 @@ def root(
     ] = False,
 ) -> None:
     """sfumato: make pictures from text with Stable Diffusion models, on your own machine."""
-
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        envvar="SFUMATO_DATA_DIR",
-        help="Where models and outputs live. Default: your platform's app-data folder.",
-        show_default=False,
-    ),
-]
 
 
 @app.command()
@@ -204,6 +177,7 @@ def generate(
         ),
     ] = "auto",
     data_dir: DataDirOption = None,
+    models_dir: ModelsDirOption = None,
 ) -> None:
     """Make a picture from a prompt.
 
@@ -235,6 +209,7 @@ def generate(
             overwrite=overwrite,
             family=family,
             data_dir=data_dir,
+            models_dirs=models_dir,
             load=LoadOptions(device=device, dtype=dtype, config_dir=config, lightning=lightning),
         )
         for warning in job.warnings:
@@ -294,6 +269,7 @@ demo_app = typer.Typer(
     help="The bundled demo model: train it again, or measure it.", no_args_is_help=True
 )
 app.add_typer(demo_app, name="demo")
+app.add_typer(models_app, name="models")
 
 
 @demo_app.command("train")

@@ -16,6 +16,7 @@ from pathlib import Path
 from platformdirs import user_data_path
 
 ENV_VAR = "SFUMATO_DATA_DIR"
+MODELS_ENV_VAR = "SFUMATO_MODELS"  # model folders, separated like PATH (":" or ";" on Windows)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,19 @@ class DataDir:
     @property
     def models(self) -> Path:
         return self.root / "models"
+
+    def model_dirs(self, explicit: list[Path] | None = None) -> list[Path]:
+        """The folders scanned for models: ``explicit`` (--models-dir), else $SFUMATO_MODELS,
+        else ``models/`` in the data directory."""
+        if explicit:
+            return [Path(p).expanduser() for p in explicit]
+        if os.environ.get(MODELS_ENV_VAR):
+            return [Path(p).expanduser() for p in os.environ[MODELS_ENV_VAR].split(os.pathsep) if p]
+        return [self.models]
+
+    @property
+    def hashes(self) -> Path:
+        return self.cache / "hashes.json"
 
     @property
     def outputs(self) -> Path:

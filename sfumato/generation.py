@@ -10,7 +10,7 @@ from pathlib import Path
 from sfumato import __version__
 from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
-from sfumato.catalog.installed import resolve_model
+from sfumato.catalog.scan import find_checkpoint
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.generate import StepCallback, generate
@@ -44,11 +44,12 @@ class GenerationJob:
         family: str | None = None,
         load: LoadOptions | None = None,
         data_dir: Path | None = None,
+        models_dirs: list[Path] | None = None,
     ) -> GenerationJob:
         """Check everything that can be checked before the (slow) model load."""
         load = load or LoadOptions()
         data = DataDir.resolve(data_dir)
-        path = resolve_model(model, data.models)
+        path = find_checkpoint(model, data.model_dirs(models_dirs), HashCache(data.hashes))
         source = describe_model(path, family, load.lightning)
         settings, warnings = resolve(request, source.family, source.effective_defaults)
         outputs = _output_paths(data, settings, output, image_format, overwrite)
@@ -68,7 +69,7 @@ class GenerationJob:
         images = generate(self.load(), self.settings, on_step=on_step)
         model_hash = None
         if self.source.layout == "single_file":
-            model_hash = HashCache(self.data.cache / "hashes.json").autov2(self.source.path)
+            model_hash = HashCache(self.data.hashes).autov2(self.source.path)
         lightning = self.load_options.lightning
         saved = []
         for index, (image, path) in enumerate(zip(images, self.outputs, strict=True)):

@@ -3,12 +3,20 @@
 ``sfumato.toml`` inside a diffusers folder, ``NAME.sfumato.toml`` next to a single file. A card
 says what a model is and how best to run it; its ``[defaults]`` override the family defaults.
 
-    name = "dreamshaper-8"
+    name = "DreamShaper"
     family = "sd15"
+    category = "artistic"
+    lineage = "dreamshaper"
+    version = "8"
     description = "..."
+    trigger_words = ["dreamshaper style"]
+    source_url = "https://..."
+    license = "creativeml-openrail-m"
+    deprecated = false
     [defaults]
     steps = 30
     sampler = "dpmpp_2m_karras"
+    clip_skip = 2
 """
 
 from __future__ import annotations
@@ -23,16 +31,41 @@ from sfumato.engine.checkpoint import ModelSource, inspect_model
 from sfumato.engine.families import Defaults
 from sfumato.errors import SfumatoError
 
-DEFAULT_FIELDS = {f.name for f in fields(Defaults)}
+ENGINE_DEFAULTS = {f.name for f in fields(Defaults)}
+# recommended settings a card may give: the engine's defaults, and clip skip (recorded for
+# the prompt encoder; see the README's "What it cannot do yet")
+DEFAULT_FIELDS = ENGINE_DEFAULTS | {"clip_skip"}
+TEXT_FIELDS = (
+    "name",
+    "family",
+    "category",
+    "lineage",
+    "version",
+    "description",
+    "source_url",
+    "license",
+    "preview",
+)
+FLAGS = ("deprecated", "hidden", "inferred")
 
 
 @dataclass
 class Card:
-    name: str | None = None
+    name: str | None = None  # display name; also a name the model can be asked for by
     family: str | None = None
+    category: str | None = None  # see categories.toml; any word is accepted
+    lineage: str | None = None  # which model this is a version of
+    version: str | None = None
     description: str = ""
+    source_url: str | None = None
+    license: str | None = None
+    preview: str | None = None  # a picture's path, relative to the card
     defaults: dict = field(default_factory=dict)
+    trigger_words: list[str] = field(default_factory=list)
     keywords: dict[str, int] = field(default_factory=dict)  # word -> frequency in training
+    deprecated: bool = False  # kept, listed with --all-versions, never picked as the newest
+    hidden: bool = False  # kept, listed only with --all-versions
+    inferred: bool = False  # written by sfumato from the files, not by a person
     extra: dict = field(default_factory=dict)  # everything else the file holds, kept as is
 
 
@@ -40,7 +73,29 @@ def card_path(model: Path) -> Path:
     return model / "sfumato.toml" if model.is_dir() else model.with_suffix(".sfumato.toml")
 
 
+def _check(path: Path, data: dict) -> None:
+    def bad(message: str):
+        return SfumatoError(f"The model card {path} {message}.")
+
+    unknown = set(data.get("defaults", {})) - DEFAULT_FIELDS
+    if unknown:
+        raise bad(
+            f"has unknown [defaults] {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(DEFAULT_FIELDS))}"
+        )
+    for name in TEXT_FIELDS:
+        if name in data and not isinstance(data[name], str | int | float):
+            raise bad(f"has {name} = {data[name]!r}; it should be text")
+    for name in FLAGS:
+        if name in data and not isinstance(data[name], bool):
+            raise bad(f"has {name} = {data[name]!r}; it should be true or false")
+    words = data.get("trigger_words", [])
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise bad('has trigger_words that are not a list of texts, like ["word", "other"]')
+
+
 def read_card(model: Path) -> Card | None:
+    """The card of the model at ``model``, or None; a broken card is an error that says where."""
     path = card_path(model)
     if not path.is_file():
         return None
@@ -48,26 +103,25 @@ def read_card(model: Path) -> Card | None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SfumatoError(f"The model card {path} cannot be read: {e}.") from None
-    unknown = set(data.get("defaults", {})) - DEFAULT_FIELDS
-    if unknown:
-        raise SfumatoError(
-            f"The model card {path} has unknown [defaults] {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(DEFAULT_FIELDS))}."
-        )
-    known = {"name", "family", "description", "defaults", "keywords"}
-    return Card(
-        name=data.get("name"),
-        family=data.get("family"),
-        description=data.get("description", ""),
-        defaults=data.get("defaults", {}),
-        keywords=data.get("keywords", {}),
-        extra={k: v for k, v in data.items() if k not in known},
-    )
+    _check(path, data)
+    known = {f.name for f in fields(Card)} - {"extra"}
+    values = {k: v for k, v in data.items() if k in known}
+    for name in ("version", "lineage", "name"):  # version = 9 is as good as version = "9"
+        if name in values:
+            values[name] = str(values[name])
+    return Card(**values, extra={k: v for k, v in data.items() if k not in known})
 
 
 def write_card(model: Path, card: Card) -> Path:
-    data = {"name": card.name, "family": card.family, "description": card.description}
-    data = {k: v for k, v in data.items() if v is not None} | card.extra
+    data = {}
+    for f in fields(Card):
+        value = getattr(card, f.name)
+        if f.name in ("extra", "defaults", "keywords") or value in (None, [], ""):
+            continue
+        if f.name in FLAGS and not value:
+            continue
+        data[f.name] = value
+    data |= card.extra
     data["defaults"] = card.defaults
     data["keywords"] = card.keywords
     path = card_path(model)
@@ -79,10 +133,11 @@ def apply_card(source: ModelSource, card: Card | None) -> ModelSource:
     """The model with its card's name, and its recommended settings over the family's."""
     if card is None:
         return source
+    engine = {k: v for k, v in card.defaults.items() if k in ENGINE_DEFAULTS}
     return replace(
         source,
         label=card.name or source.label,
-        defaults=replace(source.effective_defaults, **card.defaults),
+        defaults=replace(source.effective_defaults, **engine),
     )
 
 

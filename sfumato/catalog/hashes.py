@@ -1,8 +1,13 @@
 """Model file hashes as the ecosystem writes them, computed once per file version.
 
-``Model hash`` in A1111's metadata (and civitai's "AutoV2") is the first 10 hex digits of the
-file's sha256. Hashing a 7 GB checkpoint takes seconds, so results are cached by path, size
-and modification time in a small JSON file.
+- ``sha256``: of the whole file; civitai and Hugging Face list it.
+- ``autov2``: its first 10 hex digits: A1111's ``Model hash`` and civitai's "AutoV2".
+- ``tensor_sha256``: of a safetensors file's data after its header, so editing the metadata does
+  not change it (sd-scripts' "addnet" hash); its first 12 hex digits are the LoRA hash A1111
+  writes in ``Lora hashes``.
+
+Hashing a 7 GB checkpoint takes seconds, so results are cached by path, size and modification
+time in a small JSON file: a rescan of a big folder reads no weights.
 """
 
 from __future__ import annotations
@@ -10,17 +15,30 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from pathlib import Path
 
 CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
+def _sha256(path: Path, skip: int = 0) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
+        f.seek(skip)
         while block := f.read(CHUNK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return _sha256(path)
+
+
+def safetensors_header_size(path: Path) -> int:
+    """Bytes before the tensor data: the 8-byte length, then the JSON header."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+    return 8 + length
 
 
 class HashCache:
@@ -31,21 +49,43 @@ class HashCache:
         except (OSError, ValueError):
             self._entries = {}
 
-    def sha256(self, path: Path) -> str:
+    def _cached(self, path: Path, kind: str, compute) -> str:
         path = Path(path).resolve()
         stat = path.stat()
         key = str(path)
         version = [stat.st_size, stat.st_mtime_ns]
         entry = self._entries.get(key)
-        if entry and entry.get("version") == version:
-            return entry["sha256"]
-        value = sha256_file(path)
-        self._entries[key] = {"version": version, "sha256": value}
-        self._save()
-        return value
+        if not entry or entry.get("version") != version:
+            entry = self._entries[key] = {"version": version}
+        if kind not in entry:
+            entry[kind] = compute(path)
+            self._save()
+        return entry[kind]
+
+    def sha256(self, path: Path) -> str:
+        return self._cached(path, "sha256", _sha256)
 
     def autov2(self, path: Path) -> str:
         return self.sha256(path)[:10]
+
+    def tensor_sha256(self, path: Path) -> str:
+        """sha256 of the data after a safetensors header; of the whole file for other formats."""
+        if Path(path).suffix.lower() != ".safetensors":
+            return self.sha256(path)
+        return self._cached(path, "tensor_sha256", lambda p: _sha256(p, safetensors_header_size(p)))
+
+    def lora_hash(self, path: Path) -> str:
+        """The short hash A1111 writes for a LoRA in ``Lora hashes``."""
+        return self.tensor_sha256(path)[:12]
+
+    def known(self, path: Path) -> dict[str, str]:
+        """The hashes already computed for this version of the file, without reading it."""
+        path = Path(path).resolve()
+        entry = self._entries.get(str(path))
+        stat = path.stat()
+        if not entry or entry.get("version") != [stat.st_size, stat.st_mtime_ns]:
+            return {}
+        return {k: v for k, v in entry.items() if k != "version"}
 
     def _save(self) -> None:
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -37,11 +37,10 @@ def write_demo_card(
         description=DESCRIPTION,
         defaults=config.defaults,
         keywords=vocabulary,
-        extra={
-            "category": "demo",
-            "version": "1",
-            "license": "Apache-2.0",
-            "training": training | {"config": config.to_dict()},
-        },
+        category="demo",
+        lineage=NAME,
+        version="1",
+        license="Apache-2.0",
+        extra={"training": training | {"config": config.to_dict()}},
     )
     return cards.write_card(folder, card)

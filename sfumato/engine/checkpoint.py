@@ -49,19 +49,25 @@ class ModelSource:
         return self.defaults or self.family.defaults
 
 
-def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes of a checkpoint, reading as little of the file as possible."""
-    if path.suffix == ".safetensors":
+def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """Tensor names and shapes of a weights file, and its text metadata (safetensors only),
+    reading as little of the file as possible."""
+    if path.suffix.lower() == ".safetensors":
         try:
             with safe_open(path, framework="pt") as f:
-                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+                return shapes, f.metadata() or {}
         except SafetensorError as e:
             raise UnsupportedModel(
                 f"{path.name} is not a readable safetensors file; it may be truncated or corrupt "
                 f"({e}). Download it again."
             ) from None
     state = load_pickled_checkpoint(path)
-    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}, {}
+
+
+def read_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    return read_header(path)[0]
 
 
 def load_pickled_checkpoint(path: Path) -> dict:

@@ -254,7 +254,13 @@ def _write_card(entry, given: dict) -> Path:
 
 @models_app.command("pull")
 def pull(
-    url: Annotated[str, typer.Argument(help="An https:// URL of a model or LoRA file.")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="An https:// URL of a model or LoRA file, or hf:OWNER/REPO/FILE on the "
+            "Hugging Face Hub."
+        ),
+    ],
     sha256: Annotated[
         str | None, typer.Option("--sha256", help="The file's expected sha256, to verify it.")
     ] = None,
@@ -264,29 +270,20 @@ def pull(
     data_dir: DataDirOption = None,
     models_dir: ModelsDirOption = None,
 ) -> None:
-    """Download a model or LoRA into the models folder (resumes; verifies the sha256)."""
+    """Download a model or LoRA into the models folder (resumes; verifies the sha256).
+
+    The only command that reaches the network, and only the address it is given.
+    """
     with user_errors():
-        from sfumato.catalog.download import download
+        from sfumato.catalog.download import pull_from_hub
         from sfumato.catalog.scan import LORA, Catalog
         from sfumato.datadir import DataDir
 
         folder = DataDir.resolve(data_dir).model_dirs(models_dir)[0]
-        with Progress(
-            TextColumn("Downloading"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("download", total=None)
-            path = download(
-                url,
-                folder,
-                name=name,
-                sha256=sha256,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
+        if url.startswith("hf:"):
+            path = pull_from_hub(url.removeprefix("hf:"), folder)
+        else:
+            path = _download_with_progress(url, folder, name, sha256)
         scanned = Catalog.scan([folder], bundled=False)
         entry = next(e for e in scanned.entries if e.path == path)
         if entry.kind == LORA:  # LoRAs live apart, as in A1111's layout
@@ -299,3 +296,25 @@ def pull(
         if entry.broken:
             err.print(f"[yellow]Warning:[/] {entry.broken}", highlight=False)
         out.print(f"Downloaded {entry.display} ({entry.kind}, {entry.family}) to {path}")
+
+
+def _download_with_progress(url: str, folder: Path, name: str | None, sha256: str | None) -> Path:
+    from sfumato.catalog.download import download
+
+    with Progress(
+        TextColumn("Downloading"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("download", total=None)
+        path = download(
+            url,
+            folder,
+            name=name,
+            sha256=sha256,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    return path

@@ -9,6 +9,7 @@ server's ``Digest``/``Repr-Digest`` or Hugging Face's ``X-Linked-Etag`` header).
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import urllib.error
@@ -126,4 +127,52 @@ def download(
                 f"{expected}. The download was deleted."
             )
     os.replace(part, target)
+    return target
+
+
+@contextlib.contextmanager
+def _hub_online():
+    """sfumato keeps huggingface_hub offline (HF_HUB_OFFLINE); a pull is the user asking."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = False
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+def pull_from_hub(spec: str, folder: Path, endpoint: str | None = None) -> Path:
+    """``OWNER/REPO/FILE`` from the Hugging Face Hub, through huggingface_hub (which resumes,
+    follows the Hub's storage backends and reads ``HF_TOKEN`` for gated repositories)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    parts = spec.strip("/").split("/")
+    if len(parts) < 3:
+        raise DownloadError(
+            f"Name one file of the repository: hf:OWNER/REPO/FILE, for example "
+            f"hf:ByteDance/SDXL-Lightning/sdxl_lightning_4step_lora.safetensors ('{spec}' names "
+            "no file; whole diffusers repositories cannot be pulled yet)."
+        )
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    target = folder / Path(filename).name
+    if target.exists():
+        raise DownloadError(f"{target} already exists; remove it first to download it again.")
+    staging = folder / ".hub-downloads"  # huggingface_hub's partial files; the scan skips it
+    try:
+        with _hub_online():
+            metadata = get_hf_file_metadata(hf_hub_url(repo, filename, endpoint=endpoint))
+            fetched = Path(hf_hub_download(repo, filename, local_dir=staging, endpoint=endpoint))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        raise DownloadError(
+            f"Cannot download {filename} from {repo} on the Hugging Face Hub: "
+            f"{str(e).splitlines()[0]}"
+        ) from None
+    expected = (metadata.etag or "").lower()
+    if re.fullmatch(r"[0-9a-f]{64}", expected) and sha256_file(fetched) != expected:
+        fetched.unlink()
+        raise DownloadError(f"{filename} from {repo} does not match the Hub's sha256; deleted.")
+    os.replace(fetched, target)
     return target

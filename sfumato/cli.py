@@ -123,6 +123,15 @@ def generate(
             show_default=False,
         ),
     ] = None,
+    clip_skip: Annotated[
+        int | None,
+        typer.Option(
+            "--clip-skip",
+            help="Skip the last CLIP layers, counted as A1111 does (1 = none; anime models "
+            "often want 2). Default: the model's.",
+            show_default=False,
+        ),
+    ] = None,
     batch: Annotated[
         int, typer.Option("--batch", "-b", help="How many pictures; they use seed, seed+1, ...")
     ] = 1,
@@ -200,6 +209,7 @@ def generate(
             sampler=sampler,
             seed=seed,
             batch_size=batch,
+            clip_skip=clip_skip,
         )
         job = GenerationJob.prepare(
             request,

@@ -66,8 +66,7 @@ def _defaults(entry) -> dict:
 
     if entry.source is None:
         return dict(entry.card.defaults)
-    extra = {k: v for k, v in entry.card.defaults.items() if k == "clip_skip"}
-    return asdict(entry.source.effective_defaults) | extra
+    return asdict(entry.source.effective_defaults)
 
 
 @models_app.command("list")

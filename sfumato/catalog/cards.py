@@ -31,10 +31,7 @@ from sfumato.engine.checkpoint import ModelSource, inspect_model
 from sfumato.engine.families import Defaults
 from sfumato.errors import SfumatoError
 
-ENGINE_DEFAULTS = {f.name for f in fields(Defaults)}
-# recommended settings a card may give: the engine's defaults, and clip skip (recorded for
-# the prompt encoder; see the README's "What it cannot do yet")
-DEFAULT_FIELDS = ENGINE_DEFAULTS | {"clip_skip"}
+DEFAULT_FIELDS = {f.name for f in fields(Defaults)}  # the recommended settings a card may give
 TEXT_FIELDS = (
     "name",
     "family",
@@ -133,11 +130,10 @@ def apply_card(source: ModelSource, card: Card | None) -> ModelSource:
     """The model with its card's name, and its recommended settings over the family's."""
     if card is None:
         return source
-    engine = {k: v for k, v in card.defaults.items() if k in ENGINE_DEFAULTS}
     return replace(
         source,
         label=card.name or source.label,
-        defaults=replace(source.effective_defaults, **engine),
+        defaults=replace(source.effective_defaults, **card.defaults),
     )
 
 

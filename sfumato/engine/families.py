@@ -29,6 +29,7 @@ class Defaults:
     guidance: float
     sampler: str
     negative_prompt: str = ""
+    clip_skip: int = 1  # A1111's count: 1 reads the last CLIP layer, 2 the one before
 
 
 @dataclass(frozen=True)

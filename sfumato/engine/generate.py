@@ -8,8 +8,10 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
+from sfumato.engine.conditioning import encode_prompts
 from sfumato.engine.families import get_family
 from sfumato.engine.loader import LoadedModel
+from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.request import GenerationSettings
 from sfumato.engine.samplers import get_sampler
 from sfumato.errors import OutOfMemory, SfumatoError
@@ -53,9 +55,14 @@ def generate(
 
     try:
         with torch.inference_mode():
+            embeddings = encode_prompts(
+                pipe,
+                extract_lora_tags(settings.prompt)[0],
+                extract_lora_tags(settings.negative_prompt)[0],
+                settings.clip_skip,
+            )
             result = pipe(
-                prompt=settings.prompt,
-                negative_prompt=settings.negative_prompt or None,
+                **embeddings,
                 width=settings.width,
                 height=settings.height,
                 num_inference_steps=settings.steps,

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import asdict, dataclass, replace
 
 from sfumato.engine.families import Defaults, Family
+from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.samplers import AUTO, get_sampler
 from sfumato.errors import InvalidRequest
 
@@ -16,6 +17,7 @@ MAX_GUIDANCE = 30.0
 MAX_BATCH = 16
 MAX_SEED = 2**64 - 1  # torch generators take 64-bit seeds; ComfyUI users paste such seeds
 MAX_PROMPT_CHARS = 10_000
+MAX_CLIP_SKIP = 12  # CLIP ViT-L has 12 layers
 
 
 @dataclass
@@ -29,6 +31,7 @@ class GenerationRequest:
     sampler: str | None = None  # any name or id; "auto" or None: the model's recommended one
     seed: int | None = None  # None or -1: a random seed, reported back
     batch_size: int = 1
+    clip_skip: int | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class GenerationSettings:
     sampler: str  # sampler id
     seed: int
     batch_size: int = 1
+    clip_skip: int = 1
 
     @property
     def seeds(self) -> list[int]:
@@ -115,6 +119,13 @@ def resolve(
             f"The seed must be between 0 and {MAX_SEED} (or -1 for random); got {seed}."
         )
     negative = d.negative_prompt if request.negative_prompt is None else request.negative_prompt
+    clip_skip = d.clip_skip if request.clip_skip is None else request.clip_skip
+    if not 1 <= clip_skip <= MAX_CLIP_SKIP:
+        raise InvalidRequest(f"Clip skip must be between 1 and {MAX_CLIP_SKIP}; got {clip_skip}.")
+    for text in (request.prompt, negative):
+        if tags := extract_lora_tags(text)[1]:
+            names = ", ".join(f"<lora:{name}:{weight:g}>" for name, weight in tags)
+            warnings.append(f"LoRAs are not applied yet; {names} left out of the prompt.")
     settings = GenerationSettings(
         family=family.id,
         prompt=request.prompt,
@@ -126,5 +137,6 @@ def resolve(
         sampler=sampler.id,
         seed=seed,
         batch_size=request.batch_size,
+        clip_skip=clip_skip,
     )
     return settings, warnings

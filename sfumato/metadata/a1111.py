@@ -47,6 +47,8 @@ def format_parameters(
         fields["Model hash"] = model_hash
     if model_name:
         fields["Model"] = model_name
+    if settings.clip_skip > 1:
+        fields["Clip skip"] = settings.clip_skip
     fields["Version"] = f"sfumato {__version__}"
     lines = [settings.prompt]
     if settings.negative_prompt:

@@ -76,3 +76,19 @@ def test_family_names_and_aliases():
     with pytest.raises(InvalidRequest) as e:
         get_family("flux")
     assert "sd15, sdxl, sdxl-lightning" in e.value.message
+
+
+def test_clip_skip_from_the_model_or_the_request_and_checked():
+    from dataclasses import replace
+
+    assert resolve(GenerationRequest("a cat"), SD15)[0].clip_skip == 1
+    anime = replace(SD15.defaults, clip_skip=2)  # as a model card recommends
+    assert resolve(GenerationRequest("a cat"), SD15, anime)[0].clip_skip == 2
+    assert resolve(GenerationRequest("a cat", clip_skip=1), SD15, anime)[0].clip_skip == 1
+    with pytest.raises(InvalidRequest, match="Clip skip must be between 1 and 12; got 0"):
+        resolve(GenerationRequest("a cat", clip_skip=0), SD15)
+
+
+def test_lora_tags_are_named_in_a_warning_until_loras_are_applied():
+    _, warnings = resolve(GenerationRequest("a cat <lora:pixel_v2:0.8>"), SD15)
+    assert warnings == ["LoRAs are not applied yet; <lora:pixel_v2:0.8> left out of the prompt."]

@@ -104,3 +104,11 @@ def test_existing_pictures_are_never_replaced_silently(tmp_path):
 def test_unknown_extension_is_refused(tmp_path):
     with pytest.raises(InvalidRequest, match=".png, .jpg or .webp"):
         _save(tmp_path, "out.gif")
+
+
+def test_clip_skip_is_written_as_a1111_writes_it():
+    from dataclasses import replace
+
+    assert "Clip skip" not in format_parameters(SETTINGS)
+    text = format_parameters(replace(SETTINGS, clip_skip=2), "anything_v5")
+    assert ", Model: anything_v5, Clip skip: 2, Version: sfumato" in text

@@ -253,6 +253,69 @@ def generate(
 
 
 @app.command()
+def info(
+    image: Annotated[Path, typer.Argument(help="A PNG, JPEG or WebP picture.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """How a picture was made: prompt, seed and settings, from sfumato, A1111, Forge, ComfyUI,
+    InvokeAI or Fooocus metadata."""
+    with user_errors():
+        import json
+        import shlex
+
+        from sfumato.metadata.read import read_info
+
+        found = read_info(image)
+        if as_json:
+            out.print_json(json.dumps(found.to_dict()))
+            return
+        rows = {
+            "Made with": found.tool,
+            "Prompt": found.prompt,
+            "Negative prompt": found.negative_prompt,
+            "Seed": found.seed,
+            "Steps": found.steps,
+            "Guidance": found.guidance,
+            "Sampler": " ".join(x for x in (found.sampler, found.scheduler) if x),
+            "Size": f"{found.width}x{found.height}" if found.width else None,
+            "Model": " ".join(
+                x for x in (found.model, found.model_hash and f"[{found.model_hash}]") if x
+            ),
+            "LoRAs": ", ".join(
+                f"{x['name']}:{x['weight']:g}" for x in found.loras if x["weight"] is not None
+            ),
+            "Denoising strength": found.denoise,
+            "Clip skip": found.clip_skip,
+        }
+        for label, value in rows.items():
+            if value not in (None, ""):
+                out.print(f"{label + ':':<20}{value}", highlight=False)
+        command = ["sfumato", "generate", found.prompt]
+        for flag, value in (("-n", found.negative_prompt), ("--seed", found.seed),
+                            ("--steps", found.steps), ("--cfg", found.guidance),
+                            ("-W", found.width), ("-H", found.height)):  # fmt: skip
+            if value not in (None, ""):
+                command += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        if sampler := _known_sampler(found.sampler, found.scheduler):
+            command += ["--sampler", sampler]
+        out.print("\nTo make it again (with the same model):", highlight=False)
+        out.print(shlex.join(command), highlight=False)
+
+
+def _known_sampler(name: str | None, schedule: str | None) -> str | None:
+    """Our name for another tool's sampler (and schedule), if we have it."""
+    from sfumato.engine.samplers import get_sampler
+    from sfumato.errors import InvalidRequest
+
+    for candidate in (f"{name} {schedule}", f"{name}_{schedule}", name):
+        try:
+            return get_sampler(candidate).name if name else None
+        except InvalidRequest:
+            continue
+    return None
+
+
+@app.command()
 def samplers(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:

@@ -185,6 +185,15 @@ def generate(
             rich_help_panel="Model loading",
         ),
     ] = "auto",
+    preview_every: Annotated[
+        int,
+        typer.Option(
+            "--preview-every",
+            help="Write a rough preview of each picture every N steps, beside it "
+            "(NAME.stepNNN.png). 0: none.",
+            min=0,
+        ),
+    ] = 0,
     data_dir: DataDirOption = None,
     models_dir: ModelsDirOption = None,
 ) -> None:
@@ -195,6 +204,8 @@ def generate(
     Example: sfumato generate "a lighthouse at dusk, oil painting" -o lighthouse.png
     """
     with user_errors():
+        from PIL import Image
+
         from sfumato.engine.loader import LoadOptions
         from sfumato.engine.request import GenerationRequest
         from sfumato.generation import GenerationJob
@@ -244,8 +255,13 @@ def generate(
         ) as progress:
             task = progress.add_task("steps", total=s.steps)
 
-            def on_step(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
+            def on_step(step) -> None:
+                progress.update(task, completed=step.done, total=step.total)
+                if preview_every and (step.done % preview_every == 0 or step.done == step.total):
+                    for index, path in enumerate(job.outputs):
+                        frame = path.with_name(f"{path.stem}.step{step.done:03d}.png")
+                        size = (s.width, s.height)
+                        step.preview(index).resize(size, Image.Resampling.BILINEAR).save(frame)
 
             saved = job.run(on_step)
         for path, image_seed in saved:

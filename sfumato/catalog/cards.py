@@ -29,6 +29,7 @@ import tomli_w
 
 from sfumato.engine.checkpoint import ModelSource, inspect_model
 from sfumato.engine.families import Defaults
+from sfumato.engine.preview import LatentPreview
 from sfumato.errors import SfumatoError
 
 DEFAULT_FIELDS = {f.name for f in fields(Defaults)}  # the recommended settings a card may give
@@ -44,6 +45,7 @@ TEXT_FIELDS = (
     "preview",
 )
 FLAGS = ("deprecated", "hidden", "inferred")
+LIVE_PREVIEW = "live_preview"  # a table: latent-to-RGB factors for a model with its own VAE
 
 
 @dataclass
@@ -86,6 +88,11 @@ def _check(path: Path, data: dict) -> None:
     for name in FLAGS:
         if name in data and not isinstance(data[name], bool):
             raise bad(f"has {name} = {data[name]!r}; it should be true or false")
+    if LIVE_PREVIEW in data:
+        try:
+            LatentPreview.from_card(data[LIVE_PREVIEW])
+        except (KeyError, TypeError, ValueError) as e:
+            raise bad(f"has a [{LIVE_PREVIEW}] table sfumato cannot use ({e})") from None
     words = data.get("trigger_words", [])
     if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
         raise bad('has trigger_words that are not a list of texts, like ["word", "other"]')
@@ -130,10 +137,12 @@ def apply_card(source: ModelSource, card: Card | None) -> ModelSource:
     """The model with its card's name, and its recommended settings over the family's."""
     if card is None:
         return source
+    preview = card.extra.get(LIVE_PREVIEW)
     return replace(
         source,
         label=card.name or source.label,
         defaults=replace(source.effective_defaults, **card.defaults),
+        preview=LatentPreview.from_card(preview) if preview else source.preview,
     )
 
 

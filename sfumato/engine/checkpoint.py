@@ -16,6 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from sfumato.engine.families import SD15, SDXL, SDXL_LIGHTNING, Defaults, Family, get_family
+from sfumato.engine.preview import LatentPreview
 from sfumato.errors import ModelNotFound, UnsupportedModel
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -37,6 +38,7 @@ class ModelSource:
     inpainting: bool = False
     defaults: Defaults | None = None  # the family's defaults, adjusted for this model
     label: str | None = None  # the name its model card gives it
+    preview: LatentPreview | None = None  # its own latent-to-RGB map, when its VAE has one
 
     @property
     def name(self) -> str:
@@ -47,6 +49,10 @@ class ModelSource:
     @property
     def effective_defaults(self) -> Defaults:
         return self.defaults or self.family.defaults
+
+    @property
+    def effective_preview(self) -> LatentPreview:
+        return self.preview or self.family.preview
 
 
 def read_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:

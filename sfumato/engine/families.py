@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sfumato.engine import preview
+from sfumato.engine.preview import LatentPreview
 from sfumato.errors import InvalidRequest
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
@@ -38,6 +40,7 @@ class Family:
     label: str
     architecture: str  # "sd15" or "sdxl": which pipeline and shipped configs load it
     defaults: Defaults
+    preview: LatentPreview  # latents to RGB for live previews
     # scheduler settings the family needs whatever sampler is picked
     scheduler_overrides: dict = field(default_factory=dict)
     schedule_label: str | None = None  # A1111's "Schedule type" for those overrides
@@ -54,12 +57,14 @@ SD15 = Family(
     defaults=Defaults(
         512, 512, steps=25, guidance=7.0, sampler="dpmpp_2m_karras", negative_prompt=SD15_NEGATIVE
     ),
+    preview=preview.SD15,
 )
 SDXL = Family(
     id="sdxl",
     label="Stable Diffusion XL",
     architecture="sdxl",
     defaults=Defaults(1024, 1024, steps=30, guidance=6.0, sampler="dpmpp_2m_karras"),
+    preview=preview.SDXL,
 )
 # SDXL distilled to a few steps. Its authors prescribe Euler with "trailing" timesteps and no
 # classifier-free guidance (1.0 turns it off); the step count must match the checkpoint's.
@@ -68,6 +73,7 @@ SDXL_LIGHTNING = Family(
     label="SDXL Lightning",
     architecture="sdxl",
     defaults=Defaults(1024, 1024, steps=4, guidance=1.0, sampler="euler"),
+    preview=preview.SDXL,
     scheduler_overrides={"timestep_spacing": "trailing"},
     schedule_label="SGM Uniform",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
@@ -11,12 +12,28 @@ from PIL import Image
 from sfumato.engine.conditioning import encode_prompts
 from sfumato.engine.families import get_family
 from sfumato.engine.loader import LoadedModel
+from sfumato.engine.preview import LatentPreview
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.request import GenerationSettings
 from sfumato.engine.samplers import get_sampler
 from sfumato.errors import OutOfMemory, SfumatoError
 
-StepCallback = Callable[[int, int], None]  # (steps done, total steps)
+
+@dataclass
+class Step:
+    """Where a generation is, passed to the step callback after every step."""
+
+    done: int
+    total: int
+    latents: torch.Tensor  # the batch's latents after this step
+    previewer: LatentPreview
+
+    def preview(self, index: int = 0) -> Image.Image:
+        """Picture ``index`` as it stands, at 1/8 of its size (a linear map; no decoder)."""
+        return self.previewer.image(self.latents, index)
+
+
+StepCallback = Callable[[Step], None]
 
 
 class Cancelled(SfumatoError):
@@ -45,10 +62,11 @@ def generate(
     # One CPU generator per image: the starting noise (and any sampler noise) of image i
     # depends on seed + i alone, and is the same whichever device runs the model.
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in settings.seeds]
+    previewer = model.source.effective_preview
 
     def step_end(pipeline, step: int, timestep, tensors: dict) -> dict:
         if on_step is not None:
-            on_step(step + 1, pipeline.num_timesteps)
+            on_step(Step(step + 1, pipeline.num_timesteps, tensors["latents"], previewer))
         if cancel is not None and cancel.is_set():
             pipeline._interrupt = True  # diffusers' own "stop after this step" flag
         return tensors

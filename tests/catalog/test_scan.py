@@ -175,3 +175,18 @@ def test_default_model_is_the_only_one_installed_else_the_demo(models_root, tiny
     shutil.copy(tiny_models["sd15"]["single"], single / "mine.safetensors")
     assert Catalog.scan([single]).default_checkpoint().name == "mine"
     assert Catalog.scan([models_root]).default_checkpoint() is None  # several: the user picks
+
+
+def test_a_card_can_bring_live_preview_factors_for_its_own_autoencoder(models_root):
+    from sfumato.engine.preview import SD15, LatentPreview
+
+    assert Catalog.scan([models_root]).resolve("anime@5").source.effective_preview == SD15
+    (models_root / "anime-5" / "sfumato.toml").write_text(
+        "[live_preview]\nlatent_rgb = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]\n"
+        "bias = [0.1, 0.2, 0.3]\n"
+    )
+    preview = Catalog.scan([models_root]).resolve("anime@5").source.effective_preview
+    assert preview == LatentPreview(((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 0)), (0.1, 0.2, 0.3))
+    (models_root / "anime-5" / "sfumato.toml").write_text("[live_preview]\nlatent_rgb = [[1]]\n")
+    catalog = Catalog.scan([models_root])
+    assert any("[live_preview] table sfumato cannot use" in p for p in catalog.problems)

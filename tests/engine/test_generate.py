@@ -64,7 +64,7 @@ def test_progress_reports_every_step(loaded):
         GenerationRequest(PROMPT, width=64, height=64, steps=5, seed=1),
         loaded["sd15"].source.family,
     )
-    generate(loaded["sd15"], settings, on_step=lambda done, total: seen.append((done, total)))
+    generate(loaded["sd15"], settings, on_step=lambda step: seen.append((step.done, step.total)))
     assert seen == [(i, 5) for i in range(1, 6)]
 
 
@@ -72,9 +72,9 @@ def test_cancel_stops_between_steps(loaded):
     cancel = threading.Event()
     steps = []
 
-    def on_step(done, total):
-        steps.append(done)
-        if done == 2:
+    def on_step(step):
+        steps.append(step.done)
+        if step.done == 2:
             cancel.set()
 
     settings, _ = resolve(

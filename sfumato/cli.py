@@ -37,6 +37,18 @@ def root(
     """sfumato: make pictures from text with Stable Diffusion models, on your own machine."""
 
 
+MODE_LABELS = {"img2img": "image-to-image", "inpaint": "inpainting"}
+
+
+def _lora_option(value: str) -> tuple[str, float]:
+    """'name:0.8' -> ('name', 0.8); a name alone weighs 1 (paths may hold colons)."""
+    name, _, weight = value.rpartition(":")
+    try:
+        return (name, float(weight)) if name else (value, 1.0)
+    except ValueError:
+        return value, 1.0
+
+
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(help="What the picture should show.")],
@@ -123,6 +135,41 @@ def generate(
             show_default=False,
         ),
     ] = None,
+    init_image: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-image",
+            "-i",
+            help="Start from this picture (image-to-image; with --mask, inpainting). Without "
+            "-W/-H the result keeps its proportions at the model's native size.",
+            show_default=False,
+        ),
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option(
+            "--mask",
+            help="Inpainting: a picture the size of --init-image, white where to repaint.",
+            show_default=False,
+        ),
+    ] = None,
+    strength: Annotated[
+        float | None,
+        typer.Option(
+            "--strength",
+            help="How much of --init-image is redrawn, 0-1 (default 0.75; inpainting 1).",
+            show_default=False,
+        ),
+    ] = None,
+    lora: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lora",
+            help="A LoRA to apply, NAME_OR_PATH or NAME_OR_PATH:WEIGHT (default 1; negative "
+            "allowed); repeat for several. <lora:name:weight> in the prompt works too.",
+            show_default=False,
+        ),
+    ] = None,
     clip_skip: Annotated[
         int | None,
         typer.Option(
@@ -206,6 +253,7 @@ def generate(
     with user_errors():
         from PIL import Image
 
+        from sfumato.engine.images import read_picture
         from sfumato.engine.loader import LoadOptions
         from sfumato.engine.request import GenerationRequest
         from sfumato.generation import GenerationJob
@@ -221,6 +269,10 @@ def generate(
             seed=seed,
             batch_size=batch,
             clip_skip=clip_skip,
+            init_image=read_picture(init_image, "--init-image") if init_image else None,
+            mask_image=read_picture(mask, "--mask") if mask else None,
+            strength=strength,
+            loras=[_lora_option(x) for x in lora or []],
         )
         job = GenerationJob.prepare(
             request,
@@ -239,7 +291,9 @@ def generate(
         steps = f"{s.steps} step" + ("" if s.steps == 1 else "s")
         err.print(
             f"{job.source.name} ({job.source.family.label}) · {s.width}x{s.height} · {steps} · "
-            f"{job.sampler_name} · CFG {s.guidance:g} · seed {s.seed}",
+            f"{job.sampler_name} · CFG {s.guidance:g} · seed {s.seed}"
+            + (f" · {MODE_LABELS[s.mode]}, strength {s.strength:g}" if s.strength else "")
+            + (f" · LoRA {', '.join(f'{n}:{w:g}' for n, w, _ in s.loras)}" if s.loras else ""),
             highlight=False,
         )
         with err.status("Loading the model..."):
@@ -401,6 +455,32 @@ def demo_train(
         folder = train(out, config, on_progress)
     out.mkdir(exist_ok=True)
     print(f"Wrote the demo model to {folder} (log: {folder / 'training-log.jsonl'})")
+
+
+@demo_app.command("lora")
+def demo_lora(
+    destination: Annotated[
+        Path, typer.Option("--out", help="The .safetensors file to write.")
+    ] = Path("demo-white-background.safetensors"),
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="A demo model folder. Default: the bundled one.", show_default=False
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Training steps.")] = 300,
+) -> None:
+    """Train the demo LoRA: white backgrounds whatever the prompt says (a few minutes).
+
+    The tests' LoRA (tests/data/demo-white-background.safetensors) is what this writes.
+    """
+    with user_errors():
+        from sfumato.demo import WEIGHTS
+        from sfumato.demo.lora import train_lora
+
+        with err.status("Training the LoRA..."):
+            path = train_lora(model or WEIGHTS, destination, steps=steps)
+        out.print(f"Wrote {path}")
 
 
 @demo_app.command("eval")

@@ -94,8 +94,7 @@ def list_models(
             raise InvalidRequest(f"--kind is models, loras or vaes, not '{kind}'.")
         _, folders, catalog = _catalog(data_dir, models_dir)
         entries = catalog.listing(KINDS[kind], all_versions, family, category)
-        lineages = catalog.lineages(KINDS[kind])
-        rows = [_row(e, lineages.get(e.lineage, [e])) for e in entries]
+        rows = [_row(e, catalog.versions_of(e)) for e in entries]
         if as_json:
             out.print_json(json.dumps(rows))
             return
@@ -111,7 +110,7 @@ def list_models(
             where = "bundled" if e.bundled else str(e.path)
             table.add_row(name, e.family or "?", e.card.category or "", versions, where)
         out.print(table)
-        if not all_versions and any(len(v) > 1 for v in lineages.values()):
+        if not all_versions and any(len(v) > 1 for v in catalog.lineages(KINDS[kind]).values()):
             out.print("Older versions: --all-versions. Ask for one by name@version.")
 
 
@@ -135,7 +134,7 @@ def show(
             entry = _other_kinds(catalog, name, hashes)
             if entry is None:
                 raise not_a_model from None
-        row = _row(entry, catalog.lineages(entry.kind).get(entry.lineage, [entry]))
+        row = _row(entry, catalog.versions_of(entry))
         if entry.path.is_file():
             row["sha256"] = hashes.sha256(entry.path)
             row["autov2"] = row["sha256"][:10]

@@ -4,18 +4,26 @@ share it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sfumato import __version__
 from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
-from sfumato.catalog.scan import find_checkpoint
+from sfumato.catalog.scan import find_checkpoint, find_loras
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.generate import StepCallback, generate
+from sfumato.engine.images import ImageInputs
+from sfumato.engine.images import prepare as prepare_images
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
-from sfumato.engine.request import GenerationRequest, GenerationSettings, resolve
+from sfumato.engine.loras import LoraSpec
+from sfumato.engine.request import (
+    GenerationRequest,
+    GenerationSettings,
+    requested_loras,
+    resolve,
+)
 from sfumato.engine.samplers import get_sampler
 from sfumato.errors import OutputExists
 from sfumato.metadata.a1111 import format_parameters
@@ -31,6 +39,8 @@ class GenerationJob:
     overwrite: bool
     load_options: LoadOptions
     warnings: list[str] = field(default_factory=list)
+    inputs: ImageInputs | None = None  # image-to-image and inpainting
+    loras: list[LoraSpec] = field(default_factory=list)
     model: LoadedModel | None = None
 
     @classmethod
@@ -49,11 +59,18 @@ class GenerationJob:
         """Check everything that can be checked before the (slow) model load."""
         load = load or LoadOptions()
         data = DataDir.resolve(data_dir)
-        path = find_checkpoint(model, data.model_dirs(models_dirs), HashCache(data.hashes))
-        source = describe_model(path, family, load.lightning)
+        folders, hashes = data.model_dirs(models_dirs), HashCache(data.hashes)
+        source = describe_model(find_checkpoint(model, folders, hashes), family, load.lightning)
         settings, warnings = resolve(request, source.family, source.effective_defaults)
+        loras = find_loras(requested_loras(request), folders, hashes, source)
+        settings = replace(settings, loras=tuple((x.name, x.weight, x.hash) for x in loras))
+        inputs = None
+        if request.init_image is not None:
+            inputs = prepare_images(
+                request.init_image, request.mask_image, settings.width, settings.height
+            )
         outputs = _output_paths(data, settings, output, image_format, overwrite)
-        return cls(data, source, settings, outputs, overwrite, load, warnings)
+        return cls(data, source, settings, outputs, overwrite, load, warnings, inputs, loras)
 
     @property
     def sampler_name(self) -> str:
@@ -66,7 +83,7 @@ class GenerationJob:
 
     def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
         """Generate and save; returns (path, seed) per picture."""
-        images = generate(self.load(), self.settings, on_step=on_step)
+        images = generate(self.load(), self.settings, self.inputs, on_step, loras=self.loras)
         model_hash = None
         if self.source.layout == "single_file":
             model_hash = HashCache(self.data.hashes).autov2(self.source.path)

@@ -216,3 +216,21 @@ def test_installed_entry_point_generates_a_picture(tiny_models, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"Saved {out} (seed 5)" in proc.stdout
     assert Image.open(out).text["parameters"].startswith("a lighthouse")
+
+
+def test_preview_frames_and_image_to_image_from_the_command_line(installed, tmp_path):
+    start = tmp_path / "start.png"
+    Image.new("RGB", (128, 64), "orange").save(start)
+    out = tmp_path / "p.png"
+    result = run("generate", "a red circle", "-s", "4", "--seed", "1", "-i", str(start),
+                 "--strength", "1", "--preview-every", "2", "-W", "128", "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "image-to-image, strength 1" in result.output
+    assert Image.open(out).size == (128, 64)
+    frames = sorted(p.name for p in tmp_path.glob("p.step*.png"))
+    assert frames == ["p.step002.png", "p.step004.png"]
+    assert Image.open(tmp_path / "p.step004.png").size == (128, 64)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    broken = run("generate", "x", "--init-image", str(tmp_path / "broken.png"))
+    assert broken.exit_code == 1
+    assert "--init-image is not a picture sfumato can read" in broken.output

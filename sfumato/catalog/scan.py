@@ -18,9 +18,10 @@ from pathlib import Path
 from sfumato import demo
 from sfumato.catalog.cards import Card, apply_card, read_card
 from sfumato.catalog.hashes import HashCache
-from sfumato.catalog.loras import LoraInfo, describe_lora, is_lora
+from sfumato.catalog.loras import LoraInfo, check_lora_fits, describe_lora, is_lora
 from sfumato.catalog.naming import infer_lineage, normalise, version_key
 from sfumato.engine.checkpoint import SINGLE_FILE_SUFFIXES, ModelSource, inspect_model, read_header
+from sfumato.engine.loras import LoraSpec
 from sfumato.errors import ModelNotFound, SfumatoError
 
 CHECKPOINT, LORA, VAE = "checkpoint", "lora", "vae"
@@ -168,6 +169,13 @@ class Catalog:
                 for g in groups.values()
             )
         }
+
+    def versions_of(self, entry: Entry) -> list[Entry]:
+        """Every version of ``entry``'s lineage, newest first."""
+        for versions in self.lineages(entry.kind).values():
+            if normalise(versions[0].lineage) == normalise(entry.lineage):
+                return versions
+        return [entry]
 
     def listing(
         self,
@@ -329,3 +337,26 @@ def find_checkpoint(name: str | None, folders: list[Path], hashes: HashCache) ->
         raise ModelNotFound(f"No model is installed. {how_to_add(folders)}")
     names = ", ".join(e.display for e in catalog.listing() if not e.bundled and not e.broken)
     raise ModelNotFound(f"Several models are installed; choose one with --model: {names}.")
+
+
+def find_loras(
+    wanted: list[tuple[str, float]],
+    folders: list[Path],
+    hashes: HashCache,
+    model: ModelSource,
+) -> list[LoraSpec]:
+    """The LoRA files a request names (installed names or paths), checked against the model."""
+    if not wanted:
+        return []
+    catalog = Catalog.scan(folders, bundled=False)
+    specs = []
+    for name, weight in wanted:
+        path = Path(name).expanduser()
+        if path.is_file():
+            info = _lora_info(path)
+        else:
+            entry = catalog.resolve(name, LORA)
+            path, info = entry.path, entry.lora
+        check_lora_fits(name, info, model.name, model.family.architecture)
+        specs.append(LoraSpec(path, name, weight, hashes.lora_hash(path)))
+    return specs

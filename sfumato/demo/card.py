@@ -9,6 +9,7 @@ from sfumato.catalog import cards
 from sfumato.demo import NAME
 from sfumato.demo.model import DemoConfig
 from sfumato.demo.world import COLOURS, HELD_OUT, POSITIONS, SHAPES
+from sfumato.engine.preview import LatentPreview
 
 DESCRIPTION = (
     textwrap.fill(
@@ -29,7 +30,11 @@ DESCRIPTION = (
 
 
 def write_demo_card(
-    folder: Path, config: DemoConfig, vocabulary: dict[str, int], training: dict
+    folder: Path,
+    config: DemoConfig,
+    preview: LatentPreview,
+    vocabulary: dict[str, int],
+    training: dict,
 ) -> Path:
     card = cards.Card(
         name=NAME,
@@ -41,6 +46,9 @@ def write_demo_card(
         lineage=NAME,
         version="1",
         license="Apache-2.0",
-        extra={"training": training | {"config": config.to_dict()}},
+        extra={
+            cards.LIVE_PREVIEW: preview.to_card(),
+            "training": training | {"config": config.to_dict()},
+        },
     )
     return cards.write_card(folder, card)

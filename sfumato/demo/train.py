@@ -20,20 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
 from diffusers.training_utils import EMAModel
 
 from sfumato.demo import model as arch
 from sfumato.demo.analyze import evaluate
 from sfumato.demo.card import write_demo_card
 from sfumato.demo.world import COLOURS, caption, partial_caption, render, sample_scene, vocabulary
+from sfumato.engine.preview import LatentPreview, fit_latent_preview
 from sfumato.engine.tokenizers import clip_tokenizer
 
 # (phase, step, total, loss) after each optimiser step
 Progress = Callable[[str, int, int, float], None]
 
 
-def _pictures(scenes, size: int, rng: np.random.Generator) -> torch.Tensor:
+def render_batch(scenes, size: int, rng: np.random.Generator) -> torch.Tensor:
     """Scenes rendered (with jitter) as a float batch in [-1, 1], channels first."""
     arrays = np.stack([np.asarray(render(s, size, rng)) for s in scenes])
     return torch.from_numpy(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -58,18 +59,19 @@ class Log:
         self.file.flush()
 
 
-def train_vae(c: arch.DemoConfig, rng: np.random.Generator, log: Log, progress: Progress):
-    vae = arch.vae(c)
+def train_vae(c: arch.DemoConfig, rng: np.random.Generator, log: Log, progress: Progress, device):
+    vae = arch.vae(c).to(device)
     optimiser = torch.optim.AdamW(vae.parameters(), lr=c.vae_lr, weight_decay=0.0)
     for step in range(c.vae_steps):
         for group in optimiser.param_groups:
             group["lr"] = c.vae_lr * _cosine(step, c.vae_steps, 100)
         scenes = [sample_scene(rng) for _ in range(c.vae_batch)]
-        x = _pictures(scenes, c.image_size, rng)
-        background = torch.tensor([COLOURS[s.background] for s in scenes]) / 127.5 - 1
+        x = render_batch(scenes, c.image_size, rng).to(device)
+        background = torch.tensor([COLOURS[s.background] for s in scenes], device=device)
+        background = background / 127.5 - 1
         foreground = (x - background[:, :, None, None]).abs().sum(1, keepdim=True) > 0.3
         weight = 1 + (c.vae_foreground_weight - 1) * foreground.float()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             posterior = vae.encode(x).latent_dist
             reconstruction = vae.decode(posterior.sample()).sample
         # L1 keeps edges sharper than L2 would; the KL term only keeps latents bounded
@@ -86,26 +88,40 @@ def train_vae(c: arch.DemoConfig, rng: np.random.Generator, log: Log, progress: 
 
 
 @torch.no_grad()
-def check_vae(vae, c: arch.DemoConfig, n: int = 200) -> dict[str, float]:
+def check_vae(vae, c: arch.DemoConfig, device, n: int = 200) -> dict[str, float]:
     """How often the analyzer still reads a picture right after encoding and decoding it."""
     rng = np.random.default_rng(c.seed + 1)
     scenes = [sample_scene(rng) for _ in range(n)]
-    x = _pictures(scenes, c.image_size, rng)
+    x = render_batch(scenes, c.image_size, rng).to(device)
     decoded = torch.cat([vae.decode(vae.encode(b).latent_dist.mode()).sample for b in x.split(50)])
-    images = ((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    images = ((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return evaluate(images, scenes)
 
 
 @torch.no_grad()
-def encode_pool(vae, c: arch.DemoConfig, rng: np.random.Generator):
+def encode_pool(vae, c: arch.DemoConfig, rng: np.random.Generator, device):
     scenes = [sample_scene(rng) for _ in range(c.latent_pool)]
     latents = torch.cat(
         [
-            vae.encode(_pictures(scenes[i : i + 256], c.image_size, rng)).latent_dist.mode()
+            vae.encode(
+                render_batch(scenes[i : i + 256], c.image_size, rng).to(device)
+            ).latent_dist.mode()
             for i in range(0, len(scenes), 256)
         ]
     )
     return latents, scenes
+
+
+@torch.no_grad()
+def fit_preview(folder: Path, c: arch.DemoConfig, n: int = 256) -> LatentPreview:
+    """Live-preview factors for the saved model's own autoencoder (SD's do not fit it), from
+    pictures drawn apart from training. Reads the saved files, so it gives the same numbers
+    whenever it runs on them."""
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32)
+    rng = np.random.default_rng(c.seed + 2)
+    x = render_batch([sample_scene(rng) for _ in range(n)], c.image_size, rng)
+    latents = vae.encode(x).latent_dist.mode() * vae.config.scaling_factor
+    return fit_latent_preview(latents, x)
 
 
 def _caption_for(scene, c: arch.DemoConfig, rng: np.random.Generator) -> str:
@@ -118,13 +134,14 @@ def _caption_for(scene, c: arch.DemoConfig, rng: np.random.Generator) -> str:
 
 
 def train_diffusion(latents, scenes, c: arch.DemoConfig, rng, log: Log, progress: Progress):
-    unet, text_encoder = arch.unet(c), arch.text_encoder(c)
+    device = latents.device
+    unet, text_encoder = arch.unet(c).to(device), arch.text_encoder(c).to(device)
     schedule = arch.noise_schedule(c)
     tokenizer = clip_tokenizer()
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimiser = torch.optim.AdamW(params, lr=c.lr, weight_decay=0.01)
     ema = EMAModel(params, decay=c.ema_decay, use_ema_warmup=True)
-    alphas = schedule.alphas_cumprod
+    alphas = schedule.alphas_cumprod.to(device)
     snr = alphas / (1 - alphas)
     # Min-SNR-gamma for v-prediction: min(snr, gamma) / (snr + 1)
     weights = torch.clamp(snr, max=c.min_snr_gamma) / (snr + 1)
@@ -137,13 +154,13 @@ def train_diffusion(latents, scenes, c: arch.DemoConfig, rng, log: Log, progress
         captions_seen.extend(t for t in texts if t)
         ids = tokenizer(
             texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
-        ).input_ids
-        x0 = latents[torch.from_numpy(index)]
+        ).input_ids.to(device)
+        x0 = latents[torch.from_numpy(index).to(device)]
         noise = torch.randn_like(x0)
-        t = torch.randint(0, schedule.config.num_train_timesteps, (c.batch,))
+        t = torch.randint(0, schedule.config.num_train_timesteps, (c.batch,)).to(device)
         noisy = schedule.add_noise(x0, noise, t)
         target = schedule.get_velocity(x0, noise, t)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             context = text_encoder(ids).last_hidden_state
             prediction = unet(noisy, t, context).sample
         per_item = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
@@ -165,8 +182,18 @@ def train_diffusion(latents, scenes, c: arch.DemoConfig, rng, log: Log, progress
     return unet.eval(), text_encoder.eval(), captions_seen
 
 
-def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None = None) -> Path:
-    """Train the demo model into the folder ``out`` (created if needed; its files replaced)."""
+def train(
+    out: Path,
+    c: arch.DemoConfig | None = None,
+    progress: Progress | None = None,
+    device: str = "cpu",
+) -> Path:
+    """Train the demo model into the folder ``out`` (created if needed; its files replaced).
+
+    Deterministic from the seed on the CPU (the shipped weights). ``device`` moves the same
+    recipe to another device (not yet measured on one), with other rounding.
+    """
+    device = torch.device(device)
     c = c or arch.DemoConfig()
     progress = progress or (lambda *args: None)
     torch.manual_seed(c.seed)
@@ -176,11 +203,11 @@ def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None
     log = Log(out / "training-log.jsonl")
     started = time.time()
 
-    vae = train_vae(c, rng, log, progress)
-    vae_check = check_vae(vae, c)
+    vae = train_vae(c, rng, log, progress, device)
+    vae_check = check_vae(vae, c, device)
     log.write(phase="vae-check", **{k: round(v, 4) for k, v in vae_check.items()})
     progress("encoding pictures", 0, 1, 0.0)
-    latents, scenes = encode_pool(vae, c, rng)
+    latents, scenes = encode_pool(vae, c, rng, device)
     progress("encoding pictures", 1, 1, 0.0)
     # SD scales latents to unit variance; the factor goes into the VAE config, as in SD
     scale = float(1 / latents.std())
@@ -197,7 +224,7 @@ def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
-    ).to(torch.float16)
+    ).to("cpu", torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
     shutil.rmtree(out / "tokenizer")  # the shipped tokenizer is used; no second copy
     for weights in out.rglob("*.safetensors"):
@@ -206,6 +233,7 @@ def train(out: Path, c: arch.DemoConfig | None = None, progress: Progress | None
     write_demo_card(
         out,
         config=c,
+        preview=fit_preview(out, c),
         vocabulary=vocabulary(captions),
         training={
             "minutes": round(minutes, 1),

@@ -49,6 +49,10 @@ class Family:
     def config_dir(self) -> Path:
         return CONFIG_ROOT / self.architecture
 
+    def config_dir_for(self, inpainting: bool) -> Path:
+        """Component configs for a single-file checkpoint (9-channel UNet for inpainting)."""
+        return CONFIG_ROOT / f"{self.architecture}-inpainting" if inpainting else self.config_dir
+
 
 SD15 = Family(
     id="sd15",

@@ -7,16 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 from PIL import Image
 
 from sfumato.engine.conditioning import encode_prompts
 from sfumato.engine.families import get_family
+from sfumato.engine.images import ImageInputs, keep_outside_mask
 from sfumato.engine.loader import LoadedModel
+from sfumato.engine.loras import LoraSpec, applied
 from sfumato.engine.preview import LatentPreview
 from sfumato.engine.prompts import extract_lora_tags
-from sfumato.engine.request import GenerationSettings
+from sfumato.engine.request import IMAGE_TO_IMAGE, TEXT_TO_IMAGE, GenerationSettings
 from sfumato.engine.samplers import get_sampler
-from sfumato.errors import OutOfMemory, SfumatoError
+from sfumato.errors import InvalidRequest, OutOfMemory, SfumatoError
 
 
 @dataclass
@@ -47,15 +50,53 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
+def _pipeline(model: LoadedModel, settings: GenerationSettings, inputs: ImageInputs | None):
+    """The pipeline for the request's mode, and the arguments only that mode takes.
+
+    Image-to-image and inpainting pipelines are made once per model from its components (no
+    copy of the weights). A 9-channel inpainting model always runs its own pipeline: for a
+    plain picture with an empty picture and all of it to paint, as A1111 does.
+    """
+    size = {"width": settings.width, "height": settings.height}
+    if settings.mode == TEXT_TO_IMAGE and not model.source.inpainting:
+        return model.pipe, size
+    if inputs is None:
+        if settings.mode != TEXT_TO_IMAGE:
+            raise InvalidRequest(f"A {settings.mode} request needs its picture.")
+        inputs = ImageInputs(Image.new("RGB", (settings.width, settings.height), "gray"))
+    image = {"image": inputs.image, "strength": settings.strength or 1.0}
+    if model.source.inpainting:
+        mask = inputs.mask or Image.new("L", inputs.image.size, 255)
+        return model.pipe, size | image | {"mask_image": mask}
+    if settings.mode == IMAGE_TO_IMAGE:
+        return _variant(model, AutoPipelineForImage2Image), image
+    return _variant(model, AutoPipelineForInpainting), size | image | {"mask_image": inputs.mask}
+
+
+def _variant(model: LoadedModel, auto):
+    if auto.__name__ not in model.variants:
+        pipe = auto.from_pipe(model.pipe)
+        pipe.set_progress_bar_config(disable=True)
+        model.variants[auto.__name__] = pipe
+    return model.variants[auto.__name__]
+
+
 def generate(
     model: LoadedModel,
     settings: GenerationSettings,
+    inputs: ImageInputs | None = None,
     on_step: StepCallback | None = None,
     cancel: threading.Event | None = None,
+    loras: list[LoraSpec] | None = None,
 ) -> list[Image.Image]:
-    """One image per seed of ``settings``; the same settings give the same pixels again."""
+    """One image per seed of ``settings``; the same settings give the same pixels again.
+
+    ``inputs`` holds the picture (and mask) of image-to-image and inpainting, at the output
+    size (``images.prepare``). Outside an inpainting mask the input's own pixels are kept.
+    ``loras`` are active for this generation only.
+    """
     family = get_family(settings.family)
-    pipe = model.pipe
+    pipe, mode_arguments = _pipeline(model, settings, inputs)
     pipe.scheduler = get_sampler(settings.sampler).make_scheduler(
         model.scheduler_config, family.scheduler_overrides
     )
@@ -72,7 +113,7 @@ def generate(
         return tensors
 
     try:
-        with torch.inference_mode():
+        with applied(pipe, loras or []), torch.inference_mode():
             embeddings = encode_prompts(
                 pipe,
                 extract_lora_tags(settings.prompt)[0],
@@ -81,8 +122,7 @@ def generate(
             )
             result = pipe(
                 **embeddings,
-                width=settings.width,
-                height=settings.height,
+                **mode_arguments,
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance,
                 num_images_per_prompt=settings.batch_size,
@@ -100,4 +140,6 @@ def generate(
         raise
     if cancel is not None and cancel.is_set():
         raise Cancelled("The generation was cancelled.")
+    if inputs is not None and inputs.mask is not None:
+        return [keep_outside_mask(inputs.image, image, inputs.mask) for image in result.images]
     return result.images

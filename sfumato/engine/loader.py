@@ -7,11 +7,16 @@ configs that ship with sfumato (or a folder the user gives), so no load ever rea
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+)
 from diffusers.utils import logging as diffusers_logging
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
@@ -23,7 +28,14 @@ from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer
 from sfumato.errors import UnsupportedModel
 
 log = logging.getLogger(__name__)
-PIPELINES = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
+PIPELINES = {
+    ("sd15", False): StableDiffusionPipeline,
+    ("sdxl", False): StableDiffusionXLPipeline,
+    # 9-channel UNets that see the picture and the mask: their own pipelines, which also make
+    # plain pictures (an empty picture, all of it to paint)
+    ("sd15", True): StableDiffusionInpaintPipeline,
+    ("sdxl", True): StableDiffusionXLInpaintPipeline,
+}
 
 # diffusers and transformers narrate every load; sfumato reports what matters itself
 diffusers_logging.set_verbosity_error()
@@ -47,6 +59,8 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     scheduler_config: dict  # the model's own scheduler config: each sampler starts from it
+    # image-to-image and inpainting pipelines made from this one's components (no copies)
+    variants: dict = field(default_factory=dict)
 
 
 def _tokenizers(architecture: str, config_dir: Path | None) -> dict:
@@ -61,14 +75,10 @@ def _tokenizers(architecture: str, config_dir: Path | None) -> dict:
 
 def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None):
     architecture = source.family.architecture
-    cls = PIPELINES[architecture]
+    cls = PIPELINES[architecture, source.inpainting]
     extra = (
         {"safety_checker": None, "requires_safety_checker": False} if architecture == "sd15" else {}
     )
-    if source.inpainting:
-        raise UnsupportedModel(
-            f"{source.name} is an inpainting checkpoint; inpainting is not supported yet."
-        )
     if source.layout == "diffusers":
         return cls.from_pretrained(
             source.path,
@@ -77,7 +87,7 @@ def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None)
             **_tokenizers(architecture, source.path),
             **extra,
         )
-    config = config_dir or source.family.config_dir
+    config = config_dir or source.family.config_dir_for(source.inpainting)
     return cls.from_single_file(
         str(source.path),
         config=str(config),

@@ -4,12 +4,17 @@ resolves to (every field filled: the model's defaults, then the request, all che
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from sfumato.engine.families import Defaults, Family
+from sfumato.engine.images import fit_size
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.samplers import AUTO, get_sampler
 from sfumato.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
 MAX_STEPS = 150
@@ -18,6 +23,11 @@ MAX_BATCH = 16
 MAX_SEED = 2**64 - 1  # torch generators take 64-bit seeds; ComfyUI users paste such seeds
 MAX_PROMPT_CHARS = 10_000
 MAX_CLIP_SKIP = 12  # CLIP ViT-L has 12 layers
+TEXT_TO_IMAGE, IMAGE_TO_IMAGE, INPAINT = "txt2img", "img2img", "inpaint"
+# A1111's default for image-to-image; inpainting redraws the masked part entirely by default,
+# so that it follows the prompt
+DEFAULT_STRENGTH = {IMAGE_TO_IMAGE: 0.75, INPAINT: 1.0}
+MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -5.0, 5.0
 
 
 @dataclass
@@ -32,6 +42,12 @@ class GenerationRequest:
     seed: int | None = None  # None or -1: a random seed, reported back
     batch_size: int = 1
     clip_skip: int | None = None
+    # image-to-image and inpainting: pictures as ``images.read_picture`` gives them
+    init_image: Image.Image | None = None
+    mask_image: Image.Image | None = None  # white = repaint
+    strength: float | None = None  # how much of the picture is redrawn, 0-1
+    # (name or path, weight); ``<lora:name:weight>`` tags in the prompt are added to these
+    loras: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,9 @@ class GenerationSettings:
     seed: int
     batch_size: int = 1
     clip_skip: int = 1
+    mode: str = TEXT_TO_IMAGE
+    strength: float | None = None  # image-to-image and inpainting only
+    loras: tuple[tuple[str, float, str | None], ...] = ()  # (name, weight, A1111 hash)
 
     @property
     def seeds(self) -> list[int]:
@@ -88,8 +107,13 @@ def resolve(
             f"The prompt is too long ({len(request.prompt)} characters; "
             f"at most {MAX_PROMPT_CHARS})."
         )
+    mode, strength = _image_mode(request, warnings)
     width = request.width or d.width
     height = request.height or d.height
+    if request.init_image is not None:
+        width, height = fit_size(
+            request.init_image.size, (d.width, d.height), request.width, request.height
+        )
     _check_side("Width", width)
     _check_side("Height", height)
     # the model's default size is the one it was trained at (the family's, or its card's)
@@ -122,10 +146,12 @@ def resolve(
     clip_skip = d.clip_skip if request.clip_skip is None else request.clip_skip
     if not 1 <= clip_skip <= MAX_CLIP_SKIP:
         raise InvalidRequest(f"Clip skip must be between 1 and {MAX_CLIP_SKIP}; got {clip_skip}.")
-    for text in (request.prompt, negative):
-        if tags := extract_lora_tags(text)[1]:
-            names = ", ".join(f"<lora:{name}:{weight:g}>" for name, weight in tags)
-            warnings.append(f"LoRAs are not applied yet; {names} left out of the prompt.")
+    for name, weight in requested_loras(request):
+        if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
+            raise InvalidRequest(
+                f"The weight of LoRA {name} must be between {MIN_LORA_WEIGHT:g} and "
+                f"{MAX_LORA_WEIGHT:g}; got {weight:g}."
+            )
     settings = GenerationSettings(
         family=family.id,
         prompt=request.prompt,
@@ -138,5 +164,33 @@ def resolve(
         seed=seed,
         batch_size=request.batch_size,
         clip_skip=clip_skip,
+        mode=mode,
+        strength=strength,
     )
     return settings, warnings
+
+
+def requested_loras(request: GenerationRequest) -> list[tuple[str, float]]:
+    """The request's LoRAs, then those its prompt's tags name (a name given twice: once)."""
+    wanted = dict(request.loras)
+    for name, weight in extract_lora_tags(request.prompt)[1]:
+        wanted.setdefault(name, weight)
+    return list(wanted.items())
+
+
+def _image_mode(request: GenerationRequest, warnings: list[str]) -> tuple[str, float | None]:
+    """Text-to-image, image-to-image or inpainting, and the strength it runs with."""
+    if request.init_image is None:
+        if request.mask_image is not None:
+            raise InvalidRequest("A mask goes with a picture to repaint: give the picture too.")
+        if request.strength is not None:
+            warnings.append("Strength is for image-to-image and inpainting; it was ignored.")
+        return TEXT_TO_IMAGE, None
+    mode = INPAINT if request.mask_image is not None else IMAGE_TO_IMAGE
+    strength = DEFAULT_STRENGTH[mode] if request.strength is None else float(request.strength)
+    if not 0 < strength <= 1:
+        raise InvalidRequest(
+            f"Strength must be more than 0 and at most 1 (how much of the picture is redrawn); "
+            f"got {strength:g}."
+        )
+    return mode, strength

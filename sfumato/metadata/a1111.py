@@ -47,8 +47,12 @@ def format_parameters(
         fields["Model hash"] = model_hash
     if model_name:
         fields["Model"] = model_name
+    if settings.strength is not None:
+        fields["Denoising strength"] = f"{settings.strength:g}"
     if settings.clip_skip > 1:
         fields["Clip skip"] = settings.clip_skip
+    if hashes := [f"{name}: {digest}" for name, _, digest in settings.loras if digest]:
+        fields["Lora hashes"] = ", ".join(hashes)
     fields["Version"] = f"sfumato {__version__}"
     lines = [settings.prompt]
     if settings.negative_prompt:

@@ -144,6 +144,12 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
         model=model.get("name"),
         model_hash=model.get("hash"),
         clip_skip=_number(s.get("clip_skip"), int),
+        denoise=_number(s.get("strength")),
+        loras=[
+            {"name": lora[0], "weight": _number(lora[1]), "hash": lora[2]}
+            for lora in s.get("loras") or []
+            if isinstance(lora, list) and len(lora) == 3
+        ],
         extra={"family": s.get("family"), "generator": data.get("generator")},
     )
 

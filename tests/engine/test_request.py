@@ -89,6 +89,10 @@ def test_clip_skip_from_the_model_or_the_request_and_checked():
         resolve(GenerationRequest("a cat", clip_skip=0), SD15)
 
 
-def test_lora_tags_are_named_in_a_warning_until_loras_are_applied():
-    _, warnings = resolve(GenerationRequest("a cat <lora:pixel_v2:0.8>"), SD15)
-    assert warnings == ["LoRAs are not applied yet; <lora:pixel_v2:0.8> left out of the prompt."]
+def test_loras_come_from_the_request_and_the_prompts_tags():
+    from sfumato.engine.request import requested_loras
+
+    request = GenerationRequest("a cat <lora:pixel:0.8> <lora:ink>", loras=[("pixel", -0.5)])
+    assert requested_loras(request) == [("pixel", -0.5), ("ink", 1.0)]  # the field wins
+    with pytest.raises(InvalidRequest, match="weight of LoRA ink must be between -5 and 5"):
+        resolve(GenerationRequest("a cat <lora:ink:9>"), SD15)

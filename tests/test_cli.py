@@ -222,8 +222,8 @@ def test_preview_frames_and_image_to_image_from_the_command_line(installed, tmp_
     start = tmp_path / "start.png"
     Image.new("RGB", (128, 64), "orange").save(start)
     out = tmp_path / "p.png"
-    result = run("generate", "a red circle", "-s", "4", "--seed", "1", "-i", str(start),
-                 "--strength", "1", "--preview-every", "2", "-W", "128", "-o", str(out))  # fmt: skip
+    options = ["-s", "4", "--seed", "1", "-i", str(start), "--strength", "1", "-W", "128"]
+    result = run("generate", "a red circle", *options, "--preview-every", "2", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "image-to-image, strength 1" in result.output
     assert Image.open(out).size == (128, 64)

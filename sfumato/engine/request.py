@@ -78,7 +78,8 @@ class GenerationSettings:
         return replace(self, seed=self.seeds[index], batch_size=1)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON values (lists, not tuples), as the settings come back from a file."""
+        return asdict(self) | {"loras": [list(lora) for lora in self.loras]}
 
 
 def random_seed() -> int:

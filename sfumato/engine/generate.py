@@ -32,7 +32,7 @@ class Step:
     previewer: LatentPreview
 
     def preview(self, index: int = 0) -> Image.Image:
-        """Picture ``index`` as it stands, at 1/8 of its size (a linear map; no decoder)."""
+        """Picture ``index`` as it stands, at latent size (1/8 for SD's autoencoders)."""
         return self.previewer.image(self.latents, index)
 
 

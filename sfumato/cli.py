@@ -355,7 +355,7 @@ def info(
                 f"{x['name']}:{x['weight']:g}" for x in found.loras if x["weight"] is not None
             ),
             "Denoising strength": found.denoise,
-            "Clip skip": found.clip_skip,
+            "Clip skip": found.clip_skip if (found.clip_skip or 1) > 1 else None,
         }
         for label, value in rows.items():
             if value not in (None, ""):

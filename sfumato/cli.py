@@ -377,9 +377,11 @@ def _known_sampler(name: str | None, schedule: str | None) -> str | None:
     from sfumato.engine.samplers import get_sampler
     from sfumato.errors import InvalidRequest
 
+    if not name:
+        return None
     for candidate in (f"{name} {schedule}", f"{name}_{schedule}", name):
         try:
-            return get_sampler(candidate).name if name else None
+            return get_sampler(candidate).name
         except InvalidRequest:
             continue
     return None

@@ -223,8 +223,7 @@ def add(
             else:
                 shutil.copy2(path, target)
             path = target
-        entry = Catalog.scan([path.parent], bundled=False)
-        entry = next(e for e in entry.entries if e.path == path)
+        entry = Catalog.describe(path)
         if entry.broken:
             err.print(f"[yellow]Warning:[/] {entry.broken}", highlight=False)
         given = {
@@ -282,8 +281,7 @@ def pull(
             path = pull_from_hub(url.removeprefix("hf:"), folder)
         else:
             path = _download_with_progress(url, folder, name, sha256)
-        scanned = Catalog.scan([folder], bundled=False)
-        entry = next(e for e in scanned.entries if e.path == path)
+        entry = Catalog.describe(path)
         if entry.kind == LORA:  # LoRAs live apart, as in A1111's layout
             (folder / "Lora").mkdir(exist_ok=True)
             path = path.rename(folder / "Lora" / path.name)

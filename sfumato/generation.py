@@ -4,13 +4,14 @@ share it."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sfumato import __version__
 from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
-from sfumato.catalog.scan import find_checkpoint, find_loras
+from sfumato.catalog.scan import Catalog, find_checkpoint, find_loras
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.generate import StepCallback, generate
@@ -60,9 +61,11 @@ class GenerationJob:
         load = load or LoadOptions()
         data = DataDir.resolve(data_dir)
         folders, hashes = data.model_dirs(models_dirs), HashCache(data.hashes)
-        source = describe_model(find_checkpoint(model, folders, hashes), family, load.lightning)
+        scan = functools.cache(lambda: Catalog.scan(folders))  # once, and only if needed
+        path = find_checkpoint(model, folders, hashes, scan)
+        source = describe_model(path, family, load.lightning)
         settings, warnings = resolve(request, source.family, source.effective_defaults)
-        loras = find_loras(requested_loras(request), folders, hashes, source)
+        loras = find_loras(requested_loras(request), folders, hashes, source, scan)
         settings = replace(settings, loras=tuple((x.name, x.weight, x.hash) for x in loras))
         inputs = None
         if request.init_image is not None:

@@ -78,15 +78,6 @@ class HashCache:
         """The short hash A1111 writes for a LoRA in ``Lora hashes``."""
         return self.tensor_sha256(path)[:12]
 
-    def known(self, path: Path) -> dict[str, str]:
-        """The hashes already computed for this version of the file, without reading it."""
-        path = Path(path).resolve()
-        entry = self._entries.get(str(path))
-        stat = path.stat()
-        if not entry or entry.get("version") != [stat.st_size, stat.st_mtime_ns]:
-            return {}
-        return {k: v for k, v in entry.items() if k != "version"}
-
     def _save(self) -> None:
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_file.with_suffix(".tmp")

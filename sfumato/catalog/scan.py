@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +92,13 @@ class Catalog:
         catalog._check_duplicates()
         return catalog
 
+    @classmethod
+    def describe(cls, path: Path) -> Entry:
+        """One file or folder as a scan would list it, without reading its neighbours."""
+        catalog = cls()
+        catalog._add(path, CHECKPOINT if path.is_dir() else None)
+        return catalog.entries[0]
+
     def _scan_folder(self, folder: Path, kind: str | None, depth: int) -> None:
         try:
             children = sorted(folder.iterdir())
@@ -117,11 +125,15 @@ class Catalog:
             self.problems.append(f"{e.message} Using what the files say instead.")
         entry = Entry(kind or CHECKPOINT, path, card or Card(inferred=True), bundled=bundled)
         try:
-            entry.kind = kind or _kind_of(path)
+            # one read of a file's header tells its kind and, after that, what it is
+            needed = path.is_file() and kind != VAE  # a VAE's tensors say nothing we list
+            shapes, metadata = read_header(path) if needed else ({}, {})
+            entry.kind = kind or _kind_of(shapes)
             if entry.kind == CHECKPOINT:
-                entry.source = apply_card(inspect_model(path, card and card.family), card)
+                source = inspect_model(path, card and card.family, shapes=shapes or None)
+                entry.source = apply_card(source, card)
             elif entry.kind == LORA:
-                entry.lora = _lora_info(path)
+                entry.lora = describe_lora(shapes, metadata, path.name)
         except SfumatoError as e:
             entry.broken = e.message
             self.problems.append(f"{path} cannot be used: {e.message}")
@@ -276,11 +288,8 @@ def _arch(entry: Entry) -> str | None:
     return entry.lora.architecture if entry.lora else None
 
 
-def _kind_of(path: Path) -> str:
-    """A loose file's kind, from its tensor names."""
-    if path.is_dir():
-        return CHECKPOINT
-    shapes, _ = read_header(path)
+def _kind_of(shapes: dict[str, tuple]) -> str:
+    """A loose file's kind, from its tensor names (a folder has none: a diffusers model)."""
     if is_lora(shapes):
         return LORA
     if not any(k.startswith("model.diffusion_model.") for k in shapes) and any(
@@ -288,11 +297,6 @@ def _kind_of(path: Path) -> str:
     ):
         return VAE
     return CHECKPOINT
-
-
-def _lora_info(path: Path) -> LoraInfo:
-    shapes, metadata = read_header(path)
-    return describe_lora(shapes, metadata, path.name)
 
 
 def _fill_in(entry: Entry) -> None:
@@ -321,11 +325,16 @@ def how_to_add(folders: list[Path]) -> str:
     )
 
 
-def find_checkpoint(name: str | None, folders: list[Path], hashes: HashCache) -> Path:
+Scan = Callable[[], Catalog]  # the catalog, scanned when first needed
+
+
+def find_checkpoint(
+    name: str | None, folders: list[Path], hashes: HashCache, scan: Scan | None = None
+) -> Path:
     """The model file or folder a user means by --model (None: the default one)."""
     if name is not None and (path := Path(name).expanduser()).exists():
         return path
-    catalog = Catalog.scan(folders)
+    catalog = scan() if scan else Catalog.scan(folders)
     if name is not None:
         try:
             return catalog.resolve(name, hashes=hashes).path
@@ -344,16 +353,17 @@ def find_loras(
     folders: list[Path],
     hashes: HashCache,
     model: ModelSource,
+    scan: Scan | None = None,
 ) -> list[LoraSpec]:
     """The LoRA files a request names (installed names or paths), checked against the model."""
     if not wanted:
         return []
-    catalog = Catalog.scan(folders, bundled=False)
+    catalog = scan() if scan else Catalog.scan(folders)
     specs = []
     for name, weight in wanted:
         path = Path(name).expanduser()
         if path.is_file():
-            info = _lora_info(path)
+            info = describe_lora(*read_header(path), path.name)
         else:
             entry = catalog.resolve(name, LORA)
             path, info = entry.path, entry.lora

@@ -186,12 +186,16 @@ def pick_family(architecture: str, name: str, hint: str | None) -> Family:
 
 
 def inspect_model(
-    path: Path, family_hint: str | None = None, lightning: Path | None = None
+    path: Path,
+    family_hint: str | None = None,
+    lightning: Path | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> ModelSource:
     """What the model at ``path`` is: layout, family, inpainting, tuned defaults.
 
     ``lightning`` names a Lightning UNet or LoRA file to run an SDXL model with: the model is
-    then SDXL Lightning, with the step count of that file.
+    then SDXL Lightning, with the step count of that file. ``shapes``: the file's tensor
+    shapes, when the caller has read them already.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -201,7 +205,8 @@ def inspect_model(
         architecture, inpainting = _folder_architecture(path)
     elif path.suffix.lower() in SINGLE_FILE_SUFFIXES:
         layout = "single_file"
-        architecture, inpainting = detect_architecture(read_tensor_shapes(path), path.name)
+        shapes = shapes if shapes is not None else read_tensor_shapes(path)
+        architecture, inpainting = detect_architecture(shapes, path.name)
     else:
         raise UnsupportedModel(
             f"{path.name} is not a model file sfumato reads (.safetensors, .ckpt, or a diffusers "

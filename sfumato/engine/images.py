@@ -2,15 +2,14 @@
 
 Any picture people have works: any mode (alpha is laid on white, palettes and greyscale become
 RGB), any size, a phone's EXIF rotation applied. Without an explicit size, the picture is
-scaled to about the model's native area with its aspect ratio kept, on the 8-pixel grid the
-models need, so the result has the input's proportions. A mask is white where the picture is
-to be repainted; a mask of another size is scaled to the picture when its proportions match.
+scaled to about the model's native area with its aspect ratio kept (``request.fit_size``),
+so the result has the input's proportions. A mask is white where the picture is to be
+repainted; a mask of another size is scaled to the picture when its proportions match.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sfumato.errors import InvalidRequest
 
 MAX_INPUT_PIXELS = 64_000_000  # a 8000 x 8000 photo; larger ones are refused, not decoded
-STEP = 8
 
 
 @dataclass
@@ -58,26 +56,6 @@ def read_picture(source: str | Path | bytes | Image.Image, what: str = "The pict
         flat.alpha_composite(rgba)
         return flat.convert("RGB")
     return image.convert("RGB")
-
-
-def fit_size(
-    size: tuple[int, int], native: tuple[int, int], width: int | None, height: int | None
-) -> tuple[int, int]:
-    """The output size for an input picture of ``size``: the one asked for, else the picture's
-    proportions at about the model's native area, on the 8-pixel grid."""
-    w, h = size
-    if width and height:
-        return width, height
-    if width:
-        return width, _snap(width * h / w)
-    if height:
-        return _snap(height * w / h), height
-    scale = math.sqrt(native[0] * native[1] / (w * h))
-    return _snap(w * scale), _snap(h * scale)
-
-
-def _snap(value: float) -> int:
-    return max(64, min(2048, round(value / STEP) * STEP))
 
 
 def prepare(image: Image.Image, mask: Image.Image | None, width: int, height: int) -> ImageInputs:

@@ -3,12 +3,12 @@ resolves to (every field filled: the model's defaults, then the request, all che
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sfumato.engine.families import Defaults, Family
-from sfumato.engine.images import fit_size
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.samplers import AUTO, get_sampler
 from sfumato.errors import InvalidRequest
@@ -84,6 +84,26 @@ class GenerationSettings:
 
 def random_seed() -> int:
     return secrets.randbelow(2**32)
+
+
+def fit_size(
+    size: tuple[int, int], native: tuple[int, int], width: int | None, height: int | None
+) -> tuple[int, int]:
+    """The output size for an input picture of ``size``: the one asked for, else the picture's
+    proportions at about the model's native area, on the models' 8-pixel grid."""
+    w, h = size
+    if width and height:
+        return width, height
+    if width:
+        return width, _snap(width * h / w)
+    if height:
+        return _snap(height * w / h), height
+    scale = math.sqrt(native[0] * native[1] / (w * h))
+    return _snap(w * scale), _snap(h * scale)
+
+
+def _snap(value: float) -> int:
+    return max(MIN_SIDE, min(MAX_SIDE, round(value / SIDE_STEP) * SIDE_STEP))
 
 
 def _check_side(name: str, value: int) -> None:

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from sfumato.engine.families import SD15, SDXL
-from sfumato.engine.images import fit_size, prepare, read_picture
-from sfumato.engine.request import GenerationRequest, resolve
+from sfumato.engine.images import prepare, read_picture
+from sfumato.engine.request import GenerationRequest, fit_size, resolve
 from sfumato.errors import InvalidRequest
 
 

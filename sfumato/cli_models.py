@@ -33,42 +33,6 @@ def _catalog(data_dir, models_dir):
     return data, folders, catalog
 
 
-def _row(entry, versions: list) -> dict:
-    card = entry.card
-    row = {
-        "name": entry.name,
-        "kind": entry.kind,
-        "family": entry.family,
-        "category": card.category,
-        "lineage": entry.lineage,
-        "version": entry.version,
-        "versions": [e.version for e in versions if e.version],
-        "path": str(entry.path),
-        "description": card.description.strip(),
-        "defaults": _defaults(entry),
-        "trigger_words": card.trigger_words,
-        "keywords": dict(list(card.keywords.items())[:30]),
-        "source_url": card.source_url,
-        "license": card.license,
-        "deprecated": card.deprecated,
-        "hidden": card.hidden,
-        "card_inferred": card.inferred,
-        "bundled": entry.bundled,
-        "broken": entry.broken,
-    }
-    if entry.kind == "checkpoint" and entry.source:
-        row["inpainting"] = entry.source.inpainting
-    return row
-
-
-def _defaults(entry) -> dict:
-    from dataclasses import asdict
-
-    if entry.source is None:
-        return dict(entry.card.defaults)
-    return asdict(entry.source.effective_defaults)
-
-
 @models_app.command("list")
 def list_models(
     family: Annotated[
@@ -94,7 +58,9 @@ def list_models(
             raise InvalidRequest(f"--kind is models, loras or vaes, not '{kind}'.")
         _, folders, catalog = _catalog(data_dir, models_dir)
         entries = catalog.listing(KINDS[kind], all_versions, family, category)
-        rows = [_row(e, catalog.versions_of(e)) for e in entries]
+        from sfumato.catalog.views import entry_view
+
+        rows = [entry_view(e, catalog.versions_of(e)) for e in entries]
         if as_json:
             out.print_json(json.dumps(rows))
             return
@@ -134,7 +100,9 @@ def show(
             entry = _other_kinds(catalog, name, hashes)
             if entry is None:
                 raise not_a_model from None
-        row = _row(entry, catalog.versions_of(entry))
+        from sfumato.catalog.views import entry_view
+
+        row = entry_view(entry, catalog.versions_of(entry))
         if entry.path.is_file():
             row["sha256"] = hashes.sha256(entry.path)
             row["autov2"] = row["sha256"][:10]

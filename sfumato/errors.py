@@ -29,3 +29,27 @@ class OutOfMemory(SfumatoError):
 
 class OutputExists(SfumatoError):
     code = "output_exists"
+
+
+class NotFound(SfumatoError):
+    code = "not_found"
+
+
+class NotAuthenticated(SfumatoError):
+    code = "not_authenticated"
+
+
+class Forbidden(SfumatoError):
+    code = "forbidden"
+
+
+class Conflict(SfumatoError):
+    code = "conflict"
+
+
+class QueueFull(SfumatoError):
+    code = "queue_full"
+
+
+class TooLarge(SfumatoError):
+    code = "too_large"

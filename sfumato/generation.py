@@ -5,13 +5,16 @@ share it."""
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from PIL import Image
 
 from sfumato import __version__
 from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
-from sfumato.catalog.scan import Catalog, find_checkpoint, find_loras
+from sfumato.catalog.scan import Catalog, Models, find_checkpoint, find_loras
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.generate import StepCallback, generate
@@ -36,13 +39,14 @@ class GenerationJob:
     data: DataDir
     source: ModelSource
     settings: GenerationSettings
-    outputs: list[Path]
-    overwrite: bool
     load_options: LoadOptions
+    outputs: list[Path] = field(default_factory=list)  # the CLI's files; the server picks its own
+    overwrite: bool = False
     warnings: list[str] = field(default_factory=list)
     inputs: ImageInputs | None = None  # image-to-image and inpainting
     loras: list[LoraSpec] = field(default_factory=list)
     model: LoadedModel | None = None
+    model_hash: str | None = None  # AutoV2, for single files; read when first saving
 
     @classmethod
     def prepare(
@@ -60,20 +64,35 @@ class GenerationJob:
         """Check everything that can be checked before the (slow) model load."""
         load = load or LoadOptions()
         data = DataDir.resolve(data_dir)
-        folders, hashes = data.model_dirs(models_dirs), HashCache(data.hashes)
-        scan = functools.cache(lambda: Catalog.scan(folders))  # once, and only if needed
-        path = find_checkpoint(model, folders, hashes, scan)
-        source = describe_model(path, family, load.lightning)
+        folders = data.model_dirs(models_dirs)
+        # the catalog is scanned once, and only if a name has to be looked up
+        scan = functools.cache(lambda: Catalog.scan(folders))
+        models = Models(folders, HashCache(data.hashes), scan)
+        source = describe_model(find_checkpoint(model, models), family, load.lightning)
+        job = cls.plan(request, source, data, load, models)
+        job.outputs = _output_paths(data, job.settings, output, image_format, overwrite)
+        job.overwrite = overwrite
+        return job
+
+    @classmethod
+    def plan(
+        cls,
+        request: GenerationRequest,
+        source: ModelSource,
+        data: DataDir,
+        load: LoadOptions,
+        models: Models,
+    ) -> GenerationJob:
+        """The settings, LoRAs and input pictures of ``request`` on the model ``source``."""
         settings, warnings = resolve(request, source.family, source.effective_defaults)
-        loras = find_loras(requested_loras(request), folders, hashes, source, scan)
+        loras = find_loras(requested_loras(request), models, source)
         settings = replace(settings, loras=tuple((x.name, x.weight, x.hash) for x in loras))
         inputs = None
         if request.init_image is not None:
             inputs = prepare_images(
                 request.init_image, request.mask_image, settings.width, settings.height
             )
-        outputs = _output_paths(data, settings, output, image_format, overwrite)
-        return cls(data, source, settings, outputs, overwrite, load, warnings, inputs, loras)
+        return cls(data, source, settings, load, warnings=warnings, inputs=inputs, loras=loras)
 
     @property
     def sampler_name(self) -> str:
@@ -84,29 +103,42 @@ class GenerationJob:
             self.model = load_model(self.source, self.load_options)
         return self.model
 
-    def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
-        """Generate and save; returns (path, seed) per picture."""
-        images = generate(self.load(), self.settings, self.inputs, on_step, loras=self.loras)
-        model_hash = None
-        if self.source.layout == "single_file":
-            model_hash = HashCache(self.data.hashes).autov2(self.source.path)
-        lightning = self.load_options.lightning
+    def render(
+        self, on_step: StepCallback | None = None, cancel: threading.Event | None = None
+    ) -> list[Image.Image]:
+        return generate(self.load(), self.settings, self.inputs, on_step, cancel, self.loras)
+
+    def save(
+        self, images: list[Image.Image], paths: list[Path], overwrite: bool = False
+    ) -> list[tuple[Path, int]]:
+        """Write each picture with its settings embedded; returns (path, seed) per picture."""
         saved = []
-        for index, (image, path) in enumerate(zip(images, self.outputs, strict=True)):
-            settings = self.settings.for_image(index)
-            parameters = format_parameters(settings, self.source.name, model_hash)
-            data = {
-                "generator": f"sfumato {__version__}",
-                "settings": settings.to_dict(),
-                "model": {
-                    "name": self.source.name,
-                    "family": self.source.family.id,
-                    "hash": model_hash,
-                    "lightning": lightning.name if lightning else None,
-                },
-            }
-            saved.append((save_image(image, path, parameters, data, self.overwrite), settings.seed))
+        for index, (image, path) in enumerate(zip(images, paths, strict=True)):
+            settings, parameters, data = self.metadata(index)
+            saved.append((save_image(image, path, parameters, data, overwrite), settings.seed))
         return saved
+
+    def metadata(self, index: int) -> tuple[GenerationSettings, str, dict]:
+        """Picture ``index``'s own settings, its A1111 parameters and our JSON."""
+        if self.model_hash is None and self.source.layout == "single_file":
+            self.model_hash = HashCache(self.data.hashes).autov2(self.source.path)
+        lightning = self.load_options.lightning
+        settings = self.settings.for_image(index)
+        data = {
+            "generator": f"sfumato {__version__}",
+            "settings": settings.to_dict(),
+            "model": {
+                "name": self.source.name,
+                "family": self.source.family.id,
+                "hash": self.model_hash,
+                "lightning": lightning.name if lightning else None,
+            },
+        }
+        return settings, format_parameters(settings, self.source.name, self.model_hash), data
+
+    def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
+        """Generate and save to ``outputs``; returns (path, seed) per picture."""
+        return self.save(self.render(on_step), self.outputs, self.overwrite)
 
 
 def _output_paths(

@@ -328,16 +328,26 @@ def how_to_add(folders: list[Path]) -> str:
 Scan = Callable[[], Catalog]  # the catalog, scanned when first needed
 
 
-def find_checkpoint(
-    name: str | None, folders: list[Path], hashes: HashCache, scan: Scan | None = None
-) -> Path:
+@dataclass(frozen=True)
+class Models:
+    """Where a generation looks up its model and LoRAs."""
+
+    folders: list[Path]
+    hashes: HashCache
+    scan: Scan
+    # the CLI takes any file the user names; the server only what its catalog lists, so that
+    # no request can name a file elsewhere on the server's disk
+    allow_paths: bool = True
+
+
+def find_checkpoint(name: str | None, models: Models) -> Path:
     """The model file or folder a user means by --model (None: the default one)."""
-    if name is not None and (path := Path(name).expanduser()).exists():
+    if models.allow_paths and name is not None and (path := Path(name).expanduser()).exists():
         return path
-    catalog = scan() if scan else Catalog.scan(folders)
+    catalog, folders = models.scan(), models.folders
     if name is not None:
         try:
-            return catalog.resolve(name, hashes=hashes).path
+            return catalog.resolve(name, hashes=models.hashes).path
         except ModelNotFound as e:
             raise ModelNotFound(f"{e.message} {how_to_add(folders)}") from None
     if entry := catalog.default_checkpoint():
@@ -349,24 +359,19 @@ def find_checkpoint(
 
 
 def find_loras(
-    wanted: list[tuple[str, float]],
-    folders: list[Path],
-    hashes: HashCache,
-    model: ModelSource,
-    scan: Scan | None = None,
+    wanted: list[tuple[str, float]], models: Models, model: ModelSource
 ) -> list[LoraSpec]:
     """The LoRA files a request names (installed names or paths), checked against the model."""
     if not wanted:
         return []
-    catalog = scan() if scan else Catalog.scan(folders)
     specs = []
     for name, weight in wanted:
         path = Path(name).expanduser()
-        if path.is_file():
+        if models.allow_paths and path.is_file():
             info = describe_lora(*read_header(path), path.name)
         else:
-            entry = catalog.resolve(name, LORA)
+            entry = models.scan().resolve(name, LORA)
             path, info = entry.path, entry.lora
         check_lora_fits(name, info, model.name, model.family.architecture)
-        specs.append(LoraSpec(path, name, weight, hashes.lora_hash(path)))
+        specs.append(LoraSpec(path, name, weight, models.hashes.lora_hash(path)))
     return specs

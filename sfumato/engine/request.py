@@ -81,6 +81,11 @@ class GenerationSettings:
         """Plain JSON values (lists, not tuples), as the settings come back from a file."""
         return asdict(self) | {"loras": [list(lora) for lora in self.loras]}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerationSettings:
+        """The settings ``to_dict`` gave (from the database, say)."""
+        return cls(**data | {"loras": tuple(tuple(lora) for lora in data.get("loras", ()))})
+
 
 def random_seed() -> int:
     return secrets.randbelow(2**32)

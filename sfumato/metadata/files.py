@@ -7,6 +7,7 @@ then UTF-16 big-endian), and our JSON in the EXIF MakerNote, the tag for a maker
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -35,7 +36,11 @@ def save_image(
     image: Image.Image, path: Path, parameters: str, data: dict, overwrite: bool = False
 ) -> Path:
     """Write ``image`` with its metadata; refuse to replace a file unless ``overwrite``."""
-    fmt = image_format(path)
+    return write_file(path, encode_image(image, image_format(path), parameters, data), overwrite)
+
+
+def encode_image(image: Image.Image, fmt: str, parameters: str, data: dict) -> bytes:
+    """The picture as a PNG, JPEG or WEBP file, its generation data embedded."""
     data_json = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     options: dict = {}
     if fmt == "PNG":
@@ -51,14 +56,20 @@ def save_image(
         options["exif"] = exif
         options["quality"] = 95
         image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def write_file(path: Path, content: bytes, overwrite: bool = False) -> Path:
+    """Write beside the target, then put it in place in one step: a crash never leaves a
+    half-written file under the real name, and an existing file is never replaced unless
+    asked (os.link fails if the name is taken)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target, then put it in place in one step: a crash never leaves a
-    # half-written picture under the real name, and an existing picture is never replaced
-    # unless asked (os.link fails if the name is taken).
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as f:
         tmp = Path(f.name)
         try:
-            image.save(f, format=fmt, **options)
+            f.write(content)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from sfumato.engine.images import MAX_INPUT_PIXELS
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.errors import InvalidRequest, SfumatoError
 from sfumato.metadata.files import EXIF_IFD, JSON_KEY, MAKER_NOTE, USER_COMMENT
@@ -60,12 +62,22 @@ class GenerationInfo:
 
 def read_info(path: Path) -> GenerationInfo:
     """How the picture at ``path`` was made; ``NoGenerationData`` when it does not say."""
+    return _open(path, Path(path).name)
+
+
+def read_info_bytes(content: bytes) -> GenerationInfo:
+    """The same, for a picture's file content (an upload)."""
+    return _open(io.BytesIO(content), "The file")
+
+
+def _open(file, name: str) -> GenerationInfo:
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(file) as image:
+            if image.width * image.height > MAX_INPUT_PIXELS:  # never decode a bomb
+                raise InvalidRequest(f"{name} is too large a picture to read.")
+            image.load()  # PNG text after the pixels is read only now
             return _read(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        name = Path(path).name
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise InvalidRequest(f"{name} is not a picture sfumato can read ({e}).") from None
 
 

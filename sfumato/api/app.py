@@ -1,0 +1,64 @@
+"""The web application: ``create_app(studio)`` gives the FastAPI app that ``sfumato serve``
+runs. Starting it migrates the database, queues again what a crash interrupted, starts the
+worker and the retention purge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from sfumato import __version__
+from sfumato.api import errors
+from sfumato.api.routes import account, auth, catalog, dezgo, generations, images
+from sfumato.studio import Studio
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Generate pictures with Stable Diffusion 1.5, SDXL and SDXL Lightning models on your own server.
+
+Authenticate with an API key (`Authorization: Bearer KEY`, `X-API-Key: KEY`, or Dezgo's
+`X-Dezgo-Key: KEY`) or the login cookie (then send `X-CSRF-Token` on changes).
+Errors are `{"error": {"code": ..., "message": ...}}`.
+"""
+
+
+def create_app(studio: Studio) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(studio.start)
+        purge = asyncio.create_task(_purge_every(studio))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            await run_in_threadpool(studio.stop)
+
+    app = FastAPI(
+        title="sfumato",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.studio = studio
+    errors.install(app)
+    for module in (auth, account, generations, images, catalog, dezgo):
+        app.include_router(module.router)
+    return app
+
+
+async def _purge_every(studio: Studio) -> None:
+    while True:
+        try:
+            pictures, uploads = await run_in_threadpool(studio.purge)
+            if pictures or uploads:
+                log.info("retention: deleted %d picture(s), %d upload(s)", pictures, uploads)
+        except Exception:
+            log.exception("the retention purge failed; it runs again later")
+        await asyncio.sleep(studio.config.purge_every_s)

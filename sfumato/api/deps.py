@@ -1,0 +1,89 @@
+"""What routes depend on: the studio, a database session, and who is asking.
+
+Who is asking, in order: the one local user in personal mode; else an API key
+(``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or Dezgo's ``X-Dezgo-Key: KEY``); else the
+login cookie. A request that changes something with only the cookie must carry the session's
+CSRF token in ``X-CSRF-Token``: another site can make a browser send the cookie, but cannot
+read the token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from sfumato import accounts
+from sfumato.errors import Forbidden, NotAuthenticated
+from sfumato.store.tables import User
+from sfumato.studio import Studio
+
+SESSION_COOKIE = "sfumato_session"
+CSRF_COOKIE = "sfumato_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def get_studio(request: Request) -> Studio:
+    return request.app.state.studio
+
+
+StudioDep = Annotated[Studio, Depends(get_studio)]
+
+
+def get_session(studio: StudioDep) -> Iterator[Session]:
+    with studio.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def api_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-api-key") or request.headers.get("x-dezgo-key") or None
+
+
+def current_user(request: Request, studio: StudioDep) -> User:
+    if studio.personal_user_id is not None:
+        with studio.db.session() as session:
+            return session.get_one(User, studio.personal_user_id)
+    key = api_key(request)
+    with studio.db.session() as session:
+        if key is not None:
+            user = accounts.user_for_key(session, key)
+            if user is None:
+                raise NotAuthenticated("The API key is not valid: it was revoked or mistyped.")
+            return user
+        token = request.cookies.get(SESSION_COOKIE)
+        found = accounts.session_for(session, token) if token else None
+        if found is None:
+            raise NotAuthenticated("Log in first, or send an API key (Authorization: Bearer KEY).")
+        user, login = found
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not secrets.compare_digest(sent.encode(), login.csrf_token.encode()):
+                raise Forbidden(
+                    f"This request needs the {CSRF_HEADER} header that logging in gave; "
+                    "reload the page."
+                )
+        request.state.csrf_token = login.csrf_token
+        return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise Forbidden("Only an admin may do this.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]

@@ -1,0 +1,111 @@
+"""Sign up, log in, log out, and who am I."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from sfumato import accounts
+from sfumato.api.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, SessionDep, StudioDep
+from sfumato.errors import Forbidden, InvalidRequest
+from sfumato.store.site import read_site
+from sfumato.store.tables import User
+
+router = APIRouter(prefix="/v1", tags=["account"])
+
+
+class Credentials(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=accounts.MAX_PASSWORD)
+
+
+def user_view(user: User) -> dict:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "is_admin": user.is_admin,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+async def _credentials(request: Request) -> Credentials:
+    """From JSON, or from a plain HTML form."""
+    content_type = request.headers.get("content-type", "")
+    try:
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            data = {k: v for k, v in form.items() if isinstance(v, str)}
+        else:
+            data = await request.json()
+        return Credentials.model_validate(data)
+    except ValueError:
+        raise InvalidRequest("Send a username and a password (JSON or a form).") from None
+
+
+def _same_origin(request: Request) -> None:
+    """A login from another site's page (login CSRF) is refused; a script sends no Origin."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
+        raise Forbidden("Log in from this server's own page.")
+
+
+def _log_in(session, user: User, request: Request, response: Response) -> dict:
+    token, login = accounts.start_session(session, user)
+    secure = request.url.scheme == "https"
+    max_age = accounts.SESSION_DAYS * 86400
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax", secure=secure
+    )
+    # readable by the page's script, which echoes it in X-CSRF-Token
+    response.set_cookie(
+        CSRF_COOKIE, login.csrf_token, max_age=max_age, samesite="strict", secure=secure
+    )
+    return {"user": user_view(user), "csrf_token": login.csrf_token}
+
+
+@router.post("/auth/signup", status_code=201, summary="Make an account and log in")
+async def signup(request: Request, response: Response, studio: StudioDep):
+    _same_origin(request)
+    credentials = await _credentials(request)
+
+    def make() -> dict:  # argon2 takes a moment: off the event loop
+        with studio.db.session() as session:
+            first = not session.query(User.id).first()
+            if not first and not read_site(session).signup_open:
+                raise Forbidden("Sign-up is closed on this server; ask its admin for an account.")
+            user = accounts.create_user(session, credentials.username, credentials.password)
+            return _log_in(session, user, request, response)
+
+    return await run_in_threadpool(make)
+
+
+@router.post("/auth/login", summary="Log in (sets the session cookie)")
+async def login(request: Request, response: Response, studio: StudioDep):
+    _same_origin(request)
+    credentials = await _credentials(request)
+
+    def check() -> dict:
+        with studio.db.session() as session:
+            user = accounts.authenticate(session, credentials.username, credentials.password)
+            return _log_in(session, user, request, response)
+
+    return await run_in_threadpool(check)
+
+
+@router.post("/auth/logout", status_code=204, summary="Log out (ends this session)")
+def logout(request: Request, response: Response, user: CurrentUser, session: SessionDep):
+    if token := request.cookies.get(SESSION_COOKIE):
+        accounts.end_session(session, token)
+    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
+
+
+@router.get("/me", summary="The logged-in user")
+def me(request: Request, user: CurrentUser, studio: StudioDep):
+    return user_view(user) | {
+        "csrf_token": getattr(request.state, "csrf_token", None),
+        "personal_mode": studio.personal_user_id is not None,
+    }

@@ -1,0 +1,189 @@
+"""Dezgo-compatible routes: an existing Dezgo client works by changing its base URL and key.
+
+They take JSON (pictures in base64), a urlencoded form, or multipart/form-data (pictures as
+files); they queue the job like any other (it lands in the history), wait for it, and answer
+with the picture's bytes and its seed in ``X-Input-Seed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ConfigDict, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from sfumato.api.deps import CurrentUser, StudioDep
+from sfumato.api.errors import STATUS, error_response
+from sfumato.api.requests import GenerationInput, queue_generation
+from sfumato.api.routes.images import MEDIA_TYPES
+from sfumato.catalog.scan import CHECKPOINT
+from sfumato.engine.families import FAMILIES
+from sfumato.errors import InvalidRequest, ModelNotFound, TooLarge
+from sfumato.jobs.queue import FINISHED, SUCCEEDED, job_images
+from sfumato.preferences import Preferences
+from sfumato.store.site import read_site
+from sfumato.store.tables import Job, User
+from sfumato.studio import Studio
+
+router = APIRouter(tags=["dezgo"])
+WAIT_POLL_S = 2.0
+
+
+class DezgoInput(GenerationInput):
+    # Dezgo clients send fields this server has no use for (upscale, refiner, ...)
+    model_config = ConfigDict(extra="ignore")
+
+
+async def _fields(request: Request, max_bytes: int) -> tuple[dict, dict[str, bytes]]:
+    """The request's fields and its files, whichever of the three encodings it uses."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("application/json"):
+        try:
+            data = await request.json()
+        except ValueError:
+            raise InvalidRequest("The request body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("Send the fields as one JSON object.")
+        return data, {}
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form(max_part_size=max_bytes)
+        fields, files = {}, {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                content = await value.read(max_bytes + 1)
+                if len(content) > max_bytes:
+                    raise TooLarge(f"{name} is larger than {max_bytes / 1e6:.0f} MB.")
+                files[name] = content
+            else:
+                fields[name] = value
+        return fields, files
+    raise InvalidRequest(
+        "Send the fields as JSON, application/x-www-form-urlencoded or multipart/form-data."
+    )
+
+
+def _input(fields: dict) -> DezgoInput:
+    # forms send every field as text, and empty ones for "not set" (lora2="", seed="")
+    cleaned = {k: v for k, v in fields.items() if v not in ("", None)}
+    if "format" not in cleaned and "output_format" in cleaned:
+        cleaned["format"] = cleaned["output_format"]
+    try:
+        return DezgoInput.model_validate(cleaned)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}" for x in e.errors()[:5]
+        )
+        raise InvalidRequest(f"The request is not valid: {problems}.") from None
+
+
+def _model_for(studio: Studio, user: User, family: str | None, requested: str | None) -> str:
+    """The model to run: the one asked for (of the route's family), else the user's or the
+    server's default if it is of that family, else the first installed of that family."""
+    if family is None:
+        return requested
+    catalog = studio.catalog()
+    label = FAMILIES[family].label
+    of_family = [e for e in catalog.listing(CHECKPOINT) if e.family == family and not e.broken]
+    if requested:
+        entry = catalog.resolve(requested, CHECKPOINT)
+        if entry.family != family:
+            names = ", ".join(e.display for e in of_family) or "none is installed"
+            raise InvalidRequest(
+                f"{entry.display} is not a {label} model; this route runs {label} models: {names}."
+            )
+        return requested
+    with studio.db.session() as session:
+        site_default = read_site(session).default_model
+    for default in (Preferences.model_validate(user.preferences or {}).default_model, site_default):
+        if default:
+            try:
+                if catalog.resolve(default, CHECKPOINT).family == family:
+                    return default
+            except ModelNotFound:
+                pass
+    if not of_family:
+        raise ModelNotFound(f"No {label} model is installed on this server.")
+    return of_family[0].name
+
+
+async def _wait(studio: Studio, job: Job) -> tuple[Job, list]:
+    def read() -> tuple[Job, list]:
+        with studio.db.session() as session:
+            fresh = session.get_one(Job, job.id)
+            return fresh, job_images(session, job.id)
+
+    async with studio.events.subscribe(job.user_id) as events:
+        while True:
+            current, images = await run_in_threadpool(read)
+            if current.status in FINISHED:
+                return current, images
+            # woken by this user's next event, or after a while anyway
+            try:
+                while True:
+                    event = await asyncio.wait_for(events.get(), WAIT_POLL_S)
+                    if event["type"] == "job" and event["job"]["id"] == job.id:
+                        break
+            except TimeoutError:
+                pass
+
+
+def _route(function: str, family: str | None, needs: tuple[str, ...]):
+    async def generate(request: Request, user: CurrentUser, studio: StudioDep) -> Response:
+        fields, files = await _fields(request, studio.config.max_upload_bytes)
+        body = _input(fields)
+        pictures = {name: files.get(name) or getattr(body, name) for name in needs}
+        for name, value in pictures.items():
+            if not value:
+                raise InvalidRequest(f"/{function} needs {name} (a picture).")
+
+        def queue() -> Job:
+            model = _model_for(studio, user, family, body.model)
+            return queue_generation(
+                studio,
+                user,
+                body.model_copy(update={"batch_size": 1}),
+                "dezgo",
+                model=model,
+                init_image=files.get("init_image"),
+                mask_image=files.get("mask_image"),
+            )
+
+        job = await run_in_threadpool(queue)
+        job, images = await _wait(studio, job)
+        if job.status != SUCCEEDED:
+            code = job.error_code or "cancelled"
+            message = job.error_message or "The generation was cancelled."
+            default = 500 if code == "internal_error" else 409 if code == "cancelled" else 400
+            return error_response(STATUS.get(code, default), code, message)
+        image = images[0]
+        content = await run_in_threadpool(studio.files.get, image.file_key)
+        return Response(
+            content,
+            media_type=MEDIA_TYPES[image.format],
+            headers={"X-Input-Seed": str(image.settings["seed"]), "X-Job-Id": job.id},
+        )
+
+    generate.__name__ = function
+    generate.__doc__ = (
+        f"Dezgo-compatible {function}: JSON, a form or multipart; answers with the picture."
+    )
+    return generate
+
+
+for _function, _family, _needs in (
+    ("text2image", "sd15", ()),
+    ("text2image_sdxl", "sdxl", ()),
+    ("text2image_sdxl_lightning", "sdxl-lightning", ()),
+    ("image2image", None, ("init_image",)),
+    ("inpainting", None, ("init_image", "mask_image")),
+):
+    router.add_api_route(
+        f"/{_function}",
+        _route(_function, _family, _needs),
+        methods=["POST"],
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+        summary=f"Dezgo-compatible {_function}",
+    )

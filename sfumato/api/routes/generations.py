@@ -1,0 +1,103 @@
+"""Generations through the queue, and the event stream of their progress."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
+from sfumato.api.requests import GenerationInput, queue_generation
+from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, own_job, queue_positions
+from sfumato.jobs.views import job_view
+from sfumato.store.tables import Job
+from sfumato.studio import Studio
+
+router = APIRouter(prefix="/v1", tags=["generations"])
+KEEPALIVE_S = 15.0
+
+
+def view(studio: Studio, session, job: Job) -> dict:
+    position = queue_positions(session).get(job.id) if job.status == "queued" else None
+    return job_view(job, job_images(session, job.id), position, studio.worker.live(job.id))
+
+
+@router.post("/generations", status_code=202, summary="Queue a generation")
+def create(body: GenerationInput, user: CurrentUser, studio: StudioDep, response: Response):
+    """Answers at once with the queued job; follow it with `GET /v1/generations/{id}` or the
+    event stream `GET /v1/events`."""
+    job = queue_generation(studio, user, body, "api")
+    response.headers["Location"] = f"/v1/generations/{job.id}"
+    return announce(studio, job.id)
+
+
+def announce(studio: Studio, job_id: str) -> dict:
+    """The job as it stands, also sent to its owner's event streams."""
+    with studio.db.session() as session:
+        job = session.get_one(Job, job_id)
+        current = view(studio, session, job)
+    studio.events.publish(job.user_id, {"type": "job", "job": current})
+    return current
+
+
+@router.get("/generations", summary="Your recent generations")
+def list_jobs(
+    user: CurrentUser,
+    studio: StudioDep,
+    session: SessionDep,
+    active: Annotated[bool, Query(description="Only those queued or running.")] = False,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    query = select(Job).where(Job.user_id == user.id)
+    if active:
+        query = query.where(Job.status.in_(ACTIVE))
+    jobs = session.scalars(query.order_by(Job.created_at.desc()).limit(limit))
+    return {"generations": [view(studio, session, job) for job in jobs]}
+
+
+@router.get("/generations/{job_id}", summary="A generation: its status, progress and images")
+def read(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+    return view(studio, session, own_job(session, user, job_id))
+
+
+@router.post("/generations/{job_id}/cancel", summary="Cancel a queued or running generation")
+def cancel(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+    """A queued job is cancelled at once; a running one after its current step."""
+    job = own_job(session, user, job_id)
+    if not cancel_queued(session, job):
+        studio.worker.cancel(job.id)
+    session.commit()
+    return announce(studio, job.id)
+
+
+@router.get("/events", response_class=EventSourceResponse, summary="Live events of your jobs")
+async def events(
+    request: Request, user: CurrentUser, studio: StudioDep
+) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events: `job` (a job's status changed; the whole job) and `progress`
+    (step, total, ETA and a preview picture as a data URL). The stream starts with a `job`
+    event for each of your queued or running jobs."""
+
+    def active() -> list[dict]:
+        with studio.db.session() as session:
+            query = select(Job).where(Job.user_id == user.id, Job.status.in_(ACTIVE))
+            return [view(studio, session, job) for job in session.scalars(query)]
+
+    async with studio.events.subscribe(user.id) as queue:
+        for job in await run_in_threadpool(active):
+            yield ServerSentEvent(data=job, event="job")
+        while not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ServerSentEvent(comment="keep-alive")
+                continue
+            if event["type"] == "job":
+                yield ServerSentEvent(data=event["job"], event="job")
+            else:
+                yield ServerSentEvent(data=event, event=event["type"])

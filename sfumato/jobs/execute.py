@@ -1,0 +1,114 @@
+"""Run one job from its row: the engine makes the pictures, then each is stored with its
+thumbnail and recorded, and the job marked done, in one transaction."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image as PILImage
+
+from sfumato.catalog.cards import describe_model
+from sfumato.engine.generate import StepCallback
+from sfumato.engine.images import prepare as prepare_images
+from sfumato.engine.images import read_picture
+from sfumato.engine.loras import LoraSpec
+from sfumato.engine.request import GenerationSettings
+from sfumato.errors import ModelNotFound, NotFound
+from sfumato.generation import GenerationJob
+from sfumato.jobs.queue import SUCCEEDED
+from sfumato.metadata.files import FORMATS, encode_image
+from sfumato.store.tables import Image, Job, Upload, new_id, utcnow
+
+if TYPE_CHECKING:
+    import threading
+
+    from sfumato.studio import Studio
+
+THUMBNAIL_SIDE = 256
+
+
+def plan(studio: Studio, job: Job) -> GenerationJob:
+    """The engine's job for a row, checked again: files may have gone since it was queued."""
+    path = Path(job.model_path)
+    if not path.exists():
+        raise ModelNotFound(f"The model {job.model_name} is no longer installed.")
+    source = describe_model(path)
+    settings = GenerationSettings.from_dict(job.settings)
+    loras = [LoraSpec(Path(p), name, weight, digest) for p, name, weight, digest in job.loras]
+    for lora in loras:
+        if not lora.path.exists():
+            raise ModelNotFound(f"The LoRA {lora.name} is no longer installed.")
+    inputs = None
+    if job.init_upload_id:
+        picture = _upload(studio, job.init_upload_id, "picture")
+        mask = _upload(studio, job.mask_upload_id, "mask") if job.mask_upload_id else None
+        inputs = prepare_images(picture, mask, settings.width, settings.height)
+    return GenerationJob(
+        studio.data, source, settings, studio.config.load, loras=loras, inputs=inputs
+    )
+
+
+def _upload(studio: Studio, upload_id: str, what: str) -> PILImage.Image:
+    with studio.db.session() as session:
+        upload = session.get(Upload, upload_id)
+    if upload is None or not studio.files.exists(upload.file_key):
+        raise NotFound(f"The uploaded {what} was deleted before the generation ran.")
+    return read_picture(studio.files.get(upload.file_key), f"The uploaded {what}")
+
+
+def execute(
+    studio: Studio, job: Job, on_step: StepCallback, cancel: threading.Event
+) -> list[Image]:
+    generation = plan(studio, job)
+    generation.model = studio.model_cache.get(generation.source, generation.load_options)
+    pictures = generation.render(on_step, cancel)
+    fmt = FORMATS["." + job.format]
+    rows, written = [], []
+    try:
+        for index, picture in enumerate(pictures):
+            settings, parameters, data = generation.metadata(index)
+            image_id = new_id()
+            file_key = f"images/{job.user_id}/{image_id}.{job.format}"
+            thumb_key = f"thumbs/{job.user_id}/{image_id}.webp"
+            studio.files.put(file_key, encode_image(picture, fmt, parameters, data))
+            written.append(file_key)
+            studio.files.put(thumb_key, thumbnail(picture))
+            written.append(thumb_key)
+            rows.append(
+                Image(
+                    id=image_id,
+                    user_id=job.user_id,
+                    job_id=job.id,
+                    batch_index=index,
+                    model_name=job.model_name,
+                    prompt=settings.prompt,
+                    width=picture.width,
+                    height=picture.height,
+                    format=job.format,
+                    favourite=False,
+                    file_key=file_key,
+                    thumb_key=thumb_key,
+                    settings=settings.to_dict(),
+                    model=data["model"],
+                )
+            )
+        with studio.db.session() as session:
+            session.add_all(rows)
+            row = session.get_one(Job, job.id)
+            row.status, row.finished_at = SUCCEEDED, utcnow()
+            row.step = row.total
+    except BaseException:
+        for key in written:  # no file without its row
+            studio.files.delete(key)
+        raise
+    return rows
+
+
+def thumbnail(picture: PILImage.Image) -> bytes:
+    small = picture.copy()
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), PILImage.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    small.convert("RGB").save(buffer, format="WEBP", quality=80)
+    return buffer.getvalue()

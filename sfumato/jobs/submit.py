@@ -1,0 +1,78 @@
+"""A request becomes a queued job: the model looked up in the catalog, the user's
+preferences and the model's card filling what the request left out, everything checked now
+(so a mistake is answered at once, not after waiting in the queue), the seed drawn."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from sfumato.catalog.cards import describe_model
+from sfumato.catalog.scan import find_checkpoint
+from sfumato.engine.images import read_picture
+from sfumato.engine.request import GenerationRequest
+from sfumato.errors import InvalidRequest, NotFound
+from sfumato.generation import GenerationJob
+from sfumato.jobs.queue import enqueue
+from sfumato.preferences import Preferences, apply_preferences
+from sfumato.store.site import read_site
+from sfumato.store.tables import Job, Upload, User
+
+if TYPE_CHECKING:
+    from sfumato.studio import Studio
+
+FORMATS = ("png", "jpg", "webp")
+
+
+def submit(
+    studio: Studio,
+    user: User,
+    request: GenerationRequest,
+    model: str | None = None,
+    fmt: str = "png",
+    source: str = "api",
+    init_upload: str | None = None,
+    mask_upload: str | None = None,
+) -> Job:
+    fmt = {"jpeg": "jpg"}.get(fmt.lower(), fmt.lower())
+    if fmt not in FORMATS:
+        raise InvalidRequest(f"format is one of {', '.join(FORMATS)}; got {fmt!r}.")
+    if mask_upload and not init_upload:
+        raise InvalidRequest("A mask needs its picture: give init_image as well.")
+    preferences = Preferences.model_validate(user.preferences or {})
+    with studio.db.session() as session:
+        site = read_site(session)
+    models = studio.models()
+    path = find_checkpoint(model or preferences.default_model or site.default_model, models)
+    checkpoint = describe_model(path)
+    with studio.db.session() as session:
+        if init_upload:
+            request = replace(request, init_image=_picture(studio, session, user, init_upload))
+        if mask_upload:
+            request = replace(request, mask_image=_picture(studio, session, user, mask_upload))
+    request = apply_preferences(request, preferences, checkpoint.family.id)
+    planned = GenerationJob.plan(request, checkpoint, studio.data, studio.config.load, models)
+    job = Job(
+        user_id=user.id,
+        source=source,
+        model_name=checkpoint.name,
+        model_path=str(path),
+        settings=planned.settings.to_dict(),
+        loras=[[str(x.path), x.name, x.weight, x.hash] for x in planned.loras],
+        init_upload_id=init_upload,
+        mask_upload_id=mask_upload,
+        format=fmt,
+        total=planned.settings.steps,
+        warnings=planned.warnings,
+    )
+    with studio.db.session() as session:
+        enqueue(session, job, site.max_queued_per_user)
+    studio.worker.wake()
+    return job
+
+
+def _picture(studio: Studio, session, user: User, upload_id: str):
+    upload = session.get(Upload, upload_id)
+    if upload is None or upload.user_id != user.id:
+        raise NotFound(f"You have no upload {upload_id!r}; upload the picture first.")
+    return read_picture(studio.files.get(upload.file_key), "The uploaded picture")

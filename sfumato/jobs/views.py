@@ -1,0 +1,68 @@
+"""Jobs and images as the API shows them (and the event stream sends them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sfumato.store.tables import Image, Job
+
+
+@dataclass
+class Live:
+    """A running job's progress, held by the worker (the database gets it less often)."""
+
+    step: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    preview: str | None = None  # a data: URL of the picture as it stands
+
+
+def image_view(image: Image) -> dict:
+    return {
+        "id": image.id,
+        "job_id": image.job_id,
+        "created_at": image.created_at.isoformat(),
+        "model": image.model_name,
+        "prompt": image.prompt,
+        "seed": image.settings.get("seed"),
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "favourite": image.favourite,
+        "settings": image.settings,
+        "model_info": image.model,
+        "url": f"/v1/images/{image.id}/file",
+        "thumbnail_url": f"/v1/images/{image.id}/thumbnail",
+    }
+
+
+def job_view(
+    job: Job, images: list[Image], position: int | None = None, live: Live | None = None
+) -> dict:
+    view = {
+        "id": job.id,
+        "status": job.status,
+        "source": job.source,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "model": job.model_name,
+        "settings": job.settings,
+        "format": job.format,
+        "warnings": job.warnings,
+        "queue_position": position,
+        "progress": None,
+        "images": [image_view(image) for image in images],
+        "error": None,
+    }
+    if job.status == "running":
+        live = live or Live(job.step, job.total)
+        view["progress"] = {
+            "step": live.step,
+            "total": live.total or job.total,
+            "eta_s": live.eta_s,
+            "preview": live.preview,
+        }
+    if job.error_code:
+        view["error"] = {"code": job.error_code, "message": job.error_message}
+    return view

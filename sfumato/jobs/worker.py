@@ -1,0 +1,151 @@
+"""The worker: a thread in the server's process that takes jobs from the queue one at a time
+and runs them, reporting progress and previews as it goes.
+
+One at a time because one model pass already fills the CPU or GPU; the queue, not the
+worker, is what makes waiting fair.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from sfumato.engine.generate import Cancelled, Step
+from sfumato.errors import SfumatoError
+from sfumato.jobs.execute import execute
+from sfumato.jobs.queue import CANCELLED, FAILED, claim_next, finish, job_images, set_progress
+from sfumato.jobs.views import Live, job_view
+from sfumato.store.tables import Job
+
+if TYPE_CHECKING:
+    from sfumato.studio import Studio
+
+log = logging.getLogger(__name__)
+POLL_S = 1.0  # how often an idle worker looks for jobs queued by another process
+DB_PROGRESS_S = 0.5  # progress written to the database at most this often
+EVENT_PROGRESS_S = 0.2  # and sent to clients at most this often
+
+
+class Worker:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._current: tuple[str, threading.Event] | None = None
+        self._live: dict[str, Live] = {}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="sfumato-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            if self._current:
+                self._current[1].set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop the job if this worker is running it (after the current step)."""
+        with self._lock:
+            if self._current and self._current[0] == job_id:
+                self._current[1].set()
+                return True
+        return False
+
+    def live(self, job_id: str) -> Live | None:
+        return self._live.get(job_id)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = claim_next(self.studio.db)
+            except Exception:  # the database is away: try again, do not die
+                log.exception("could not read the queue")
+                job = None
+            if job is None:
+                self._wake.wait(POLL_S)
+                self._wake.clear()
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        cancel = threading.Event()
+        with self._lock:
+            self._current = (job.id, cancel)
+        live = self._live[job.id] = Live(0, job.total)
+        self._publish(job, live)
+        try:
+            execute(self.studio, job, self._on_step(job, live), cancel)
+            status, code, message = None, None, None
+        except Cancelled:
+            status, code, message = CANCELLED, None, None
+        except SfumatoError as e:
+            status, code, message = FAILED, e.code, e.message
+        except Exception as e:
+            log.exception("generation %s failed", job.id)
+            status, code = FAILED, "internal_error"
+            message = f"The generation failed: {type(e).__name__}: {str(e)[:300]}"
+        finally:
+            with self._lock:
+                self._current = None
+            self._live.pop(job.id, None)
+        if self._stop.is_set() and status == CANCELLED:
+            return  # the server is stopping: the job stays "running" and runs again at start
+        if status is not None:
+            job = finish(self.studio.db, job.id, status, code, message)
+        self._publish(job)
+
+    def _on_step(self, job: Job, live: Live):
+        started = time.monotonic()
+        last_db = last_event = 0.0
+
+        def on_step(step: Step) -> None:
+            nonlocal last_db, last_event
+            now = time.monotonic()
+            live.step, live.total = step.done, step.total
+            live.eta_s = round((now - started) / step.done * (step.total - step.done), 2)
+            final = step.done == step.total
+            if final or now - last_db >= DB_PROGRESS_S:
+                set_progress(self.studio.db, job.id, step.done, step.total)
+                last_db = now
+            if final or now - last_event >= EVENT_PROGRESS_S:
+                live.preview = _data_url(step)
+                self.studio.events.publish(
+                    job.user_id,
+                    {
+                        "type": "progress",
+                        "job_id": job.id,
+                        "step": live.step,
+                        "total": live.total,
+                        "eta_s": live.eta_s,
+                        "preview": live.preview,
+                    },
+                )
+                last_event = now
+
+        return on_step
+
+    def _publish(self, job: Job, live: Live | None = None) -> None:
+        with self.studio.db.session() as session:
+            fresh = session.get(Job, job.id) or job
+            view = job_view(fresh, job_images(session, job.id), live=live)
+        self.studio.events.publish(job.user_id, {"type": "job", "job": view})
+
+
+def _data_url(step: Step) -> str:
+    buffer = io.BytesIO()
+    step.preview(0).save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

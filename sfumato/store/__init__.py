@@ -1,0 +1,1 @@
+"""Storage: the database (SQLAlchemy, migrated by Alembic) and the image files."""

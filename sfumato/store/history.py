@@ -1,0 +1,132 @@
+"""Each user's pictures: listing with filters, favourites, deletion that is immediate (the
+file, its thumbnail and its row are gone when the call returns), and the retention purge."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from sfumato.errors import InvalidRequest, NotFound
+from sfumato.store.files import FileStore
+from sfumato.store.tables import Image, Upload, utcnow
+
+MAX_PAGE = 200
+
+
+@dataclass
+class Filters:
+    model: str | None = None
+    text: str | None = None  # in the prompt, any case
+    since: datetime | None = None
+    until: datetime | None = None
+    favourite: bool | None = None
+
+
+def page(
+    session: Session, user_id: int, filters: Filters, limit: int = 50, cursor: str | None = None
+) -> tuple[list[Image], str | None, int]:
+    """Newest first: one page, the cursor of the next (None at the end), and the total."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit is between 1 and {MAX_PAGE}.")
+    where = [Image.user_id == user_id]
+    if filters.model:
+        where.append(func.lower(Image.model_name) == filters.model.lower())
+    if filters.text:
+        escaped = filters.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(func.lower(Image.prompt).like(f"%{escaped}%", escape="\\"))
+    if filters.since:
+        where.append(Image.created_at >= filters.since)
+    if filters.until:
+        where.append(Image.created_at < filters.until)
+    if filters.favourite is not None:
+        where.append(Image.favourite.is_(filters.favourite))
+    total = session.scalar(select(func.count()).select_from(Image).where(*where))
+    query = select(Image).where(*where)
+    if cursor:
+        created, image_id = _decode(cursor)
+        query = query.where(
+            or_(
+                Image.created_at < created,
+                and_(Image.created_at == created, Image.id < image_id),
+            )
+        )
+    query = query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(query))
+    next_cursor = _encode(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor, total
+
+
+def _encode(image: Image) -> str:
+    raw = f"{image.created_at.isoformat()}|{image.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, image_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), image_id
+    except ValueError:
+        raise InvalidRequest(
+            "The cursor is not one this server gave; start again without it."
+        ) from None
+
+
+def own_image(session: Session, user_id: int, image_id: str) -> Image:
+    """The user's picture; another user's is "not found", as a missing one is."""
+    image = session.get(Image, image_id)
+    if image is None or image.user_id != user_id:
+        raise NotFound(f"You have no image {image_id!r}.")
+    return image
+
+
+def delete_images(session: Session, files: FileStore, images: list[Image]) -> int:
+    """Remove the pictures' files, thumbnails and rows. The rows go in the caller's
+    transaction: if a file cannot be removed, the error rolls the rows back with it."""
+    for image in images:
+        files.delete(image.file_key)
+        files.delete(image.thumb_key)
+        session.delete(image)
+    session.flush()
+    return len(images)
+
+
+def delete_own(session: Session, files: FileStore, user_id: int, ids: list[str]) -> int:
+    """Delete the user's pictures among ``ids``; any id that is not theirs: nothing deleted."""
+    wanted = set(ids)
+    images = list(session.scalars(select(Image).where(Image.id.in_(wanted))))
+    found = {image.id for image in images if image.user_id == user_id}
+    if missing := sorted(wanted - found):
+        raise NotFound(
+            f"You have no image {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}; "
+            "nothing was deleted."
+        )
+    return delete_images(session, files, images)
+
+
+def delete_all(session: Session, files: FileStore, user_id: int, keep_favourites: bool) -> int:
+    query = select(Image).where(Image.user_id == user_id)
+    if keep_favourites:
+        query = query.where(Image.favourite.is_(False))
+    return delete_images(session, files, list(session.scalars(query)))
+
+
+def purge_expired(
+    session: Session, files: FileStore, days: int, now: datetime | None = None
+) -> tuple[int, int]:
+    """Delete pictures (not favourites) and uploads older than ``days``; 0 keeps all.
+    Returns (pictures, uploads) deleted."""
+    if days <= 0:
+        return 0, 0
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    old = select(Image).where(Image.created_at < cutoff, Image.favourite.is_(False))
+    pictures = delete_images(session, files, list(session.scalars(old)))
+    uploads = list(session.scalars(select(Upload).where(Upload.created_at < cutoff)))
+    for upload in uploads:
+        files.delete(upload.file_key)
+        session.delete(upload)
+    return pictures, len(uploads)

@@ -1,0 +1,59 @@
+"""Settings of the whole server that an admin changes while it runs, kept in the database so
+every process of the server sees the same ones."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from sqlalchemy.orm import Session
+
+from sfumato.errors import InvalidRequest
+from sfumato.store.tables import SiteSetting
+
+MAX_RETENTION_DAYS = 36_500
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    signup_open: bool = True  # anyone may make an account (the first one is always allowed)
+    retention_days: int = 30  # images older than this are deleted, favourites kept; 0: never
+    max_queued_per_user: int = 20  # a user's queued and running jobs, beyond which 429
+    default_model: str | None = None  # for requests that name none, when several are installed
+
+    def check(self) -> SiteSettings:
+        if not isinstance(self.signup_open, bool):
+            raise InvalidRequest("signup_open is true or false.")
+        if not isinstance(self.retention_days, int) or not (
+            0 <= self.retention_days <= MAX_RETENTION_DAYS
+        ):
+            raise InvalidRequest(
+                f"retention_days is a whole number of days from 0 (keep forever) to "
+                f"{MAX_RETENTION_DAYS}."
+            )
+        if not isinstance(self.max_queued_per_user, int) or not (
+            1 <= self.max_queued_per_user <= 10_000
+        ):
+            raise InvalidRequest("max_queued_per_user is a whole number from 1 to 10000.")
+        if self.default_model is not None and not isinstance(self.default_model, str):
+            raise InvalidRequest("default_model is a model's name, or null.")
+        return self
+
+
+NAMES = [f.name for f in fields(SiteSettings)]
+
+
+def read_site(session: Session) -> SiteSettings:
+    stored = {row.key: row.value for row in session.query(SiteSetting) if row.key in NAMES}
+    return SiteSettings(**stored)
+
+
+def update_site(session: Session, changes: dict) -> SiteSettings:
+    unknown = sorted(set(changes) - set(NAMES))
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown setting {', '.join(unknown)}; the settings are {', '.join(NAMES)}."
+        )
+    settings = replace(read_site(session), **changes).check()
+    for key, value in asdict(settings).items():
+        session.merge(SiteSetting(key=key, value=value))
+    return settings

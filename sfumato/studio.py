@@ -1,0 +1,100 @@
+"""The running server's parts in one place: configuration, database, files, the catalog of
+models, the worker and its events. The web layer is built on one of these; tests make their
+own with a temporary data folder."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from sfumato.accounts import create_user
+from sfumato.catalog.hashes import HashCache
+from sfumato.catalog.scan import Catalog, Models
+from sfumato.datadir import DataDir
+from sfumato.engine.cache import ModelCache
+from sfumato.engine.loader import LoadOptions
+from sfumato.jobs.events import EventBus
+from sfumato.jobs.queue import requeue_interrupted
+from sfumato.jobs.worker import Worker
+from sfumato.store.db import Database, database_url
+from sfumato.store.files import LocalFiles
+from sfumato.store.history import purge_expired
+from sfumato.store.site import read_site
+from sfumato.store.tables import User
+
+log = logging.getLogger(__name__)
+CATALOG_SECONDS = 10.0  # a model copied into the folder shows up within this long
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+PERSONAL_USER = "me"
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    data_dir: Path | None = None
+    database_url: str | None = None
+    models_dirs: list[Path] | None = None
+    personal: bool = False  # one user on this machine, no login
+    load: LoadOptions = field(default_factory=LoadOptions)
+    max_loaded_models: int = 1
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    run_worker: bool = True
+    purge_every_s: float = 3600.0
+
+
+class Studio:
+    def __init__(self, config: StudioConfig):
+        self.config = config
+        self.data = DataDir.resolve(config.data_dir)
+        self.db = Database(database_url(self.data.root, config.database_url))
+        self.files = LocalFiles(self.data.root / "library")
+        self.events = EventBus()
+        self.model_cache = ModelCache(config.max_loaded_models)
+        self.worker = Worker(self)
+        self._folders = self.data.model_dirs(config.models_dirs)
+        self._hashes = HashCache(self.data.hashes)
+        self._catalog: tuple[float, Catalog] | None = None
+        self._catalog_lock = threading.Lock()
+        self.personal_user_id: int | None = None
+
+    def catalog(self) -> Catalog:
+        """The models folders as scanned at most ``CATALOG_SECONDS`` ago."""
+        with self._catalog_lock:
+            now = time.monotonic()
+            if self._catalog is None or now - self._catalog[0] > CATALOG_SECONDS:
+                self._catalog = (now, Catalog.scan(self._folders))
+            return self._catalog[1]
+
+    def models(self) -> Models:
+        return Models(self._folders, self._hashes, self.catalog, allow_paths=False)
+
+    def start(self) -> None:
+        self.db.migrate()
+        if self.config.personal:
+            self.personal_user_id = self._personal_user()
+        if requeued := requeue_interrupted(self.db):
+            log.info("%d interrupted generation(s) queued again", requeued)
+        if self.config.run_worker:
+            self.worker.start()
+
+    def _personal_user(self) -> int:
+        """The one user of personal mode, made at first start (admin; it never logs in)."""
+        with self.db.session() as session:
+            user = session.scalar(select(User).where(User.username_key == PERSONAL_USER))
+            if user is None:
+                user = create_user(session, PERSONAL_USER, secrets.token_urlsafe(32), True)
+            return user.id
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.db.close()
+
+    def purge(self) -> tuple[int, int]:
+        """The retention policy, applied now: (pictures, uploads) deleted."""
+        with self.db.session() as session:
+            return purge_expired(session, self.files, read_site(session).retention_days)

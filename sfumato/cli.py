@@ -12,6 +12,7 @@ from rich.table import Table
 
 from sfumato import __version__
 from sfumato.cli_models import models_app
+from sfumato.cli_server import keys_app, serve, settings_app, users_app
 from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
 
 app = typer.Typer(
@@ -415,6 +416,10 @@ demo_app = typer.Typer(
 )
 app.add_typer(demo_app, name="demo")
 app.add_typer(models_app, name="models")
+app.command()(serve)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(settings_app, name="settings")
 
 
 @demo_app.command("train")

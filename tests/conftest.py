@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from safetensors.torch import save_file
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from sfumato.store.db import Database
 
 from tests.fixtures.original_layout import pipeline_to_original
 from tests.fixtures.tiny_models import save_config_only, tiny_sd15, tiny_sdxl
@@ -33,3 +40,42 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Path]]:
         config = save_config_only(build(), root / f"tiny-{arch}-config")
         models[arch] = {"folder": folder, "single": single, "config": config}
     return models
+
+
+# ---- databases: the storage and queue tests run on SQLite and on the local PostgreSQL server
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SFUMATO_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A new, empty database of each kind; the PostgreSQL one is dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    name = f"sfumato_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as e:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({e.orig}). Start it, set "
+            "SFUMATO_TEST_POSTGRES, or leave these tests out with -m 'not postgres'."
+        )
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db(database_url) -> Iterator[Database]:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()

@@ -53,6 +53,10 @@ def _validation_message(error: RequestValidationError) -> str:
         message = item.get("msg", "is not valid").removeprefix("Value error, ")
         if item.get("type") == "json_invalid":
             sentences.append("The request body is not valid JSON.")
+        elif tuple(item.get("loc", ())) == ("body",):
+            sentences.append(
+                "Send the request body as one JSON object (Content-Type: application/json)."
+            )
         elif item.get("type") == "missing":
             sentences.append(f"{_field(item.get('loc', ()))} is required.")
         else:

@@ -344,18 +344,23 @@ def find_checkpoint(name: str | None, models: Models) -> Path:
     """The model file or folder a user means by --model (None: the default one)."""
     if models.allow_paths and name is not None and (path := Path(name).expanduser()).exists():
         return path
-    catalog, folders = models.scan(), models.folders
+    catalog = models.scan()
+    # a server's users cannot add models, nor should they learn its folders
+    how = (
+        how_to_add(models.folders) if models.allow_paths else "An admin of this server adds models."
+    )
     if name is not None:
         try:
             return catalog.resolve(name, hashes=models.hashes).path
         except ModelNotFound as e:
-            raise ModelNotFound(f"{e.message} {how_to_add(folders)}") from None
+            raise ModelNotFound(f"{e.message} {how}") from None
     if entry := catalog.default_checkpoint():
         return entry.path
     if not catalog.of_kind(CHECKPOINT):
-        raise ModelNotFound(f"No model is installed. {how_to_add(folders)}")
+        raise ModelNotFound(f"No model is installed. {how}")
     names = ", ".join(e.display for e in catalog.listing() if not e.bundled and not e.broken)
-    raise ModelNotFound(f"Several models are installed; choose one with --model: {names}.")
+    choose = "choose one with --model" if models.allow_paths else 'choose one with "model"'
+    raise ModelNotFound(f"Several models are installed; {choose}: {names}.")
 
 
 def find_loras(

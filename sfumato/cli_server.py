@@ -1,0 +1,330 @@
+"""``sfumato serve`` and what an operator needs without a browser: ``users``, ``keys`` and
+``settings``."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="SFUMATO_DATABASE_URL",
+        help="sqlite:///PATH or postgresql://USER@HOST:PORT/NAME. Default: sfumato.db in the "
+        "data folder.",
+        show_default=False,
+    ),
+]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 for every one.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    personal: Annotated[
+        bool,
+        typer.Option(
+            "--personal",
+            help="One user on this machine, no login (only on 127.0.0.1 / localhost).",
+        ),
+    ] = False,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="auto, fp32, fp16 or bf16. Default: fp16 on GPUs.")
+    ] = None,
+    max_loaded_models: Annotated[
+        int, typer.Option(help="Models kept in memory between requests.")
+    ] = 1,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Run the server: the API (docs at /docs) and its job queue, in one process."""
+    with user_errors():
+        import uvicorn
+
+        from sfumato.api.app import create_app
+        from sfumato.engine.loader import LoadOptions
+        from sfumato.errors import InvalidRequest
+        from sfumato.studio import Studio, StudioConfig
+
+        if personal and not _is_loopback(host):
+            raise InvalidRequest(
+                f"--personal lets anyone who reaches the server in without a login, so it "
+                f"listens only on 127.0.0.1 or localhost, not {host}. Make accounts instead "
+                "(sfumato users add)."
+            )
+        _check_port_free(host, port)
+        config = StudioConfig(
+            data_dir=data_dir,
+            database_url=database_url,
+            models_dirs=models_dir,
+            personal=personal,
+            load=LoadOptions(device=device, dtype=dtype),
+            max_loaded_models=max_loaded_models,
+        )
+        studio = Studio(config)
+        err.print(
+            f"sfumato on http://{host}:{port}  (API docs: /docs; data: {studio.data.root}"
+            + ("; personal mode: no login" if personal else "")
+            + ")",
+            highlight=False,
+        )
+        uvicorn.run(create_app(studio), host=host, port=port, log_level="info")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    from sfumato.errors import SfumatoError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise SfumatoError(
+                f"Cannot listen on {host}:{port}: {e.strerror}. Is another server running "
+                "there? Choose another with --port."
+            ) from None
+
+
+users_app = typer.Typer(help="Accounts: add, list, disable, reset passwords.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+settings_app = typer.Typer(
+    help="The server's settings: sign-up, retention, queue limit, default model.",
+    no_args_is_help=True,
+)
+
+
+def _db(data_dir, database_url):
+    from sfumato.datadir import DataDir
+    from sfumato.store.db import Database
+    from sfumato.store.db import database_url as url_for
+
+    db = Database(url_for(DataDir.resolve(data_dir).root, database_url))
+    db.migrate()
+    return db
+
+
+def _password(password: str | None) -> str:
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+PasswordOption = Annotated[
+    str | None,
+    typer.Option(help="The password; asked for (hidden) when left out.", show_default=False),
+]
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="The new user's name.")],
+    password: PasswordOption = None,
+    admin: Annotated[bool, typer.Option("--admin", help="May change the server's settings.")] = (
+        False
+    ),
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Make an account (the first one is always an admin)."""
+    with user_errors():
+        from sfumato.accounts import create_user
+
+        with _db(data_dir, database_url).session() as session:
+            user = create_user(session, username, _password(password), True if admin else None)
+            role = "admin" if user.is_admin else "user"
+        out.print(f"Added {username} ({role}).", highlight=False)
+
+
+@users_app.command("list")
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """The accounts."""
+    with user_errors():
+        from sqlalchemy import select
+
+        from sfumato.store.tables import User
+
+        with _db(data_dir, database_url).session() as session:
+            rows = [
+                {
+                    "username": u.username,
+                    "admin": u.is_admin,
+                    "disabled": u.disabled,
+                    "created_at": u.created_at.isoformat(timespec="seconds"),
+                }
+                for u in session.scalars(select(User).order_by(User.id))
+            ]
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        table = Table("User", "Admin", "Disabled", "Since", box=None, header_style="bold")
+        for row in rows:
+            table.add_row(
+                row["username"],
+                "yes" if row["admin"] else "",
+                "yes" if row["disabled"] else "",
+                row["created_at"],
+            )
+        out.print(table if rows else "No accounts yet: sfumato users add NAME.")
+
+
+def _set_disabled(username: str, disabled: bool, data_dir, database_url) -> None:
+    from sfumato.accounts import find_user
+    from sfumato.store.tables import LoginSession
+
+    with _db(data_dir, database_url).session() as session:
+        user = find_user(session, username)
+        user.disabled = disabled
+        if disabled:  # logged out everywhere at once; API keys stop working too
+            session.query(LoginSession).filter(LoginSession.user_id == user.id).delete()
+
+
+@users_app.command("disable")
+def users_disable(
+    username: Annotated[str, typer.Argument()],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Lock an account out (its sessions end, its keys stop working); nothing is deleted."""
+    with user_errors():
+        _set_disabled(username, True, data_dir, database_url)
+        out.print(f"Disabled {username}.", highlight=False)
+
+
+@users_app.command("enable")
+def users_enable(
+    username: Annotated[str, typer.Argument()],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Let a disabled account in again."""
+    with user_errors():
+        _set_disabled(username, False, data_dir, database_url)
+        out.print(f"Enabled {username}.", highlight=False)
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    username: Annotated[str, typer.Argument()],
+    password: PasswordOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Give an account a new password (its sessions end)."""
+    with user_errors():
+        from sfumato.accounts import find_user, set_password
+
+        with _db(data_dir, database_url).session() as session:
+            set_password(session, find_user(session, username), _password(password))
+        out.print(f"New password set for {username}.", highlight=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    username: Annotated[str, typer.Argument(help="Whose key.")],
+    name: Annotated[str, typer.Option(help="To tell the key apart.")] = "cli",
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Make an API key and print it (it is shown only this once)."""
+    with user_errors():
+        from sfumato.accounts import create_key, find_user
+
+        with _db(data_dir, database_url).session() as session:
+            key, _ = create_key(session, find_user(session, username), name)
+        out.print(key, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(
+    username: Annotated[str, typer.Argument(help="Whose keys.")],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """A user's keys (their ids and first characters, never the keys)."""
+    with user_errors():
+        from sfumato.accounts import find_user, list_keys
+
+        with _db(data_dir, database_url).session() as session:
+            keys = list_keys(session, find_user(session, username))
+            table = Table("Id", "Name", "Starts with", "Created", "Status", box=None)
+            for k in keys:
+                status = "revoked" if k.revoked_at else "active"
+                created = k.created_at.isoformat(timespec="seconds")
+                table.add_row(k.id, k.name, k.prefix, created, status)
+        out.print(table if keys else f"{username} has no API keys.")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    username: Annotated[str, typer.Argument(help="Whose key.")],
+    key_id: Annotated[str, typer.Argument(help="The key's id (from keys list).")],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Revoke a key: it stops working at once."""
+    with user_errors():
+        from sfumato.accounts import find_user, revoke_key
+
+        with _db(data_dir, database_url).session() as session:
+            revoke_key(session, find_user(session, username), key_id)
+        out.print(f"Revoked {key_id}.", highlight=False)
+
+
+@settings_app.command("show")
+def settings_show(data_dir: DataDirOption = None, database_url: DatabaseOption = None) -> None:
+    """The server's settings."""
+    with user_errors():
+        from dataclasses import asdict
+
+        from sfumato.store.site import read_site
+
+        with _db(data_dir, database_url).session() as session:
+            out.print_json(json.dumps(asdict(read_site(session))))
+
+
+@settings_app.command("set")
+def settings_set(
+    name: Annotated[
+        str,
+        typer.Argument(help="signup_open, retention_days, max_queued_per_user or default_model."),
+    ],
+    value: Annotated[str, typer.Argument(help="true/false, a number, a name, or null.")],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Change one setting; a running server uses it at once."""
+    with user_errors():
+        from dataclasses import asdict
+
+        from sfumato.store.site import update_site
+
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value  # a bare word: a model's name
+        with _db(data_dir, database_url).session() as session:
+            out.print_json(json.dumps(asdict(update_site(session, {name: parsed}))))

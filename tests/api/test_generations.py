@@ -1,0 +1,169 @@
+"""Generating through the queue: a job answered at once, then progress, previews and the
+pictures; preferences and model defaults filling what a request leaves out; cancelling."""
+
+import io
+import json
+import threading
+
+from PIL import Image
+
+from sfumato.demo.analyze import analyze
+from sfumato.metadata.read import read_info_bytes
+
+
+def test_a_generation_is_queued_at_once_and_ends_with_its_picture(server):
+    answer = server.post("/v1/generations", json={"prompt": "a red circle", "seed": 7})
+    assert answer.status_code == 202
+    queued = answer.json()
+    assert answer.headers["location"] == f"/v1/generations/{queued['id']}"
+    assert queued["status"] in ("queued", "running")
+    assert queued["model"] == "sfumato-demo"
+    assert queued["settings"]["seed"] == 7 and queued["settings"]["steps"] > 0  # filled in
+    job = server.wait(queued["id"])
+    assert job["status"] == "succeeded", job
+    (image,) = job["images"]
+    assert image["seed"] == 7 and image["prompt"] == "a red circle"
+    picture = server.get(image["url"])
+    assert picture.headers["content-type"] == "image/png"
+    info = read_info_bytes(picture.content)
+    assert info.seed == 7 and info.prompt == "a red circle"
+    drawn = analyze(Image.open(io.BytesIO(picture.content)))
+    assert drawn.colour == "red"
+    thumbnail = server.get(image["thumbnail_url"])
+    assert thumbnail.headers["content-type"] == "image/webp"
+
+
+def test_the_seed_is_drawn_once_and_a_batch_counts_up_from_it(server):
+    job = server.generate(batch_size=3, format="webp")
+    seeds = [image["seed"] for image in job["images"]]
+    assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]
+    assert all(image["format"] == "webp" for image in job["images"])
+    again = server.generate(seed=seeds[1], format="webp")
+    same = server.get(again["images"][0]["url"]).content
+    first = server.get(job["images"][1]["url"]).content
+    assert Image.open(io.BytesIO(same)).tobytes() == Image.open(io.BytesIO(first)).tobytes()
+
+
+def test_preferences_fill_what_the_request_leaves_out(server):
+    saved = {
+        "families": {
+            "sd15": {"steps": 7, "negative_prompt": "blurry", "sampler": "Euler a"},
+            "sdxl": {"steps": 40},
+        }
+    }
+    answer = server.client.put("/v1/me/preferences", json=saved, headers=server.user().headers)
+    assert answer.status_code == 200, answer.text
+    assert server.get("/v1/me/preferences").json()["families"]["sd15"]["sampler"] == "euler_a"
+    job = server.generate()
+    assert job["settings"]["steps"] == 7  # the demo is an SD 1.5 model: not sdxl's 40
+    assert job["settings"]["negative_prompt"] == "blurry"
+    assert job["settings"]["sampler"] == "euler_a"
+    # the request still wins, and the model's card fills what neither says
+    explicit = server.generate(steps=3, negative_prompt="")
+    assert explicit["settings"]["steps"] == 3 and explicit["settings"]["negative_prompt"] == ""
+    assert explicit["settings"]["width"] == 64  # the demo model's card
+
+
+def test_bad_preferences_are_refused_with_the_reason(server):
+    for bad in (
+        {"families": {"sd15": {"steps": 0}}},
+        {"families": {"sd15": {"sampler": "warp drive"}}},
+        {"families": {"sd16": {}}},
+        {"families": {"sd15": {"width": 100}}},
+        {"colour": "blue"},
+    ):
+        answer = server.client.put("/v1/me/preferences", json=bad, headers=server.user().headers)
+        assert answer.status_code == 422, bad
+        assert answer.json()["error"]["message"]
+
+
+def test_progress_and_previews_arrive_on_the_event_stream(server):
+    events = []
+    with server.client.stream("GET", "/v1/events", headers=server.user().headers) as stream:
+        done = threading.Event()
+
+        def submit():
+            server.generate(steps=20)
+            done.set()
+
+        threading.Thread(target=submit).start()
+        name = None
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+                if name == "job" and events[-1][1]["status"] == "succeeded":
+                    break
+    done.wait(60)
+    statuses = [data["status"] for name, data in events if name == "job"]
+    assert statuses[0] == "queued" and statuses[-1] == "succeeded" and "running" in statuses
+    progress = [data for name, data in events if name == "progress"]
+    assert progress and progress[-1]["step"] == progress[-1]["total"] == 20
+    assert progress[0]["preview"].startswith("data:image/jpeg;base64,")
+    assert [p["step"] for p in progress] == sorted(p["step"] for p in progress)
+    finished = events[-1][1]
+    assert finished["images"][0]["url"].startswith("/v1/images/")
+
+
+def test_a_queued_job_is_cancelled_at_once_and_a_running_one_after_a_step(server):
+    long = server.post("/v1/generations", json={"prompt": "x", "steps": 150, "batch_size": 16})
+    waiting = server.post("/v1/generations", json={"prompt": "y"})
+    assert waiting.json()["queue_position"] in (1, 2)
+    cancelled = server.post(f"/v1/generations/{waiting.json()['id']}/cancel")
+    assert cancelled.json()["status"] == "cancelled"
+    # wait until the long one runs, then stop it
+    job_id = long.json()["id"]
+    while server.get(f"/v1/generations/{job_id}").json()["status"] == "queued":
+        pass
+    server.post(f"/v1/generations/{job_id}/cancel")
+    stopped = server.wait(job_id)
+    assert stopped["status"] == "cancelled" and stopped["images"] == []
+    again = server.post(f"/v1/generations/{job_id}/cancel")
+    assert again.status_code == 409
+    assert server.get("/v1/images").json()["total"] == 0
+
+
+def test_beyond_the_queue_limit_the_answer_is_429_with_a_sentence(server):
+    with server.studio.db.session() as session:
+        from sfumato.store.site import update_site
+
+        update_site(session, {"max_queued_per_user": 2})
+    first = server.post("/v1/generations", json={"prompt": "x", "steps": 150, "batch_size": 16})
+    server.post("/v1/generations", json={"prompt": "y"})
+    third = server.post("/v1/generations", json={"prompt": "z"})
+    assert third.status_code == 429
+    assert "at most 2" in third.json()["error"]["message"]
+    server.post(f"/v1/generations/{first.json()['id']}/cancel")
+
+
+def test_mistakes_are_answered_at_once_with_a_4xx_and_a_sentence(server):
+    cases = [
+        ({"prompt": "x", "width": 13}, 400, "multiple of 8"),
+        ({"prompt": "x", "steps": 0}, 400, "Steps must be between"),
+        ({"prompt": "x", "steps": "many"}, 422, "steps"),
+        ({"prompt": "x", "sampler": "warp drive"}, 400, "sampler"),
+        ({"prompt": "x", "model": "nonesuch"}, 404, "Installed: sfumato-demo"),
+        ({"prompt": "x", "model": "/etc/passwd"}, 404, "No model named"),
+        ({"prompt": "x", "loras": [{"name": "/etc/passwd"}]}, 404, "No LoRA"),
+        ({"prompt": "x", "batch_size": 99}, 400, "number of images"),
+        ({"prompt": "x", "format": "gif"}, 400, "png, jpg, webp"),
+        ({"prompt": "x" * 10_001}, 422, "prompt"),
+        ({"prompt": ""}, 422, "prompt"),
+        ({"prompt": "x", "init_image": "not base64!"}, 400, "base64"),
+        ({"prompt": "x", "mask_image": "0" * 32}, 404, "no upload"),
+        ({"prompt": "x", "colour": "blue"}, 422, "colour"),
+        ({}, 422, "prompt is required"),
+        ([1, 2], 422, "one JSON object"),
+    ]
+    for body, status, words in cases:
+        answer = server.post("/v1/generations", json=body)
+        assert answer.status_code == status, (body, answer.text)
+        assert words in answer.json()["error"]["message"], (body, answer.text)
+    assert server.get("/v1/generations").json()["generations"] == []
+    headers = server.user().headers | {"Content-Type": "application/json"}
+    not_json = server.client.post("/v1/generations", content=b"{oops", headers=headers)
+    assert not_json.status_code == 422
+    assert "not valid JSON" in not_json.json()["error"]["message"]
+    no_type = server.post("/v1/generations", content=b"prompt=x")
+    assert "one JSON object" in no_type.json()["error"]["message"]

@@ -1,0 +1,96 @@
+"""The queue in the database: fair between users, bounded per user, safe to claim from two
+workers, and what a dead process was running runs again."""
+
+import pytest
+
+from sfumato.errors import QueueFull
+from sfumato.jobs.queue import (
+    QUEUED,
+    RUNNING,
+    claim_next,
+    enqueue,
+    fair_order,
+    finish,
+    queue_positions,
+    requeue_interrupted,
+)
+from sfumato.store.tables import Job, User
+
+
+def _user(db, name):
+    with db.session() as session:
+        user = User(username=name, username_key=name, password_hash="x", preferences={})
+        session.add(user)
+        session.flush()
+        return user.id
+
+
+def _queue(db, user_id, n=1, limit=100):
+    ids = []
+    for _ in range(n):
+        with db.session() as session:
+            job = Job(user_id=user_id, model_name="m", model_path="/m", settings={}, total=1)
+            ids.append(enqueue(session, job, limit).id)
+    return ids
+
+
+def _run_all(db):
+    """Claim and finish jobs one by one, as the worker does; the order they ran in."""
+    order = []
+    while (job := claim_next(db)) is not None:
+        order.append(job.id)
+        finish(db, job.id, "succeeded")
+    return order
+
+
+def test_one_users_many_jobs_do_not_starve_anothers_one(db):
+    ann, bob = _user(db, "ann"), _user(db, "bob")
+    ann_jobs = _queue(db, ann, 6)
+    (bob_job,) = _queue(db, bob)
+    order = _run_all(db)
+    assert order.index(bob_job) <= 1  # Ann's first may already be running
+    assert [j for j in order if j != bob_job] == ann_jobs  # each user's own jobs in order
+
+
+def test_the_least_recently_served_user_goes_first(db):
+    ann, bob, cy = _user(db, "ann"), _user(db, "bob"), _user(db, "cy")
+    _queue(db, ann, 1)
+    _run_all(db)  # Ann has been served
+    ann_next = _queue(db, ann, 2)
+    bob_jobs = _queue(db, bob, 2)
+    cy_jobs = _queue(db, cy, 1)
+    with db.session() as session:
+        planned = [j.id for j in fair_order(session)]
+        positions = queue_positions(session)
+    # never served come first (oldest first), Ann after them; then the second round
+    assert planned == [bob_jobs[0], cy_jobs[0], ann_next[0], bob_jobs[1], ann_next[1]]
+    assert positions[cy_jobs[0]] == 2
+    assert _run_all(db) == planned
+
+
+def test_a_user_beyond_the_limit_gets_a_sentence(db):
+    ann = _user(db, "ann")
+    _queue(db, ann, 3, limit=3)
+    with pytest.raises(QueueFull, match="3 generations queued or running"):
+        _queue(db, ann, 1, limit=3)
+    _run_all(db)
+    _queue(db, ann, 1, limit=3)  # finished jobs do not count
+
+
+def test_two_claims_never_get_the_same_job(db):
+    ann = _user(db, "ann")
+    _queue(db, ann, 2)
+    first, second = claim_next(db), claim_next(db)
+    assert first.id != second.id and first.status == second.status == RUNNING
+    assert claim_next(db) is None
+
+
+def test_jobs_left_running_by_a_dead_process_are_queued_again(db):
+    ann = _user(db, "ann")
+    (job_id,) = _queue(db, ann)
+    claimed = claim_next(db)
+    assert claimed.id == job_id and claimed.attempts == 1
+    assert requeue_interrupted(db) == 1
+    with db.session() as session:
+        assert session.get(Job, job_id).status == QUEUED
+    assert claim_next(db).attempts == 2

@@ -37,15 +37,18 @@ def read_picture(source: str | Path | bytes | Image.Image, what: str = "The pict
             data = source if isinstance(source, bytes) else Path(source).read_bytes()
         except OSError as e:
             raise InvalidRequest(f"{what} cannot be read: {e.strerror} ({source}).") from None
+        too_large = (
+            f"{what} is too large: at most {MAX_INPUT_PIXELS // 1_000_000} megapixels are "
+            "accepted."
+        )
         try:
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > MAX_INPUT_PIXELS:
-                raise InvalidRequest(
-                    f"{what} is {image.width}x{image.height}; at most "
-                    f"{MAX_INPUT_PIXELS // 1_000_000} megapixels are accepted."
-                )
+                raise InvalidRequest(f"{too_large[:-1]} ({image.width}x{image.height}).")
             image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+        except Image.DecompressionBombError:  # Pillow's own guard, at open, for huge claims
+            raise InvalidRequest(too_large) from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as e:
             raise InvalidRequest(
                 f"{what} is not a picture sfumato can read (PNG, JPEG, WebP, ...): {e}."
             ) from None

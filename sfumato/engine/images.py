@@ -38,8 +38,7 @@ def read_picture(source: str | Path | bytes | Image.Image, what: str = "The pict
         except OSError as e:
             raise InvalidRequest(f"{what} cannot be read: {e.strerror} ({source}).") from None
         too_large = (
-            f"{what} is too large: at most {MAX_INPUT_PIXELS // 1_000_000} megapixels are "
-            "accepted."
+            f"{what} is too large: at most {MAX_INPUT_PIXELS // 1_000_000} megapixels are accepted."
         )
         try:
             image = Image.open(io.BytesIO(data))

@@ -65,9 +65,7 @@ def test_wrong_passwords_and_logout(server):
     wrong = browser.post("/v1/auth/login", json={"username": "ann", "password": "nope nope"})
     assert wrong.status_code == 401
     assert wrong.json()["error"]["message"] == "The user name or the password is wrong."
-    token = browser.post("/v1/auth/login", json={"username": "ann"} | PASSWORD).json()[
-        "csrf_token"
-    ]
+    token = browser.post("/v1/auth/login", json={"username": "ann"} | PASSWORD).json()["csrf_token"]
     assert browser.post("/v1/auth/logout", headers={"X-CSRF-Token": token}).status_code == 204
     assert browser.get("/v1/me").status_code == 401
 

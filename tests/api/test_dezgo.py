@@ -138,4 +138,7 @@ def test_each_text_route_runs_its_own_family(xl_server, make_server):
     # a server with no SDXL model says so
     plain = make_server()
     none = _dezgo(plain, "/text2image_sdxl", json={"prompt": "x"})
-    assert none.status_code == 404 and "No Stable Diffusion XL model" in none.json()["error"]["message"]
+    assert (
+        none.status_code == 404
+        and "No Stable Diffusion XL model" in none.json()["error"]["message"]
+    )

@@ -38,8 +38,8 @@ def _bomb() -> bytes:
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     pixels = zlib.compress(b"\0" * 1000)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
     )
 
 
@@ -90,9 +90,7 @@ def _a1111_text():
 
 def test_image_to_image_from_an_upload_keeps_the_pictures_proportions(server):
     upload = _upload(server, png((128, 64), "yellow")).json()
-    job = server.generate(
-        prompt="a red circle", init_image=upload["id"], strength=0.6, width=128
-    )
+    job = server.generate(prompt="a red circle", init_image=upload["id"], strength=0.6, width=128)
     assert job["status"] == "succeeded", job
     assert job["settings"]["mode"] == "img2img" and job["settings"]["strength"] == 0.6
     image = job["images"][0]

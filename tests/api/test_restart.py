@@ -1,0 +1,101 @@
+"""The queue survives the process: a real ``sfumato serve`` is killed (SIGKILL, no goodbye)
+with one job running and one queued; started again, it finishes both, and no picture made
+before the crash is lost. The operator prepares the server from the command line."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args, env) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "sfumato", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+class Served:
+    def __init__(self, env, port):
+        self.port = port
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sfumato", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise AssertionError("the server did not start")
+
+    def kill(self):
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def env(tmp_path):
+    env = dict(os.environ)
+    env["SFUMATO_DATA_DIR"] = str(tmp_path / "data")
+    env["SFUMATO_MODELS"] = str(tmp_path / "models")
+    return env
+
+
+def _wait(client, job_id, until=("succeeded", "failed", "cancelled"), timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/generations/{job_id}").json()
+        if job["status"] in until and (job["status"] != "running" or job["progress"]["step"]):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"{job_id} is still {job['status']}")
+
+
+def test_a_killed_server_finishes_its_jobs_after_a_restart(env):
+    assert "admin" in _cli("users", "add", "ann", "--password", "a long password", env=env)
+    key = _cli("keys", "create", "ann", env=env)
+    port = _free_port()
+    headers = {"Authorization": f"Bearer {key}"}
+
+    server = Served(env, port)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+        before = client.post("/v1/generations", json={"prompt": "a red circle", "seed": 1})
+        finished = _wait(client, before.json()["id"])
+        picture = client.get(finished["images"][0]["url"]).content
+        running = client.post(
+            "/v1/generations", json={"prompt": "a blue square", "steps": 150, "batch_size": 8}
+        ).json()
+        queued = client.post("/v1/generations", json={"prompt": "a green cross"}).json()
+        assert _wait(client, running["id"], until=("running",))["progress"]["step"] > 0
+        server.kill()
+
+    server = Served(env, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            done = [_wait(client, job["id"]) for job in (running, queued)]
+            assert [job["status"] for job in done] == ["succeeded", "succeeded"]
+            assert len(done[0]["images"]) == 8
+            # the same seed as first drawn: the job ran again exactly as asked
+            assert done[0]["settings"]["seed"] == running["settings"]["seed"]
+            assert client.get(finished["images"][0]["url"]).content == picture
+            assert client.get("/v1/images").json()["total"] == 1 + 8 + 1
+    finally:
+        server.kill()

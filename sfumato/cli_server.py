@@ -261,6 +261,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(
     username: Annotated[str, typer.Argument(help="Whose keys.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
@@ -269,13 +270,24 @@ def keys_list(
         from sfumato.accounts import find_user, list_keys
 
         with _db(data_dir, database_url).session() as session:
-            keys = list_keys(session, find_user(session, username))
-            table = Table("Id", "Name", "Starts with", "Created", "Status", box=None)
-            for k in keys:
-                status = "revoked" if k.revoked_at else "active"
-                created = k.created_at.isoformat(timespec="seconds")
-                table.add_row(k.id, k.name, k.prefix, created, status)
-        out.print(table if keys else f"{username} has no API keys.")
+            rows = [
+                {
+                    "id": k.id,
+                    "name": k.name,
+                    "starts_with": k.prefix,
+                    "created_at": k.created_at.isoformat(timespec="seconds"),
+                    "status": "revoked" if k.revoked_at else "active",
+                }
+                for k in list_keys(session, find_user(session, username))
+            ]
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        table = Table("Id", "Name", "Starts with", "Created", "Status", box=None)
+        table.columns[0].no_wrap = True
+        for row in rows:
+            table.add_row(*row.values())
+        out.print(table if rows else f"{username} has no API keys.")
 
 
 @keys_app.command("revoke")

@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from sfumato.store.db import Database
-
 from tests.fixtures.original_layout import pipeline_to_original
 from tests.fixtures.tiny_models import save_config_only, tiny_sd15, tiny_sdxl
 

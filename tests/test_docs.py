@@ -36,3 +36,25 @@ def test_every_generate_option_is_documented_in_the_readme():
 def test_every_sampler_is_named_in_the_readme():
     missing = [s.name for s in SAMPLERS if s.name not in README]
     assert not missing
+
+
+def test_every_server_option_and_setting_is_documented_in_the_readme():
+    from dataclasses import fields
+
+    from sfumato.store.site import SiteSettings
+
+    help_text = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200).output
+    options = set(re.findall(r"(--[a-z][a-z-]+)", help_text)) - {"--help"}
+    settings = {f"`{f.name}`" for f in fields(SiteSettings)}
+    missing = [x for x in sorted(options | settings) if x not in README]
+    assert not missing, f"missing from README.md: {missing}"
+
+
+def test_every_api_route_is_documented_in_the_readme(tmp_path):
+    from sfumato.api.app import create_app
+    from sfumato.studio import Studio, StudioConfig
+
+    spec = create_app(Studio(StudioConfig(data_dir=tmp_path))).openapi()
+    paths = {re.sub(r"\{\w+\}", "{id}", path) for path in spec["paths"]}
+    missing = [p for p in sorted(paths) if p not in README]
+    assert not missing, f"routes missing from README.md: {missing}"

@@ -109,6 +109,8 @@ def test_progress_and_previews_arrive_on_the_event_stream(server):
 def test_a_queued_job_is_cancelled_at_once_and_a_running_one_after_a_step(server):
     long = server.post("/v1/generations", json={"prompt": "x", "steps": 150, "batch_size": 16})
     waiting = server.post("/v1/generations", json={"prompt": "y"})
+    active = server.get("/v1/generations", params={"active": True}).json()["generations"]
+    assert {job["id"] for job in active} == {long.json()["id"], waiting.json()["id"]}
     assert waiting.json()["queue_position"] in (1, 2)
     cancelled = server.post(f"/v1/generations/{waiting.json()['id']}/cancel")
     assert cancelled.json()["status"] == "cancelled"

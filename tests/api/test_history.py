@@ -45,6 +45,7 @@ def test_favourites(server):
         f"/v1/images/{image['id']}", json={"favourite": True}, headers=server.user().headers
     )
     assert marked.json()["favourite"] is True
+    assert server.get(f"/v1/images/{image['id']}").json()["favourite"] is True
     assert server.get("/v1/images", params={"favourite": True}).json()["total"] == 1
     server.client.patch(
         f"/v1/images/{image['id']}", json={"favourite": False}, headers=server.user().headers
@@ -109,6 +110,8 @@ def test_the_retention_period_is_an_admin_setting(server):
         "/v1/admin/settings", json={"retention_days": 7}, headers=admin.headers
     )
     assert change.status_code == 200 and change.json()["retention_days"] == 7
+    assert server.get("/v1/admin/settings", admin).json()["retention_days"] == 7
+    assert server.get("/v1/admin/settings", other).status_code == 403
     assert server.get("/v1/images", other).json()["retention"]["days"] == 7
     refused = server.client.patch(
         "/v1/admin/settings", json={"retention_days": 1}, headers=other.headers

@@ -124,3 +124,11 @@ def test_a_mask_without_a_picture_is_refused(server):
     mask = _upload(server, png()).json()["id"]
     answer = server.post("/v1/generations", json={"prompt": "x", "mask_image": mask})
     assert answer.status_code == 400 and "needs its picture" in answer.json()["error"]["message"]
+
+
+def test_an_upload_can_be_deleted_at_once(server):
+    upload = _upload(server, png()).json()
+    (kept,) = (server.studio.files.root / "uploads").rglob("*.png")
+    answer = server.client.delete(f"/v1/uploads/{upload['id']}", headers=server.user().headers)
+    assert answer.json() == {"deleted": 1} and not kept.exists()
+    assert server.get(upload["url"]).status_code == 404

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +18,6 @@ from sfumato.store.tables import Job
 from sfumato.studio import Studio
 
 router = APIRouter(prefix="/v1", tags=["generations"])
-KEEPALIVE_S = 15.0
 
 
 def view(studio: Studio, session, job: Job) -> dict:
@@ -76,9 +74,7 @@ def cancel(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDe
 
 
 @router.get("/events", response_class=EventSourceResponse, summary="Live events of your jobs")
-async def events(
-    request: Request, user: CurrentUser, studio: StudioDep
-) -> AsyncIterable[ServerSentEvent]:
+async def events(user: CurrentUser, studio: StudioDep) -> AsyncIterable[ServerSentEvent]:
     """Server-Sent Events: `job` (a job's status changed; the whole job) and `progress`
     (step, total, ETA and a preview picture as a data URL). The stream starts with a `job`
     event for each of your queued or running jobs."""
@@ -88,16 +84,12 @@ async def events(
             query = select(Job).where(Job.user_id == user.id, Job.status.in_(ACTIVE))
             return [view(studio, session, job) for job in session.scalars(query)]
 
+    # FastAPI sends keep-alive comments while the stream is quiet, and ends this generator
+    # when the client goes away (which unsubscribes it)
     async with studio.events.subscribe(user.id) as queue:
         for job in await run_in_threadpool(active):
             yield ServerSentEvent(data=job, event="job")
-        while not await request.is_disconnected():
-            try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield ServerSentEvent(comment="keep-alive")
-                continue
-            if event["type"] == "job":
-                yield ServerSentEvent(data=event["job"], event="job")
-            else:
-                yield ServerSentEvent(data=event, event=event["type"])
+        while True:
+            event = await queue.get()
+            data = event["job"] if event["type"] == "job" else event
+            yield ServerSentEvent(data=data, event=event["type"])

@@ -39,7 +39,9 @@ def get_session(studio: StudioDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function": committed before the answer is sent, so what a call changed is saved when it
+# returns (and a failed commit is an error the caller sees)
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def api_key(request: Request) -> str | None:

@@ -21,7 +21,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one():
     commands = _quick_start_commands()
     assert len(commands) == 2 and all("\n" not in c for c in commands)
     install_and_run, install_and_test = commands
-    assert "sfumato generate" in install_and_run
+    assert "sfumato serve" in install_and_run
     assert install_and_test.endswith("pytest")
     assert install_and_test in (ROOT / ".ci" / "run").read_text()
 

@@ -11,7 +11,7 @@ import logging
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from sfumato import __version__
+from sfumato import __version__, web
 from sfumato.api import errors
 from sfumato.api.routes import account, auth, catalog, dezgo, generations, images
 from sfumato.studio import Studio
@@ -50,6 +50,7 @@ def create_app(studio: Studio) -> FastAPI:
     errors.install(app)
     for module in (auth, account, generations, images, catalog, dezgo):
         app.include_router(module.router)
+    web.mount(app)
     return app
 
 

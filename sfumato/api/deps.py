@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -52,8 +53,24 @@ def api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or request.headers.get("x-dezgo-key") or None
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _only_local(request: Request) -> None:
+    """Personal mode has no login, so it answers only what this machine's own pages ask: a
+    request addressed to another name (a DNS-rebinding site) or a change sent from another
+    site's page is refused."""
+    host = request.headers.get("host", "")
+    if urlsplit("//" + host).hostname not in LOCAL_HOSTS:
+        raise Forbidden("In personal mode the server answers only requests to localhost.")
+    origin = request.headers.get("origin")
+    if request.method not in SAFE_METHODS and origin and urlsplit(origin).netloc != host:
+        raise Forbidden("In personal mode, changes are accepted only from the server's own page.")
+
+
 def current_user(request: Request, studio: StudioDep) -> User:
     if studio.personal_user_id is not None:
+        _only_local(request)
         with studio.db.session() as session:
             return session.get_one(User, studio.personal_user_id)
     key = api_key(request)

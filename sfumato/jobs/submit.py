@@ -13,7 +13,8 @@ from sfumato.engine.images import read_picture
 from sfumato.engine.request import GenerationRequest
 from sfumato.errors import InvalidRequest, NotFound
 from sfumato.generation import GenerationJob
-from sfumato.jobs.queue import enqueue
+from sfumato.jobs.queue import enqueue, queue_positions
+from sfumato.jobs.views import job_view
 from sfumato.preferences import Preferences, apply_preferences
 from sfumato.store.site import read_site
 from sfumato.store.tables import Job, Upload, User
@@ -67,6 +68,9 @@ def submit(
     )
     with studio.db.session() as session:
         enqueue(session, job, site.max_queued_per_user)
+        position = queue_positions(session).get(job.id)
+    # told before the worker is woken, so that "queued" reaches the streams before "running"
+    studio.events.publish(user.id, {"type": "job", "job": job_view(job, [], position)})
     studio.worker.wake()
     return job
 

@@ -98,10 +98,18 @@ def test_without_credentials_only_health_and_docs_answer(server):
     assert anonymous.post("/text2image", json={"prompt": "x"}).status_code == 401
 
 
-def test_personal_mode_needs_no_login(make_server):
+def test_personal_mode_needs_no_login_but_only_answers_this_machine(make_server):
     server = make_server(personal=True)
-    anonymous = TestClient(server.client.app)
+    anonymous = TestClient(server.client.app, base_url="http://127.0.0.1:8000")
     me = anonymous.get("/v1/me").json()
     assert me["personal_mode"] is True and me["is_admin"]
     answer = anonymous.post("/v1/generations", json={"prompt": "a blue square", "steps": 4})
     assert answer.status_code == 202
+    # a site that points its own name at 127.0.0.1 (DNS rebinding) gets nothing
+    rebound = TestClient(server.client.app, base_url="http://evil.example:8000")
+    assert rebound.get("/v1/images").status_code == 403
+    # and another site's page cannot make changes through the user's browser
+    forged = anonymous.post(
+        "/text2image", data={"prompt": "x"}, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403

@@ -31,7 +31,8 @@ def create(body: GenerationInput, user: CurrentUser, studio: StudioDep, response
     event stream `GET /v1/events`."""
     job = queue_generation(studio, user, body, "api")
     response.headers["Location"] = f"/v1/generations/{job.id}"
-    return announce(studio, job.id)
+    with studio.db.session() as session:
+        return view(studio, session, session.get_one(Job, job.id))
 
 
 def announce(studio: Studio, job_id: str) -> dict:

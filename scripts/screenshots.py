@@ -1,0 +1,115 @@
+"""Screenshots of every page of the web UI, at desktop and phone width, for the README.
+
+Starts its own ``sfumato serve`` on a fresh data folder with the demo model, makes an
+account and a few pictures, and drives Debian's Chromium with Playwright:
+
+    python scripts/screenshots.py [--out docs/screenshots]
+"""
+
+import argparse
+import io
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+# as the machine's notes advise: no background traffic from a browser on a closed network
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic"]
+SIZES = {"desktop": (1280, 860), "phone": (390, 844)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, SFUMATO_DATA_DIR=data, SFUMATO_MODELS=str(Path(data) / "models"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "sfumato", "serve", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            while True:
+                try:
+                    httpx.get(base + "/v1/health")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.3)
+            shoot(base, out)
+        finally:
+            server.terminate()
+            server.wait()
+
+
+def generate(page, prompt: str, results: int) -> None:
+    """Generate and wait until ``results`` result cards show."""
+    page.fill("#prompt", prompt)
+    page.click("#generate-button")
+    page.wait_for_function(f"document.querySelectorAll('#results .result').length >= {results}")
+
+
+def shoot(base: str, out: Path) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport=dict(zip(("width", "height"), SIZES["desktop"])))
+        page.goto(base)
+        page.wait_for_selector("#page-login:not([hidden])")
+        page.screenshot(path=out / "login.png")
+        page.click("#login-switch")
+        page.fill("#login-form [name=username]", "ann")
+        page.fill("#login-form [name=password]", "a long password")
+        page.click("#login-submit")
+        page.wait_for_selector("#page-generate:not([hidden])")
+        prompts = ["a yellow circle on a purple background", "a white cross on a green background",
+                   "a large blue triangle on a black background"]
+        for count, prompt in enumerate(prompts, 1):
+            generate(page, prompt, count)
+        page.click("#advanced summary")
+        page.fill("#batch", "2")
+        generate(page, "a red circle on a blue background", len(prompts) + 2)
+        page.wait_for_timeout(300)
+        page.screenshot(path=out / "generate.png", full_page=True)
+        picture = io.BytesIO()
+        Image.new("RGB", (256, 256), (250, 200, 40)).save(picture, format="PNG")
+        page.set_input_files("#picture-file", {"name": "yellow.png", "mimeType": "image/png",
+                                                "buffer": picture.getvalue()})
+        page.wait_for_selector("#picture-tools:not([hidden])")
+        page.select_option("#paint-mode", "paint")
+        page.locator("#mask-canvas").scroll_into_view_if_needed()
+        box = page.locator("#mask-canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=8)
+        page.mouse.up()
+        page.locator("#picture-box").screenshot(path=out / "inpainting.png")
+        for name in ("history", "models", "account"):
+            page.goto(f"{base}/#{name}")
+            page.wait_for_selector(f"#page-{name}:not([hidden])")
+            page.wait_for_timeout(500)
+            page.screenshot(path=out / f"{name}.png", full_page=True)
+        page.set_viewport_size(dict(zip(("width", "height"), SIZES["phone"])))
+        for name in ("generate", "history"):
+            page.goto(f"{base}/#{name}")
+            page.wait_for_selector(f"#page-{name}:not([hidden])")
+            page.wait_for_timeout(500)
+            page.screenshot(path=out / f"{name}-phone.png")
+        browser.close()
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main()

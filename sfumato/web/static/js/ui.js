@@ -1,0 +1,86 @@
+// Small helpers shared by the pages.
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key in node && typeof value !== "string") node[key] = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child !== null && child !== undefined && child !== false) {
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+  return node;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+let toastTimer;
+export function toast(message) {
+  const node = $("#toast");
+  node.textContent = message;
+  node.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (node.hidden = true), 4000);
+}
+
+// Show an error as a sentence next to what caused it: the element marked
+// data-error-for="<field>" in ``root`` (``field``, or the one the server's sentence is
+// about), else ``fallback``.
+export function showError(error, root, fallback, field = null) {
+  const message = error?.message || String(error);
+  field ||= fieldOf(message);
+  const target = (field && root?.querySelector(`[data-error-for="${field}"]`)) || fallback;
+  if (target) target.textContent = message;
+  else toast(message);
+  return target;
+}
+
+// The server's sentences start with what they are about ("Width must be ...").
+const FIELDS = [
+  [/^(width|height)\b|far from .* trained at/i, "size"],
+  [/^steps\b/i, "steps"],
+  [/^guidance\b/i, "guidance"],
+  [/^the seed\b/i, "seed"],
+  [/^the prompt\b|^prompt\b/i, "prompt"],
+  [/^(no model|several models)|\bmodel\b.*installed/i, "model"],
+  [/^the (uploaded |)(picture|mask)|^a mask|upload/i, "init_image"],
+];
+
+function fieldOf(message) {
+  return FIELDS.find(([pattern]) => pattern.test(message))?.[1] || null;
+}
+
+export function clearErrors(root) {
+  root.querySelectorAll("[data-error-for], [data-error]").forEach((n) => (n.textContent = ""));
+}
+
+
+export const FAMILY_LABELS = {
+  sd15: "Stable Diffusion 1.5",
+  sdxl: "SDXL",
+  "sdxl-lightning": "SDXL Lightning",
+};
+
+// A picture's settings as a definition list.
+export function paramsList(settings, extra = {}) {
+  const rows = {
+    ...extra,
+    Prompt: settings.prompt,
+    "Negative prompt": settings.negative_prompt || "(none)",
+    Seed: settings.seed,
+    Size: `${settings.width}×${settings.height}`,
+    Steps: settings.steps,
+    Guidance: settings.guidance,
+    Sampler: settings.sampler,
+  };
+  if (settings.mode && settings.mode !== "txt2img") rows.Mode = `${settings.mode}, strength ${settings.strength}`;
+  if (settings.loras?.length) rows.LoRAs = settings.loras.map(([name, weight]) => `${name} ${weight}`).join(", ");
+  if (settings.clip_skip > 1) rows["Clip skip"] = settings.clip_skip;
+  return el("dl", { class: "params" }, Object.entries(rows).map(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
+}

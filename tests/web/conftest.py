@@ -1,0 +1,109 @@
+"""A real ``sfumato serve`` (with the demo model) and Debian's Chromium driven by Playwright.
+
+Chromium is Debian's package (``apt-get install chromium``); Playwright's own browser download
+is never used. Without it these tests fail with that sentence; ``-m "not browser"`` leaves
+them out.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("SFUMATO_TEST_CHROMIUM", "/usr/bin/chromium")
+# no background traffic from the browser: this machine's network is closed
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(__file__).parent in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+class Served:
+    def __init__(self, data: Path):
+        self.data = data
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, SFUMATO_DATA_DIR=str(data), SFUMATO_MODELS=str(data / "models"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sfumato", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/v1/health")
+                return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise AssertionError("sfumato serve did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    server = Served(tmp_path_factory.mktemp("web-data"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"No Chromium at {CHROMIUM}: install Debian's (apt-get install chromium), set "
+            "SFUMATO_TEST_CHROMIUM, or leave the browser tests out with -m 'not browser'."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+_users = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def page(browser, served):
+    """A new browser (its own cookies) on the page, signed up as a new user."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=served.url)
+    page = context.new_page()
+    page.set_default_timeout(120_000)  # generations share two CPU cores with the test run
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(served.url)
+    page.click("#login-switch")
+    page.fill("#login-form [name=username]", f"user{next(_users)}-{os.getpid()}")
+    page.fill("#login-form [name=password]", "a long password")
+    page.click("#login-submit")
+    page.wait_for_selector("#page-generate:not([hidden])")
+    yield page
+    context.close()
+    assert not errors, f"the page's script failed: {errors}"

@@ -5,6 +5,7 @@ import io
 import json
 import threading
 
+import numpy as np
 from PIL import Image
 
 from sfumato.demo.analyze import analyze
@@ -41,7 +42,10 @@ def test_the_seed_is_drawn_once_and_a_batch_counts_up_from_it(server):
     again = server.generate(seed=seeds[1], format="webp")
     same = server.get(again["images"][0]["url"]).content
     first = server.get(job["images"][1]["url"]).content
-    assert Image.open(io.BytesIO(same)).tobytes() == Image.open(io.BytesIO(first)).tobytes()
+    # the same picture; a batch runs other CPU kernels than one picture alone, which may
+    # round a few pixels one step apart
+    alone, in_batch = (np.asarray(Image.open(io.BytesIO(x)), dtype=int) for x in (same, first))
+    assert np.abs(alone - in_batch).max() <= 2 and np.abs(alone - in_batch).mean() < 0.05
 
 
 def test_preferences_fill_what_the_request_leaves_out(server):

@@ -1,0 +1,150 @@
+"""What the server adds to a generation: the demo model through `sfumato serve` and its queue,
+with several API clients at once, against the engine alone on the same machine.
+
+Measures, in one run: the engine's seconds per picture (the model loaded, no server), then
+the server with N clients each sending jobs one after another through the Dezgo-compatible
+route (which waits for the picture and answers with it): jobs per second, p50/p99 latency,
+and the share of each job's time in the worker spent outside the engine (queue claim,
+saving the file, thumbnail, database rows, events).
+
+    python benchmarks/server_overhead.py [--clients 4] [--jobs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from sfumato import demo
+from sfumato.demo.evaluate import load
+from sfumato.engine.generate import generate
+from sfumato.engine.request import GenerationRequest, resolve
+
+PROMPT = "a small red circle at the top on a blue background"
+
+
+def engine_seconds(runs: int) -> float:
+    model = load(demo.WEIGHTS)
+    settings, _ = resolve(
+        GenerationRequest(PROMPT, seed=0), model.source.family, model.source.effective_defaults
+    )
+    generate(model, settings)  # warm
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        generate(model, settings)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _cli(env, *args) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "sfumato", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=10, help="jobs per client")
+    args = parser.parse_args()
+
+    engine = engine_seconds(20)
+    print(f"engine alone: {engine * 1000:.0f} ms per picture (median of 20)")
+
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, SFUMATO_DATA_DIR=data, SFUMATO_MODELS=str(Path(data) / "models"))
+        _cli(env, "users", "add", "bench", "--password", "benchmark only")
+        key = _cli(env, "keys", "create", "bench")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "sfumato", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    httpx.get(base + "/v1/health")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            headers = {"X-Dezgo-Key": key}
+            httpx.post(
+                base + "/text2image", json={"prompt": PROMPT}, headers=headers, timeout=120
+            )  # loads the model
+            latencies: list[float] = []
+            lock = threading.Lock()
+
+            def client() -> None:
+                with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
+                    for _ in range(args.jobs):
+                        start = time.perf_counter()
+                        answer = http.post("/text2image", json={"prompt": PROMPT})
+                        answer.raise_for_status()
+                        with lock:
+                            latencies.append(time.perf_counter() - start)
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=client) for _ in range(args.clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - started
+            with httpx.Client(base_url=base, headers={"X-API-Key": key}) as http:
+                jobs = http.get("/v1/generations", params={"limit": 100}).json()["generations"]
+        finally:
+            server.terminate()
+            server.wait()
+
+    total = args.clients * args.jobs
+    worker = [_seconds(job["finished_at"]) - _seconds(job["started_at"]) for job in jobs[:total]]
+    latencies.sort()
+    per_job = statistics.median(worker)
+    print(
+        f"server, {args.clients} clients x {args.jobs} jobs: {total / elapsed:.2f} jobs/s "
+        f"(the engine alone: {1 / engine:.2f} pictures/s)"
+    )
+    print(
+        f"latency: p50 {_pct(latencies, 50):.2f} s, p99 {_pct(latencies, 99):.2f} s "
+        f"(a client waits for the others' jobs: the queue is shared)"
+    )
+    print(
+        f"worker time per job: {per_job * 1000:.0f} ms, of which outside the engine: "
+        f"{max(0.0, 1 - engine / per_job):.1%}; whole-server overhead per job: "
+        f"{max(0.0, 1 - engine * total / elapsed):.1%}"
+    )
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def _pct(values: list[float], percent: int) -> float:
+    return values[min(len(values) - 1, round(percent / 100 * (len(values) - 1)))]
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ thumbnail and recorded, and the job marked done, in one transaction."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,9 +62,12 @@ def _upload(studio: Studio, upload_id: str, what: str) -> PILImage.Image:
 def execute(
     studio: Studio, job: Job, on_step: StepCallback, cancel: threading.Event
 ) -> list[Image]:
+    started = time.perf_counter()
     generation = plan(studio, job)
     generation.model = studio.model_cache.get(generation.source, generation.load_options)
+    loaded = time.perf_counter()
     pictures = generation.render(on_step, cancel)
+    rendered = time.perf_counter()
     fmt = FORMATS["." + job.format]
     rows, written = [], []
     try:
@@ -99,6 +103,11 @@ def execute(
             row = session.get_one(Job, job.id)
             row.status, row.finished_at = SUCCEEDED, utcnow()
             row.step = row.total
+            row.timings = {
+                "load_s": round(loaded - started, 4),
+                "engine_s": round(rendered - loaded, 4),
+                "save_s": round(time.perf_counter() - rendered, 4),
+            }
     except BaseException:
         for key in written:  # no file without its row
             studio.files.delete(key)

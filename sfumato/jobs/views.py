@@ -50,6 +50,7 @@ def job_view(
         "settings": job.settings,
         "format": job.format,
         "warnings": job.warnings,
+        "timings": job.timings or None,
         "queue_position": position,
         "progress": None,
         "images": [image_view(image) for image in images],

@@ -115,6 +115,8 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     warnings: Mapped[list] = mapped_column(JSON, default=list)
+    # seconds spent loading the model, in the engine, and saving the pictures
+    timings: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Image(Base):

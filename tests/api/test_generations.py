@@ -22,6 +22,7 @@ def test_a_generation_is_queued_at_once_and_ends_with_its_picture(server):
     assert queued["settings"]["seed"] == 7 and queued["settings"]["steps"] > 0  # filled in
     job = server.wait(queued["id"])
     assert job["status"] == "succeeded", job
+    assert job["timings"]["engine_s"] > 0 and job["timings"]["save_s"] > 0
     (image,) = job["images"]
     assert image["seed"] == 7 and image["prompt"] == "a red circle"
     picture = server.get(image["url"])

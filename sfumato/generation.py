@@ -1,6 +1,6 @@
 """One generation from request to saved files: resolve the model, fill in the settings, run
-the engine, write each picture with its metadata. Used by the CLI; the server's worker will
-share it."""
+the engine, write each picture with its metadata. The CLI uses all of it; the server's worker
+plans from a stored job (``plan``) and stores the pictures its own way (``metadata``)."""
 
 from __future__ import annotations
 

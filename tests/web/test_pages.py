@@ -211,3 +211,21 @@ def test_every_control_has_a_label(page):
             .map(n => n.id || n.outerHTML.slice(0, 60))"""
     )
     assert unlabelled == []
+
+
+def test_log_out_and_back_in(page):
+    name = page.evaluate("fetch('/v1/me').then(r => r.json()).then(me => me.username)")
+    page.click("nav a[data-page=account]")
+    page.click("#logout")
+    page.wait_for_selector("#page-login:not([hidden])")
+    assert page.is_hidden("#nav")
+    page.reload()
+    page.wait_for_selector("#page-login:not([hidden])")
+    page.fill("#login-form [name=username]", name)
+    page.fill("#login-form [name=password]", "wrong password")
+    page.click("#login-submit")
+    page.wait_for_function("document.querySelector('#login-form [data-error]').textContent")
+    assert "wrong" in page.text_content("#login-form [data-error]")
+    page.fill("#login-form [name=password]", "a long password")
+    page.click("#login-submit")
+    page.wait_for_selector("#page-generate:not([hidden])")

@@ -78,7 +78,7 @@ def _input(fields: dict) -> DezgoInput:
         raise InvalidRequest(f"The request is not valid: {problems}.") from None
 
 
-def _model_for(studio: Studio, user: User, family: str | None, requested: str | None) -> str:
+def _model_for(studio: Studio, user: User, family: str | None, requested: str | None) -> str | None:
     """The model to run: the one asked for (of the route's family), else the user's or the
     server's default if it is of that family, else the first installed of that family."""
     if family is None:

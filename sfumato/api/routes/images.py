@@ -3,7 +3,7 @@ settings out of a picture."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Response, UploadFile
@@ -64,8 +64,6 @@ def list_images(
 def _aware(moment: datetime | None) -> datetime | None:
     """A date without a zone is taken as UTC."""
     if moment is not None and moment.tzinfo is None:
-        from datetime import UTC
-
         return moment.replace(tzinfo=UTC)
     return moment
 
@@ -151,9 +149,8 @@ async def upload(
 
     def keep() -> dict:
         with studio.db.session() as session:
-            return upload_view(
-                save_upload(session, studio.files, user.id, content, len(content) + 1)
-            )
+            limit = studio.config.max_upload_bytes
+            return upload_view(save_upload(session, studio.files, user.id, content, limit))
 
     return await run_in_threadpool(keep)
 

@@ -56,10 +56,10 @@ export async function loggedIn(me) {
 }
 
 export function loggedOut() {
-  session.user = null;
+  // start afresh: nothing of this user's pages may stay for the next one
   events?.close();
-  events = null;
-  show("login");
+  location.hash = "";
+  location.reload();
 }
 
 // ---- log in / sign up

@@ -66,7 +66,22 @@ def _log_in(session, user: User, request: Request, response: Response) -> dict:
     return {"user": user_view(user), "csrf_token": login.csrf_token}
 
 
-@router.post("/auth/signup", status_code=201, summary="Make an account and log in")
+# JSON or a plain HTML form, parsed by hand; this tells /docs and clients what it holds
+_schema = Credentials.model_json_schema()
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _schema},
+            "application/x-www-form-urlencoded": {"schema": _schema},
+        },
+    }
+}
+
+
+@router.post(
+    "/auth/signup", status_code=201, summary="Make an account and log in", openapi_extra=_BODY
+)
 async def signup(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
     credentials = await _credentials(request)
@@ -82,7 +97,7 @@ async def signup(request: Request, response: Response, studio: StudioDep):
     return await run_in_threadpool(make)
 
 
-@router.post("/auth/login", summary="Log in (sets the session cookie)")
+@router.post("/auth/login", summary="Log in (sets the session cookie)", openapi_extra=_BODY)
 async def login(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
     credentials = await _credentials(request)

@@ -172,6 +172,25 @@ def _route(function: str, family: str | None, needs: tuple[str, ...]):
     return generate
 
 
+# the body is parsed by hand (three encodings); this tells /docs and clients what it holds
+# (its LoraInput is among the document's components, through /v1/generations)
+_schema = DezgoInput.model_json_schema(ref_template="#/components/schemas/{model}")
+_schema.pop("$defs", None)
+_files = _schema | {
+    "properties": _schema["properties"]
+    | {name: {"type": "string", "format": "binary"} for name in ("init_image", "mask_image")}
+}
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _schema},
+            "application/x-www-form-urlencoded": {"schema": _schema},
+            "multipart/form-data": {"schema": _files},
+        },
+    }
+}
+
 for _function, _family, _needs in (
     ("text2image", "sd15", ()),
     ("text2image_sdxl", "sdxl", ()),
@@ -184,6 +203,7 @@ for _function, _family, _needs in (
         _route(_function, _family, _needs),
         methods=["POST"],
         response_class=Response,
+        openapi_extra=_BODY,
         responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
         summary=f"Dezgo-compatible {_function}",
     )

@@ -51,8 +51,21 @@ def serve(
         str | None, typer.Option(help="auto, fp32, fp16 or bf16. Default: fp16 on GPUs.")
     ] = None,
     max_loaded_models: Annotated[
-        int, typer.Option(help="Models kept in memory between requests.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            help="Models kept in memory between requests. Default: 1, or as many as "
+            "--model-memory holds.",
+            show_default=False,
+        ),
+    ] = None,
+    model_memory: Annotated[
+        float | None,
+        typer.Option(
+            help="GB of memory for loaded models: the least recently used is dropped to make "
+            "room, and a larger model is refused.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
     models_dir: ModelsDirOption = None,
@@ -80,6 +93,7 @@ def serve(
             personal=personal,
             load=LoadOptions(device=device, dtype=dtype),
             max_loaded_models=max_loaded_models,
+            model_memory_gb=model_memory,
         )
         studio = Studio(config)
         err.print(

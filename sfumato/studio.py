@@ -17,7 +17,7 @@ from sfumato.accounts import create_user
 from sfumato.catalog.hashes import HashCache
 from sfumato.catalog.scan import Catalog, Models
 from sfumato.datadir import DataDir
-from sfumato.engine.cache import ModelCache
+from sfumato.engine.cache import GB, ModelCache
 from sfumato.engine.loader import LoadOptions
 from sfumato.jobs.events import EventBus
 from sfumato.jobs.queue import requeue_interrupted
@@ -41,7 +41,8 @@ class StudioConfig:
     models_dirs: list[Path] | None = None
     personal: bool = False  # one user on this machine, no login
     load: LoadOptions = field(default_factory=LoadOptions)
-    max_loaded_models: int = 1
+    max_loaded_models: int | None = None  # None: 1, or as many as fit in model_memory_gb
+    model_memory_gb: float | None = None  # memory for loaded models, least recently used evicted
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     run_worker: bool = True
     purge_every_s: float = 3600.0
@@ -54,7 +55,10 @@ class Studio:
         self.db = Database(database_url(self.data.root, config.database_url))
         self.files = LocalFiles(self.data.root / "library")
         self.events = EventBus()
-        self.model_cache = ModelCache(config.max_loaded_models)
+        budget = config.model_memory_gb
+        self.model_cache = ModelCache(
+            config.max_loaded_models, int(budget * GB) if budget is not None else None
+        )
         self.worker = Worker(self)
         self._folders = self.data.model_dirs(config.models_dirs)
         self._hashes = HashCache(self.data.hashes)

@@ -174,3 +174,11 @@ def test_mistakes_are_answered_at_once_with_a_4xx_and_a_sentence(server):
     assert "not valid JSON" in not_json.json()["error"]["message"]
     no_type = server.post("/v1/generations", content=b"prompt=x")
     assert "one JSON object" in no_type.json()["error"]["message"]
+
+
+def test_a_model_beyond_the_servers_model_memory_fails_with_a_sentence(make_server):
+    server = make_server(model_memory_gb=0.01)  # the demo model needs about 0.04 GB
+    job = server.generate()
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "out_of_memory"
+    assert "more than the server's memory for models" in job["error"]["message"]

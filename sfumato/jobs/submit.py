@@ -77,6 +77,6 @@ def submit(
 
 def _picture(studio: Studio, session, user: User, upload_id: str):
     upload = session.get(Upload, upload_id)
-    if upload is None or upload.user_id != user.id:
+    if upload is None or upload.user_id != user.id or not studio.files.exists(upload.file_key):
         raise NotFound(f"You have no upload {upload_id!r}; upload the picture first.")
     return read_picture(studio.files.get(upload.file_key), "The uploaded picture")

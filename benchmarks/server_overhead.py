@@ -13,10 +13,7 @@ saving the file, thumbnail, database rows, events).
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,10 +22,13 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).parents[1]))  # the tests' server launcher
+
 from sfumato import demo
 from sfumato.demo.evaluate import load
 from sfumato.engine.generate import generate
 from sfumato.engine.request import GenerationRequest, resolve
+from tests.fixtures.served import Served, data_env, sfumato
 
 PROMPT = "a small red circle at the top on a blue background"
 
@@ -47,17 +47,6 @@ def engine_seconds(runs: int) -> float:
     return statistics.median(times)
 
 
-def _cli(env, *args) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "sfumato", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=4)
@@ -68,26 +57,12 @@ def main() -> None:
     print(f"engine alone: {engine * 1000:.0f} ms per picture (median of 20)")
 
     with tempfile.TemporaryDirectory() as data:
-        env = dict(os.environ, SFUMATO_DATA_DIR=data, SFUMATO_MODELS=str(Path(data) / "models"))
-        _cli(env, "users", "add", "bench", "--password", "benchmark only")
-        key = _cli(env, "keys", "create", "bench")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "sfumato", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
+        env = data_env(Path(data))
+        sfumato(env, "users", "add", "bench", "--password", "benchmark only")
+        key = sfumato(env, "keys", "create", "bench")
+        server = Served(env)
+        base = server.url
         try:
-            while True:
-                try:
-                    httpx.get(base + "/v1/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             headers = {"X-Dezgo-Key": key}
             httpx.post(
                 base + "/text2image", json={"prompt": PROMPT}, headers=headers, timeout=120
@@ -114,8 +89,7 @@ def main() -> None:
             with httpx.Client(base_url=base, headers={"X-API-Key": key}) as http:
                 jobs = http.get("/v1/generations", params={"limit": 100}).json()["generations"]
         finally:
-            server.terminate()
-            server.wait()
+            server.stop()
 
     total = args.clients * args.jobs
     done = jobs[:total]

@@ -8,23 +8,28 @@ account and a few pictures, and drives Debian's Chromium with Playwright:
 
 import argparse
 import io
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
+sys.path.insert(0, str(Path(__file__).parents[1]))  # the tests' server launcher
+from tests.fixtures.served import Served, data_env  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 # as the machine's notes advise: no background traffic from a browser on a closed network
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic"]
-SIZES = {"desktop": (1280, 860), "phone": (390, 844)}
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+SIZES = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 
 
 def main() -> None:
@@ -33,26 +38,11 @@ def main() -> None:
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data:
-        env = dict(os.environ, SFUMATO_DATA_DIR=data, SFUMATO_MODELS=str(Path(data) / "models"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "sfumato", "serve", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        server = Served(data_env(Path(data)))
         try:
-            base = f"http://127.0.0.1:{port}"
-            while True:
-                try:
-                    httpx.get(base + "/v1/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.3)
-            shoot(base, out)
+            shoot(server.url, out)
         finally:
-            server.terminate()
-            server.wait()
+            server.stop()
 
 
 def generate(page, prompt: str, results: int) -> None:
@@ -65,7 +55,7 @@ def generate(page, prompt: str, results: int) -> None:
 def shoot(base: str, out: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport=dict(zip(("width", "height"), SIZES["desktop"])))
+        page = browser.new_page(viewport=SIZES["desktop"])
         page.goto(base)
         page.wait_for_selector("#page-login:not([hidden])")
         page.screenshot(path=out / "login.png")
@@ -74,8 +64,11 @@ def shoot(base: str, out: Path) -> None:
         page.fill("#login-form [name=password]", "a long password")
         page.click("#login-submit")
         page.wait_for_selector("#page-generate:not([hidden])")
-        prompts = ["a yellow circle on a purple background", "a white cross on a green background",
-                   "a large blue triangle on a black background"]
+        prompts = [
+            "a yellow circle on a purple background",
+            "a white cross on a green background",
+            "a large blue triangle on a black background",
+        ]
         for count, prompt in enumerate(prompts, 1):
             generate(page, prompt, count)
         page.click("#advanced summary")
@@ -85,8 +78,10 @@ def shoot(base: str, out: Path) -> None:
         page.screenshot(path=out / "generate.png", full_page=True)
         picture = io.BytesIO()
         Image.new("RGB", (256, 256), (250, 200, 40)).save(picture, format="PNG")
-        page.set_input_files("#picture-file", {"name": "yellow.png", "mimeType": "image/png",
-                                                "buffer": picture.getvalue()})
+        page.set_input_files(
+            "#picture-file",
+            {"name": "yellow.png", "mimeType": "image/png", "buffer": picture.getvalue()},
+        )
         page.wait_for_selector("#picture-tools:not([hidden])")
         page.select_option("#paint-mode", "paint")
         page.locator("#mask-canvas").scroll_into_view_if_needed()
@@ -101,7 +96,7 @@ def shoot(base: str, out: Path) -> None:
             page.wait_for_selector(f"#page-{name}:not([hidden])")
             page.wait_for_timeout(500)
             page.screenshot(path=out / f"{name}.png", full_page=True)
-        page.set_viewport_size(dict(zip(("width", "height"), SIZES["phone"])))
+        page.set_viewport_size(SIZES["phone"])
         for name in ("generate", "history"):
             page.goto(f"{base}/#{name}")
             page.wait_for_selector(f"#page-{name}:not([hidden])")

@@ -137,6 +137,22 @@ def _db(data_dir, database_url):
     return db
 
 
+def _print_rows(rows: list[dict], as_json: bool, headers: tuple[str, ...], empty: str) -> None:
+    """Rows as JSON for scripts, else a table (true shown as "yes", false as nothing)."""
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(empty)
+        return
+    table = Table(*headers, box=None, header_style="bold")
+    table.columns[0].no_wrap = True  # names and ids are copied whole
+    for row in rows:
+        cells = [("yes" if v else "") if isinstance(v, bool) else str(v) for v in row.values()]
+        table.add_row(*cells)
+    out.print(table)
+
+
 def _password(password: str | None) -> str:
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -191,18 +207,8 @@ def users_list(
                 }
                 for u in session.scalars(select(User).order_by(User.id))
             ]
-        if as_json:
-            out.print_json(json.dumps(rows))
-            return
-        table = Table("User", "Admin", "Disabled", "Since", box=None, header_style="bold")
-        for row in rows:
-            table.add_row(
-                row["username"],
-                "yes" if row["admin"] else "",
-                "yes" if row["disabled"] else "",
-                row["created_at"],
-            )
-        out.print(table if rows else "No accounts yet: sfumato users add NAME.")
+        headers = ("User", "Admin", "Disabled", "Since")
+        _print_rows(rows, as_json, headers, "No accounts yet: sfumato users add NAME.")
 
 
 def _set_disabled(username: str, disabled: bool, data_dir, database_url) -> None:
@@ -294,14 +300,8 @@ def keys_list(
                 }
                 for k in list_keys(session, find_user(session, username))
             ]
-        if as_json:
-            out.print_json(json.dumps(rows))
-            return
-        table = Table("Id", "Name", "Starts with", "Created", "Status", box=None)
-        table.columns[0].no_wrap = True
-        for row in rows:
-            table.add_row(*row.values())
-        out.print(table if rows else f"{username} has no API keys.")
+        headers = ("Id", "Name", "Starts with", "Created", "Status")
+        _print_rows(rows, as_json, headers, f"{username} has no API keys.")
 
 
 @keys_app.command("revoke")

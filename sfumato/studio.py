@@ -4,20 +4,22 @@ own with a temporary data folder."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
 from sfumato.accounts import create_user
+from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
 from sfumato.catalog.scan import Catalog, Models
 from sfumato.datadir import DataDir
 from sfumato.engine.cache import GB, ModelCache
+from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.loader import LoadOptions
 from sfumato.jobs.events import EventBus
 from sfumato.jobs.queue import requeue_interrupted
@@ -29,7 +31,6 @@ from sfumato.store.site import read_site
 from sfumato.store.tables import User
 
 log = logging.getLogger(__name__)
-CATALOG_SECONDS = 10.0  # a model copied into the folder shows up within this long
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 PERSONAL_USER = "me"
 
@@ -62,17 +63,26 @@ class Studio:
         self.worker = Worker(self)
         self._folders = self.data.model_dirs(config.models_dirs)
         self._hashes = HashCache(self.data.hashes)
-        self._catalog: tuple[float, Catalog] | None = None
+        self._catalog: tuple[list, Catalog] | None = None
         self._catalog_lock = threading.Lock()
         self.personal_user_id: int | None = None
 
     def catalog(self) -> Catalog:
-        """The models folders as scanned at most ``CATALOG_SECONDS`` ago."""
+        """The models folders as scanned; scanned again only when a file in them changed
+        (a scan reads every model's header, a .ckpt whole: listing the files costs far less)."""
         with self._catalog_lock:
-            now = time.monotonic()
-            if self._catalog is None or now - self._catalog[0] > CATALOG_SECONDS:
-                self._catalog = (now, Catalog.scan(self._folders))
+            state = _files_in(self._folders)
+            if self._catalog is None or state != self._catalog[0]:
+                self._catalog = (state, Catalog.scan(self._folders))
             return self._catalog[1]
+
+    def source_of(self, path: Path) -> ModelSource:
+        """The model at ``path`` as the catalog already describes it, card applied, without
+        reading its file again; described afresh if the catalog has not listed it."""
+        entry = self.catalog().entry_at(path)
+        if entry is not None and entry.source is not None:
+            return entry.source
+        return describe_model(path)
 
     def models(self) -> Models:
         return Models(self._folders, self._hashes, self.catalog, allow_paths=False)
@@ -102,3 +112,17 @@ class Studio:
         """The retention policy, applied now: (pictures, uploads) deleted."""
         with self.db.session() as session:
             return purge_expired(session, self.files, read_site(session).retention_days)
+
+
+def _files_in(folders: list[Path]) -> list[tuple[str, int, int]]:
+    """Every file under the folders with its size and modification time: what a new scan
+    would notice."""
+    state = []
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                with contextlib.suppress(OSError):  # a file removed while listing
+                    stat = path.stat()
+                    state.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return state

@@ -13,12 +13,13 @@ import binascii
 import io
 import re
 
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from sfumato.engine.images import read_picture
 from sfumato.errors import InvalidRequest, NotFound, TooLarge
 from sfumato.store.files import FileStore
-from sfumato.store.tables import Upload, new_id
+from sfumato.store.tables import Upload, new_id, owned
 
 DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
@@ -55,11 +56,14 @@ def decode_base64(text: str, what: str) -> bytes:
         ) from None
 
 
-def own_upload(session: Session, user_id: int, upload_id: str) -> Upload:
-    upload = session.get(Upload, upload_id)
-    if upload is None or upload.user_id != user_id:
-        raise NotFound(f"You have no upload {upload_id!r}.")
-    return upload
+def upload_picture(
+    session: Session, files: FileStore, user_id: int, upload_id: str, what: str
+) -> Image.Image:
+    """The picture the user uploaded as ``upload_id``; "not found" when it is gone."""
+    upload = owned(session, Upload, user_id, upload_id, "upload")
+    if not files.exists(upload.file_key):
+        raise NotFound(f"You have no upload {upload_id!r}; upload the picture again.")
+    return read_picture(files.get(upload.file_key), f"The uploaded {what}")
 
 
 def upload_view(upload: Upload) -> dict:

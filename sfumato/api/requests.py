@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sfumato.engine.request import MAX_PROMPT_CHARS, GenerationRequest
 from sfumato.jobs.submit import submit
-from sfumato.store.tables import Job, User
+from sfumato.store.tables import Job, Upload, User, owned
 from sfumato.studio import Studio
-from sfumato.uploads import decode_base64, own_upload, save_upload
+from sfumato.uploads import decode_base64, save_upload
 
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -84,7 +84,7 @@ def picture_upload(studio: Studio, user: User, value: str | bytes | None, what: 
         return None
     with studio.db.session() as session:
         if isinstance(value, str) and UPLOAD_ID.match(value):
-            return own_upload(session, user.id, value).id
+            return owned(session, Upload, user.id, value, "upload").id
         content = value if isinstance(value, bytes) else decode_base64(value, what)
         return save_upload(
             session, studio.files, user.id, content, studio.config.max_upload_bytes

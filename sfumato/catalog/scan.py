@@ -92,6 +92,10 @@ class Catalog:
         catalog._check_duplicates()
         return catalog
 
+    def entry_at(self, path: Path) -> Entry | None:
+        """The entry of the file or folder at ``path``, if the scan listed it."""
+        return next((e for e in self.entries if e.path == path), None)
+
     @classmethod
     def describe(cls, path: Path) -> Entry:
         """One file or folder as a scan would list it, without reading its neighbours."""

@@ -71,11 +71,6 @@ class ModelCache:
             self._models[key] = Cached(model, loaded_bytes(model))
             return model
 
-    def clear(self) -> None:
-        with self._lock:
-            self._models.clear()
-            gc.collect()
-
 
 def estimate_bytes(path: Path, dtype: torch.dtype) -> int:
     """The memory a model's weights take once loaded in ``dtype``, from the files' headers

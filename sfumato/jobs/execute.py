@@ -10,17 +10,16 @@ from typing import TYPE_CHECKING
 
 from PIL import Image as PILImage
 
-from sfumato.catalog.cards import describe_model
 from sfumato.engine.generate import StepCallback
 from sfumato.engine.images import prepare as prepare_images
-from sfumato.engine.images import read_picture
 from sfumato.engine.loras import LoraSpec
 from sfumato.engine.request import GenerationSettings
-from sfumato.errors import ModelNotFound, NotFound
+from sfumato.errors import ModelNotFound
 from sfumato.generation import GenerationJob
 from sfumato.jobs.queue import SUCCEEDED
 from sfumato.metadata.files import FORMATS, encode_image
-from sfumato.store.tables import Image, Job, Upload, new_id, utcnow
+from sfumato.store.tables import Image, Job, new_id, utcnow
+from sfumato.uploads import upload_picture
 
 if TYPE_CHECKING:
     import threading
@@ -35,7 +34,7 @@ def plan(studio: Studio, job: Job) -> GenerationJob:
     path = Path(job.model_path)
     if not path.exists():
         raise ModelNotFound(f"The model {job.model_name} is no longer installed.")
-    source = describe_model(path)
+    source = studio.source_of(path)
     settings = GenerationSettings.from_dict(job.settings)
     loras = [LoraSpec(Path(p), name, weight, digest) for p, name, weight, digest in job.loras]
     for lora in loras:
@@ -43,20 +42,19 @@ def plan(studio: Studio, job: Job) -> GenerationJob:
             raise ModelNotFound(f"The LoRA {lora.name} is no longer installed.")
     inputs = None
     if job.init_upload_id:
-        picture = _upload(studio, job.init_upload_id, "picture")
-        mask = _upload(studio, job.mask_upload_id, "mask") if job.mask_upload_id else None
+        with studio.db.session() as session:
+            picture = upload_picture(
+                session, studio.files, job.user_id, job.init_upload_id, "picture"
+            )
+            mask = None
+            if job.mask_upload_id:
+                mask = upload_picture(
+                    session, studio.files, job.user_id, job.mask_upload_id, "mask"
+                )
         inputs = prepare_images(picture, mask, settings.width, settings.height)
     return GenerationJob(
         studio.data, source, settings, studio.config.load, loras=loras, inputs=inputs
     )
-
-
-def _upload(studio: Studio, upload_id: str, what: str) -> PILImage.Image:
-    with studio.db.session() as session:
-        upload = session.get(Upload, upload_id)
-    if upload is None or not studio.files.exists(upload.file_key):
-        raise NotFound(f"The uploaded {what} was deleted before the generation ran.")
-    return read_picture(studio.files.get(upload.file_key), f"The uploaded {what}")
 
 
 def execute(

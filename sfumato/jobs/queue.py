@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from sfumato.errors import Conflict, NotFound, QueueFull
+from sfumato.errors import Conflict, QueueFull
 from sfumato.store.db import Database
-from sfumato.store.tables import Image, Job, User, utcnow
+from sfumato.store.tables import Image, Job, utcnow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "queued",
@@ -139,14 +139,6 @@ def set_progress(db: Database, job_id: str, step: int, total: int) -> None:
             .where(Job.id == job_id, Job.status == RUNNING)
             .values(step=step, total=total)
         )
-
-
-def own_job(session: Session, user: User, job_id: str) -> Job:
-    """The user's job; another user's job is "not found", as a missing one is."""
-    job = session.get(Job, job_id)
-    if job is None or job.user_id != user.id:
-        raise NotFound(f"You have no generation {job_id!r}.")
-    return job
 
 
 def cancel_queued(session: Session, job: Job) -> bool:

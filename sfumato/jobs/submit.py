@@ -7,17 +7,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from sfumato.catalog.cards import describe_model
 from sfumato.catalog.scan import find_checkpoint
-from sfumato.engine.images import read_picture
 from sfumato.engine.request import GenerationRequest
-from sfumato.errors import InvalidRequest, NotFound
+from sfumato.errors import InvalidRequest
 from sfumato.generation import GenerationJob
 from sfumato.jobs.queue import enqueue, queue_positions
 from sfumato.jobs.views import job_view
 from sfumato.preferences import Preferences, apply_preferences
 from sfumato.store.site import read_site
-from sfumato.store.tables import Job, Upload, User
+from sfumato.store.tables import Job, User
+from sfumato.uploads import upload_picture
 
 if TYPE_CHECKING:
     from sfumato.studio import Studio
@@ -45,12 +44,15 @@ def submit(
         site = read_site(session)
     models = studio.models()
     path = find_checkpoint(model or preferences.default_model or site.default_model, models)
-    checkpoint = describe_model(path)
+    checkpoint = studio.source_of(path)
     with studio.db.session() as session:
-        if init_upload:
-            request = replace(request, init_image=_picture(studio, session, user, init_upload))
-        if mask_upload:
-            request = replace(request, mask_image=_picture(studio, session, user, mask_upload))
+        for field, upload_id, what in (
+            ("init_image", init_upload, "picture"),
+            ("mask_image", mask_upload, "mask"),
+        ):
+            if upload_id:
+                picture = upload_picture(session, studio.files, user.id, upload_id, what)
+                request = replace(request, **{field: picture})
     request = apply_preferences(request, preferences, checkpoint.family.id)
     planned = GenerationJob.plan(request, checkpoint, studio.data, studio.config.load, models)
     job = Job(
@@ -73,10 +75,3 @@ def submit(
     studio.events.publish(user.id, {"type": "job", "job": job_view(job, [], position)})
     studio.worker.wake()
     return job
-
-
-def _picture(studio: Studio, session, user: User, upload_id: str):
-    upload = session.get(Upload, upload_id)
-    if upload is None or upload.user_id != user.id or not studio.files.exists(upload.file_key):
-        raise NotFound(f"You have no upload {upload_id!r}; upload the picture first.")
-    return read_picture(studio.files.get(upload.file_key), "The uploaded picture")

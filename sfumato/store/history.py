@@ -76,14 +76,6 @@ def _decode(cursor: str) -> tuple[datetime, str]:
         ) from None
 
 
-def own_image(session: Session, user_id: int, image_id: str) -> Image:
-    """The user's picture; another user's is "not found", as a missing one is."""
-    image = session.get(Image, image_id)
-    if image is None or image.user_id != user_id:
-        raise NotFound(f"You have no image {image_id!r}.")
-    return image
-
-
 def delete_images(session: Session, files: FileStore, images: list[Image]) -> int:
     """Remove the pictures' files, thumbnails and rows. The rows go in the caller's
     transaction: if a file cannot be removed, the error rolls the rows back with it."""

@@ -10,6 +10,8 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from sfumato.errors import NotFound
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -140,6 +142,14 @@ class Image(Base):
     # seeds go up to 2**64 - 1, past a 64-bit signed column, so they live here
     settings: Mapped[dict] = mapped_column(JSON)
     model: Mapped[dict] = mapped_column(JSON)
+
+
+def owned(session, table: type[Base], user_id: int, row_id: str, what: str):
+    """The user's row of ``table``; another user's is "not found", as a missing one is."""
+    row = session.get(table, row_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"You have no {what} {row_id!r}.")
+    return row
 
 
 class SiteSetting(Base):

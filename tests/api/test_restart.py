@@ -2,61 +2,17 @@
 with one job running and one queued; started again, it finishes both, and no picture made
 before the crash is lost. The operator prepares the server from the command line."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cli(*args, env) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "sfumato", *args], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-class Served:
-    def __init__(self, env, port):
-        self.port = port
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sfumato", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.process.kill()
-        raise AssertionError("the server did not start")
-
-    def kill(self):
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+from tests.fixtures.served import Served, data_env, free_port, sfumato
 
 
 @pytest.fixture
 def env(tmp_path):
-    env = dict(os.environ)
-    env["SFUMATO_DATA_DIR"] = str(tmp_path / "data")
-    env["SFUMATO_MODELS"] = str(tmp_path / "models")
-    return env
+    return data_env(tmp_path)
 
 
 def _wait(client, job_id, until=("succeeded", "failed", "cancelled"), timeout=180):
@@ -70,9 +26,9 @@ def _wait(client, job_id, until=("succeeded", "failed", "cancelled"), timeout=18
 
 
 def test_a_killed_server_finishes_its_jobs_after_a_restart(env):
-    assert "admin" in _cli("users", "add", "ann", "--password", "a long password", env=env)
-    key = _cli("keys", "create", "ann", env=env)
-    port = _free_port()
+    assert "admin" in sfumato(env, "users", "add", "ann", "--password", "a long password")
+    key = sfumato(env, "keys", "create", "ann")
+    port = free_port()
     headers = {"Authorization": f"Bearer {key}"}
 
     server = Served(env, port)

@@ -8,14 +8,11 @@ them out.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.fixtures.served import Served, data_env
 
 CHROMIUM = os.environ.get("SFUMATO_TEST_CHROMIUM", "/usr/bin/chromium")
 # no background traffic from the browser: this machine's network is closed
@@ -36,38 +33,9 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
-class Served:
-    def __init__(self, data: Path):
-        self.data = data
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, SFUMATO_DATA_DIR=str(data), SFUMATO_MODELS=str(data / "models"))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sfumato", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/v1/health")
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.process.kill()
-        raise AssertionError("sfumato serve did not start")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(30)
-
-
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
-    server = Served(tmp_path_factory.mktemp("web-data"))
+    server = Served(data_env(tmp_path_factory.mktemp("web-data")))
     yield server
     server.stop()
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sfumato import accounts
 from sfumato.api.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, SessionDep, StudioDep
+from sfumato.api.openapi import hand_parsed_body
 from sfumato.errors import Forbidden, InvalidRequest
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
@@ -66,17 +67,7 @@ def _log_in(session, user: User, request: Request, response: Response) -> dict:
     return {"user": user_view(user), "csrf_token": login.csrf_token}
 
 
-# JSON or a plain HTML form, parsed by hand; this tells /docs and clients what it holds
-_schema = Credentials.model_json_schema()
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": _schema},
-            "application/x-www-form-urlencoded": {"schema": _schema},
-        },
-    }
-}
+_BODY = hand_parsed_body(Credentials)  # JSON, or a plain HTML form
 
 
 @router.post(

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 from sfumato.api.deps import CurrentUser, StudioDep
 from sfumato.api.errors import STATUS, error_response
+from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.requests import GenerationInput, queue_generation
 from sfumato.api.routes.images import MEDIA_TYPES
 from sfumato.catalog.scan import CHECKPOINT
@@ -172,24 +173,7 @@ def _route(function: str, family: str | None, needs: tuple[str, ...]):
     return generate
 
 
-# the body is parsed by hand (three encodings); this tells /docs and clients what it holds
-# (its LoraInput is among the document's components, through /v1/generations)
-_schema = DezgoInput.model_json_schema(ref_template="#/components/schemas/{model}")
-_schema.pop("$defs", None)
-_files = _schema | {
-    "properties": _schema["properties"]
-    | {name: {"type": "string", "format": "binary"} for name in ("init_image", "mask_image")}
-}
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": _schema},
-            "application/x-www-form-urlencoded": {"schema": _schema},
-            "multipart/form-data": {"schema": _files},
-        },
-    }
-}
+_BODY = hand_parsed_body(DezgoInput, files=("init_image", "mask_image"))
 
 for _function, _family, _needs in (
     ("text2image", "sd15", ()),

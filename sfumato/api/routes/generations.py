@@ -12,16 +12,19 @@ from starlette.concurrency import run_in_threadpool
 
 from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
 from sfumato.api.requests import GenerationInput, queue_generation
-from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, own_job, queue_positions
+from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, queue_positions
 from sfumato.jobs.views import job_view
-from sfumato.store.tables import Job
+from sfumato.store.tables import Job, owned
 from sfumato.studio import Studio
 
 router = APIRouter(prefix="/v1", tags=["generations"])
 
 
-def view(studio: Studio, session, job: Job) -> dict:
-    position = queue_positions(session).get(job.id) if job.status == "queued" else None
+def view(studio: Studio, session, job: Job, positions: dict[str, int] | None = None) -> dict:
+    """``positions``: the queue's order, when the caller shows several jobs."""
+    position = None
+    if job.status == "queued":
+        position = (positions if positions is not None else queue_positions(session)).get(job.id)
     return job_view(job, job_images(session, job.id), position, studio.worker.live(job.id))
 
 
@@ -55,19 +58,20 @@ def list_jobs(
     query = select(Job).where(Job.user_id == user.id)
     if active:
         query = query.where(Job.status.in_(ACTIVE))
-    jobs = session.scalars(query.order_by(Job.created_at.desc()).limit(limit))
-    return {"generations": [view(studio, session, job) for job in jobs]}
+    jobs = list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
+    positions = queue_positions(session)  # once, not once per job
+    return {"generations": [view(studio, session, job, positions) for job in jobs]}
 
 
 @router.get("/generations/{job_id}", summary="A generation: its status, progress and images")
 def read(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
-    return view(studio, session, own_job(session, user, job_id))
+    return view(studio, session, owned(session, Job, user.id, job_id, "generation"))
 
 
 @router.post("/generations/{job_id}/cancel", summary="Cancel a queued or running generation")
 def cancel(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     """A queued job is cancelled at once; a running one after its current step."""
-    job = own_job(session, user, job_id)
+    job = owned(session, Job, user.id, job_id, "generation")
     if not cancel_queued(session, job):
         studio.worker.cancel(job.id)
     session.commit()
@@ -83,7 +87,8 @@ async def events(user: CurrentUser, studio: StudioDep) -> AsyncIterable[ServerSe
     def active() -> list[dict]:
         with studio.db.session() as session:
             query = select(Job).where(Job.user_id == user.id, Job.status.in_(ACTIVE))
-            return [view(studio, session, job) for job in session.scalars(query)]
+            positions = queue_positions(session)
+            return [view(studio, session, job, positions) for job in session.scalars(query)]
 
     # FastAPI sends keep-alive comments while the stream is quiet, and ends this generator
     # when the client goes away (which unsubscribes it)

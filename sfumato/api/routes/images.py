@@ -16,8 +16,9 @@ from sfumato.jobs.views import image_view
 from sfumato.metadata.read import read_info_bytes
 from sfumato.store import history
 from sfumato.store.site import read_site
+from sfumato.store.tables import Image, Upload, owned
 from sfumato.studio import Studio
-from sfumato.uploads import own_upload, save_upload, upload_view
+from sfumato.uploads import save_upload, upload_view
 
 router = APIRouter(prefix="/v1", tags=["history"])
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
@@ -70,7 +71,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 @router.get("/images/{image_id}", summary="One picture and its full settings")
 def read_image(image_id: str, user: CurrentUser, session: SessionDep):
-    return image_view(history.own_image(session, user.id, image_id))
+    return image_view(owned(session, Image, user.id, image_id, "image"))
 
 
 def _file(studio: Studio, key: str, media_type: str) -> Response:
@@ -82,13 +83,13 @@ def _file(studio: Studio, key: str, media_type: str) -> Response:
 
 @router.get("/images/{image_id}/file", summary="The picture file (its owner only)")
 def image_file(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
-    image = history.own_image(session, user.id, image_id)
+    image = owned(session, Image, user.id, image_id, "image")
     return _file(studio, image.file_key, MEDIA_TYPES[image.format])
 
 
 @router.get("/images/{image_id}/thumbnail", summary="A small WebP of the picture")
 def image_thumbnail(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
-    image = history.own_image(session, user.id, image_id)
+    image = owned(session, Image, user.id, image_id, "image")
     return _file(studio, image.thumb_key, "image/webp")
 
 
@@ -98,7 +99,7 @@ class Favourite(BaseModel):
 
 @router.patch("/images/{image_id}", summary="Favourite or unfavourite a picture")
 def update_image(image_id: str, body: Favourite, user: CurrentUser, session: SessionDep):
-    image = history.own_image(session, user.id, image_id)
+    image = owned(session, Image, user.id, image_id, "image")
     image.favourite = body.favourite
     return image_view(image)
 
@@ -157,12 +158,12 @@ async def upload(
 
 @router.get("/uploads/{upload_id}/file", summary="An uploaded picture (as kept: PNG)")
 def upload_file(upload_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
-    return _file(studio, own_upload(session, user.id, upload_id).file_key, "image/png")
+    return _file(studio, owned(session, Upload, user.id, upload_id, "upload").file_key, "image/png")
 
 
 @router.delete("/uploads/{upload_id}", summary="Delete an upload now")
 def delete_upload(upload_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
-    found = own_upload(session, user.id, upload_id)
+    found = owned(session, Upload, user.id, upload_id, "upload")
     studio.files.delete(found.file_key)
     session.delete(found)
     return {"deleted": 1}

@@ -50,6 +50,12 @@ class GenerationInput(BaseModel):
     lora1_strength: float = 1.0
     lora2: str | None = Field(None, max_length=255)
     lora2_strength: float = 1.0
+    guidance_cutoff: float | None = Field(
+        None, description="Faster: the share of the steps that run guidance (0-1; 1 = all)."
+    )
+    deep_cache: int | None = Field(
+        None, description="Faster: run the whole UNet every N steps (DeepCache; 1 = every step)."
+    )
     format: str = Field("png", description="png, jpg or webp.")
 
     @field_validator("seed")
@@ -75,6 +81,8 @@ class GenerationInput(BaseModel):
             clip_skip=self.clip_skip,
             strength=self.strength,
             loras=loras,
+            guidance_cutoff=self.guidance_cutoff,
+            deep_cache=self.deep_cache,
         )
 
 

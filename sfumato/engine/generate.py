@@ -19,6 +19,7 @@ from sfumato.engine.preview import LatentPreview
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.request import IMAGE_TO_IMAGE, TEXT_TO_IMAGE, GenerationSettings
 from sfumato.engine.samplers import get_sampler
+from sfumato.engine.shortcuts import deep_cache, guidance_cutoff
 from sfumato.errors import InvalidRequest, OutOfMemory, SfumatoError
 
 
@@ -104,8 +105,11 @@ def generate(
     # depends on seed + i alone, and is the same whichever device runs the model.
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in settings.seeds]
     previewer = model.source.effective_preview
+    cut = guidance_cutoff(settings.steps, settings.guidance_cutoff)
 
     def step_end(pipeline, step: int, timestep, tensors: dict) -> dict:
+        if cut is not None:
+            tensors = cut(pipeline, step, tensors)
         if on_step is not None:
             on_step(Step(step + 1, pipeline.num_timesteps, tensors["latents"], previewer))
         if cancel is not None and cancel.is_set():
@@ -113,7 +117,11 @@ def generate(
         return tensors
 
     try:
-        with applied(pipe, loras or []), torch.inference_mode():
+        with (
+            applied(pipe, loras or []),
+            deep_cache(pipe, settings.deep_cache),
+            torch.inference_mode(),
+        ):
             embeddings = encode_prompts(
                 pipe,
                 extract_lora_tags(settings.prompt)[0],
@@ -128,6 +136,10 @@ def generate(
                 num_images_per_prompt=settings.batch_size,
                 generator=generators,
                 callback_on_step_end=step_end,
+                # the cutoff trims every batched tensor; by default only the latents come
+                callback_on_step_end_tensor_inputs=pipe._callback_tensor_inputs
+                if cut
+                else ["latents"],
                 output_type="pil",
             )
     except Exception as e:

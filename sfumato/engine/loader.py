@@ -47,7 +47,7 @@ transformers_logging.disable_progress_bar()
 @dataclass(frozen=True)
 class LoadOptions:
     device: str | None = None  # None or "auto": CUDA, else MPS, else CPU
-    dtype: str | None = None  # None or "auto": fp16 on GPUs, fp32 on the CPU
+    dtype: str | None = None  # None or "auto": fp16 on GPUs, bf16 or fp32 on the CPU
     config_dir: Path | None = None  # configs for an unusual single-file checkpoint
     lightning: Path | None = None  # a Lightning UNet or LoRA to run an SDXL model with
 

@@ -28,6 +28,7 @@ TEXT_TO_IMAGE, IMAGE_TO_IMAGE, INPAINT = "txt2img", "img2img", "inpaint"
 # so that it follows the prompt
 DEFAULT_STRENGTH = {IMAGE_TO_IMAGE: 0.75, INPAINT: 1.0}
 MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -5.0, 5.0
+MAX_DEEP_CACHE = 10
 
 
 @dataclass
@@ -48,6 +49,9 @@ class GenerationRequest:
     strength: float | None = None  # how much of the picture is redrawn, 0-1
     # (name or path, weight); ``<lora:name:weight>`` tags in the prompt are added to these
     loras: list[tuple[str, float]] = field(default_factory=list)
+    # speed-ups that cost some fidelity (``shortcuts``): off unless asked for
+    guidance_cutoff: float | None = None  # share of the steps that run guidance, 0-1
+    deep_cache: int | None = None  # run the whole UNet every N steps; 1: every step
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class GenerationSettings:
     mode: str = TEXT_TO_IMAGE
     strength: float | None = None  # image-to-image and inpainting only
     loras: tuple[tuple[str, float, str | None], ...] = ()  # (name, weight, A1111 hash)
+    guidance_cutoff: float = 1.0
+    deep_cache: int = 1
 
     @property
     def seeds(self) -> list[int]:
@@ -178,6 +184,17 @@ def resolve(
                 f"The weight of LoRA {name} must be between {MIN_LORA_WEIGHT:g} and "
                 f"{MAX_LORA_WEIGHT:g}; got {weight:g}."
             )
+    cutoff = 1.0 if request.guidance_cutoff is None else float(request.guidance_cutoff)
+    if not 0 < cutoff <= 1:
+        raise InvalidRequest(
+            "Guidance cutoff is the share of the steps that use guidance: more than 0 and at "
+            f"most 1; got {cutoff:g}."
+        )
+    deep_cache = 1 if request.deep_cache is None else request.deep_cache
+    if not 1 <= deep_cache <= MAX_DEEP_CACHE:
+        raise InvalidRequest(
+            f"DeepCache interval must be between 1 (off) and {MAX_DEEP_CACHE}; got {deep_cache}."
+        )
     settings = GenerationSettings(
         family=family.id,
         prompt=request.prompt,
@@ -192,6 +209,8 @@ def resolve(
         clip_skip=clip_skip,
         mode=mode,
         strength=strength,
+        guidance_cutoff=cutoff,
+        deep_cache=deep_cache,
     )
     return settings, warnings
 

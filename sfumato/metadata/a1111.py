@@ -51,6 +51,11 @@ def format_parameters(
         fields["Denoising strength"] = f"{settings.strength:g}"
     if settings.clip_skip > 1:
         fields["Clip skip"] = settings.clip_skip
+    # the opt-in shortcuts change the pixels, so a picture says when it was made with them
+    if settings.guidance_cutoff < 1:
+        fields["Guidance cutoff"] = f"{settings.guidance_cutoff:g}"
+    if settings.deep_cache > 1:
+        fields["DeepCache interval"] = settings.deep_cache
     if hashes := [f"{name}: {digest}" for name, _, digest in settings.loras if digest]:
         fields["Lora hashes"] = ", ".join(hashes)
     fields["Version"] = f"sfumato {__version__}"

@@ -49,6 +49,18 @@ def test_the_seed_is_drawn_once_and_a_batch_counts_up_from_it(server):
     assert np.abs(alone - in_batch).max() <= 2 and np.abs(alone - in_batch).mean() < 0.05
 
 
+def test_the_speed_shortcuts_are_kept_with_the_job_and_written_into_the_picture(server):
+    job = server.generate(seed=3, guidance_cutoff=0.5, deep_cache=2)
+    assert job["status"] == "succeeded", job
+    assert job["settings"]["guidance_cutoff"] == 0.5 and job["settings"]["deep_cache"] == 2
+    picture = server.get(job["images"][0]["url"]).content
+    info = read_info_bytes(picture)
+    assert info.seed == 3
+    plain = server.generate(seed=3)
+    assert plain["settings"]["guidance_cutoff"] == 1 and plain["settings"]["deep_cache"] == 1
+    assert server.get(plain["images"][0]["url"]).content != picture
+
+
 def test_preferences_fill_what_the_request_leaves_out(server):
     saved = {
         "families": {
@@ -154,6 +166,8 @@ def test_mistakes_are_answered_at_once_with_a_4xx_and_a_sentence(server):
         ({"prompt": "x", "model": "/etc/passwd"}, 404, "No model named"),
         ({"prompt": "x", "loras": [{"name": "/etc/passwd"}]}, 404, "No LoRA"),
         ({"prompt": "x", "batch_size": 99}, 400, "number of images"),
+        ({"prompt": "x", "guidance_cutoff": 0}, 400, "share of the steps"),
+        ({"prompt": "x", "deep_cache": 50}, 400, "DeepCache interval must be"),
         ({"prompt": "x", "format": "gif"}, 400, "png, jpg, webp"),
         ({"prompt": "x" * 10_001}, 422, "prompt"),
         ({"prompt": ""}, 422, "prompt"),

@@ -82,5 +82,7 @@ export function paramsList(settings, extra = {}) {
   if (settings.mode && settings.mode !== "txt2img") rows.Mode = `${settings.mode}, strength ${settings.strength}`;
   if (settings.loras?.length) rows.LoRAs = settings.loras.map(([name, weight]) => `${name} ${weight}`).join(", ");
   if (settings.clip_skip > 1) rows["Clip skip"] = settings.clip_skip;
+  if (settings.guidance_cutoff < 1) rows["Guidance cutoff"] = settings.guidance_cutoff;
+  if (settings.deep_cache > 1) rows["DeepCache interval"] = settings.deep_cache;
   return el("dl", { class: "params" }, Object.entries(rows).map(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
 }

@@ -1,0 +1,416 @@
+"""Seconds per picture and peak memory of full-size SD 1.5 and SDXL-Lightning, for plain
+diffusers and for sfumato's engine with and without its speed-ups, measured in one run.
+
+    python benchmarks/engine_speed.py --quick   # SD 1.5 at 256 px, 4 steps: under 3 minutes
+    python benchmarks/engine_speed.py           # SD 1.5 at 512 px, 8 steps, and
+                                                # SDXL-Lightning at 1024 px, 4 steps
+    python benchmarks/engine_speed.py --peers   # adds OpenVINO, if installed, as a peer
+
+The weights are random, made from the real architectures' configs: the compute and memory are
+those of the real models, the pictures are noise. Each path runs in a process of its own (its
+peak memory is its own), the paths take turns round after round, and the figures are medians
+with their ratio to plain diffusers in fp32. Per stage: text encoding, one UNet call (one
+step; with guidance it carries the prompt and the negative prompt), VAE decode, whole picture.
+It writes a JSON file and a chart (PNG) of the whole-picture times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+PROMPT = "a lighthouse on a cliff at dusk, oil painting"
+NEGATIVE = "blurry, low quality"
+BASELINE = "diffusers fp32"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    architecture: str  # sd15 or sdxl: the shipped configs the random model is built from
+    family: str
+    size: int
+    steps: int
+    guidance: float
+    sampler: str  # sfumato's sampler id; plain diffusers gets the same scheduler
+    shortcuts: tuple[str, ...]  # the sfumato paths measured (SHORTCUTS)
+
+
+# sfumato paths: the engine as users run it, and its opt-in shortcuts (engine/shortcuts.py)
+SHORTCUTS = {
+    "sfumato": {},
+    "sfumato + guidance cutoff 0.5": {"guidance_cutoff": 0.5},
+    "sfumato + DeepCache 2": {"deep_cache": 2},
+    "sfumato + both": {"guidance_cutoff": 0.5, "deep_cache": 2},
+}
+QUICK = [
+    Case(
+        "SD 1.5, 256 px, 4 steps",
+        "sd15",
+        "sd15",
+        256,
+        4,
+        7.5,
+        "dpmpp_2m",
+        ("sfumato", "sfumato + both"),
+    ),
+]
+FULL = [
+    Case("SD 1.5, 512 px, 8 steps", "sd15", "sd15", 512, 8, 7.5, "dpmpp_2m", tuple(SHORTCUTS)),
+    # Lightning runs without guidance: nothing to cut; a picture takes minutes on 2 cores
+    Case(
+        "SDXL-Lightning, 1024 px, 4 steps",
+        "sdxl",
+        "sdxl-lightning",
+        1024,
+        4,
+        1.0,
+        "euler",
+        ("sfumato", "sfumato + DeepCache 2"),
+    ),
+]
+
+
+def paths_for(case: Case, peers: bool) -> list[str]:
+    from sfumato.engine.device import cpu_has_native_bf16
+
+    paths = [BASELINE]
+    # without native bf16, PyTorch emulates it and it is slower than fp32 (measured): a
+    # full run would spend minutes on a path nobody should take
+    if cpu_has_native_bf16():
+        paths.append("diffusers bf16")
+    if peers and case.architecture == "sd15":
+        paths.append("OpenVINO (peer)")
+    return paths + list(case.shortcuts)
+
+
+# --- one measurement, in its own process ------------------------------------------------------
+
+
+def build_random_model(case: Case, folder: Path) -> None:
+    """A diffusers folder of the architecture with random weights (seeded)."""
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from sfumato.engine.families import CONFIG_ROOT
+    from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer
+
+    torch.manual_seed(0)
+    config = CONFIG_ROOT / case.architecture
+    parts = {
+        "unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(config / "unet")),
+        "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(config / "vae")),
+        "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(config / "text_encoder")),
+        "tokenizer": clip_tokenizer(),
+        "scheduler": EulerDiscreteScheduler.from_pretrained(config / "scheduler"),
+    }
+    if case.architecture == "sdxl":
+        parts["text_encoder_2"] = CLIPTextModelWithProjection(
+            CLIPTextConfig.from_pretrained(config / "text_encoder_2")
+        )
+        parts["tokenizer_2"] = clip_tokenizer(pad_token=PAD_OPEN_CLIP)
+        pipe = StableDiffusionXLPipeline(**parts)
+    else:
+        pipe = StableDiffusionPipeline(
+            **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+    pipe.save_pretrained(folder)
+
+
+class StageTimer:
+    """Wall time of every call of a pipeline's text encoders, UNet and VAE decoder."""
+
+    def __init__(self, pipe):
+        self.times: dict[str, list[float]] = {"text": [], "unet": [], "vae": []}
+        parts = {"unet": pipe.unet, "vae": pipe.vae.decoder, "text": pipe.text_encoder}
+        if getattr(pipe, "text_encoder_2", None) is not None:
+            parts["text_2"] = pipe.text_encoder_2
+        for stage, module in parts.items():
+            self._time(module, self.times["text" if stage == "text_2" else stage])
+
+    @staticmethod
+    def _time(module, into: list[float]) -> None:
+        started = []
+        module.register_forward_pre_hook(lambda *_: started.append(time.perf_counter()))
+        module.register_forward_hook(lambda *_: into.append(time.perf_counter() - started.pop()))
+
+
+def _openvino_peer(pipe, case: Case) -> None:
+    """Plain diffusers with its UNet and VAE decoder converted to OpenVINO at this shape,
+    compiled in bf16 where the CPU has it (OpenVINO's own default), else fp32."""
+    import openvino as ov
+    from openvino.tools.ovc import telemetry_stub, telemetry_utils
+
+    telemetry_utils.tm = telemetry_stub  # the converter would report usage over the network
+    core = ov.Core()
+    latent = case.size // 8
+    batch = 2 if case.guidance > 1 else 1
+    tokens, width = 77, pipe.text_encoder.config.hidden_size
+
+    class Unet(torch.nn.Module):
+        def __init__(self, unet):
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, sample, timestep, encoder_hidden_states):
+            return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+    example = (
+        torch.randn(batch, 4, latent, latent),
+        torch.tensor(1.0),
+        torch.randn(batch, tokens, width),
+    )
+    started = time.perf_counter()
+    with torch.no_grad():
+        unet = core.compile_model(
+            ov.convert_model(
+                Unet(pipe.unet),
+                example_input=example,
+                input=[ov.PartialShape(list(x.shape)) for x in example],
+            ),
+            "CPU",
+        )
+        decoder = core.compile_model(
+            ov.convert_model(
+                pipe.vae.decoder,
+                example_input=torch.randn(1, 4, latent, latent),
+                input=[ov.PartialShape([1, 4, latent, latent])],
+            ),
+            "CPU",
+        )
+    print(f"OpenVINO conversion {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    def unet_forward(sample, timestep, encoder_hidden_states, *args, **kwargs):
+        out = unet(
+            [
+                sample.numpy(),
+                torch.as_tensor(timestep, dtype=torch.float32).numpy(),
+                encoder_hidden_states.numpy(),
+            ]
+        )[0]
+        return (torch.from_numpy(out),)
+
+    pipe.unet.forward = unet_forward
+    pipe.vae.decoder.forward = lambda z, *a, **k: torch.from_numpy(decoder([z.numpy()])[0])
+
+
+def measure(case: Case, path: str, folder: Path) -> dict:
+    from diffusers import DiffusionPipeline
+
+    from sfumato.catalog.cards import describe_model
+    from sfumato.engine.families import get_family
+    from sfumato.engine.generate import generate
+    from sfumato.engine.loader import load_model
+    from sfumato.engine.request import GenerationRequest, resolve
+    from sfumato.engine.samplers import get_sampler
+
+    started = time.perf_counter()
+    if path.startswith("sfumato"):
+        source = describe_model(folder, family_hint=case.family)
+        model = load_model(source, device="cpu")
+        pipe = model.pipe
+    else:
+        dtype = torch.bfloat16 if path == "diffusers bf16" else torch.float32
+        pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
+        pipe.set_progress_bar_config(disable=True)
+        pipe.scheduler = get_sampler(case.sampler).make_scheduler(
+            dict(pipe.scheduler.config), get_family(case.family).scheduler_overrides
+        )
+        if path == "OpenVINO (peer)":
+            _openvino_peer(pipe, case)
+    load_s = time.perf_counter() - started
+    timer = StageTimer(pipe)
+    started = time.perf_counter()
+    if path.startswith("sfumato"):
+        request = GenerationRequest(
+            PROMPT,
+            negative_prompt=NEGATIVE,
+            width=case.size,
+            height=case.size,
+            steps=case.steps,
+            guidance=case.guidance,
+            sampler=case.sampler,
+            seed=0,
+            **SHORTCUTS[path],
+        )
+        generate(model, resolve(request, source.family)[0])
+    else:
+        with torch.inference_mode():
+            pipe(
+                PROMPT,
+                negative_prompt=NEGATIVE if case.guidance > 1 else None,
+                width=case.size,
+                height=case.size,
+                num_inference_steps=case.steps,
+                guidance_scale=case.guidance,
+                generator=torch.Generator().manual_seed(0),
+            )
+    picture_s = time.perf_counter() - started
+    unet = timer.times["unet"]
+    return {
+        "load_s": load_s,
+        "text_s": sum(timer.times["text"]),
+        "unet_call_s": statistics.median(unet),
+        "unet_total_s": sum(unet),
+        "vae_s": sum(timer.times["vae"]),
+        "picture_s": picture_s,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30,
+        "dtype": str(pipe.text_encoder.dtype).removeprefix("torch."),
+    }
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+class ChildFailed(Exception):
+    pass
+
+
+def _child(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise ChildFailed(f"{' '.join(args[:3])} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def run(cases: list[Case], rounds: int, peers: bool, work: Path) -> dict:
+    results: dict = {}
+    for case in cases:
+        folder = work / case.architecture
+        if not (folder / "model_index.json").is_file():
+            print(f"building a random-weight {case.architecture} model in {folder}", flush=True)
+            _child("--build", json.dumps(asdict(case)), str(folder))
+        runs: dict[str, list[dict]] = {path: [] for path in paths_for(case, peers)}
+        for round_ in range(rounds):
+            for path in list(runs):
+                try:
+                    out = _child("--measure", json.dumps(asdict(case)), path, str(folder))
+                except ChildFailed as e:
+                    if path == BASELINE:
+                        raise
+                    print(f"  {path} left out: {e}", flush=True)  # a peer that will not run
+                    del runs[path]
+                    continue
+                runs[path].append(json.loads(out.strip().splitlines()[-1]))
+                print(
+                    f"  {case.name} · round {round_ + 1} · {path}: "
+                    f"{runs[path][-1]['picture_s']:.1f} s",
+                    flush=True,
+                )
+        results[case.name] = {
+            path: {
+                key: (statistics.median(r[key] for r in rs) if key != "dtype" else rs[0][key])
+                for key in rs[0]
+            }
+            for path, rs in runs.items()
+        }
+    return results
+
+
+def report(results: dict) -> str:
+    lines = []
+    for case, paths in results.items():
+        base = paths[BASELINE]
+        lines += [
+            f"\n{case}",
+            f"{'path':32} {'text':>6} {'UNet call':>10} {'VAE':>7} {'picture':>9} "
+            f"{'speed-up':>9} {'peak RAM':>9}  dtype",
+        ]
+        for path, r in paths.items():
+            lines.append(
+                f"{path:32} {r['text_s']:5.2f}s {r['unet_call_s']:9.2f}s {r['vae_s']:6.2f}s "
+                f"{r['picture_s']:8.1f}s {base['picture_s'] / r['picture_s']:8.2f}x "
+                f"{r['peak_rss_gb']:6.1f} GiB  {r['dtype']}"
+            )
+    return "\n".join(lines)
+
+
+def chart(results: dict, path: Path) -> None:
+    """Horizontal bars of seconds per picture, one group per case (Pillow, no plot library)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=15)
+    rows = sum(len(paths) + 2 for paths in results.values())
+    width, label, row = 980, 300, 26
+    image = Image.new("RGB", (width, rows * row + 20), "white")
+    draw = ImageDraw.Draw(image)
+    y = 10
+    for case, paths in results.items():
+        draw.text(
+            (10, y), f"{case}: seconds per picture (lower is better)", fill="black", font=font
+        )
+        y += row
+        longest = max(r["picture_s"] for r in paths.values())
+        for name, r in paths.items():
+            bar = (width - label - 110) * r["picture_s"] / longest
+            colour = "#888888" if not name.startswith("sfumato") else "#3b6fd8"
+            draw.text((10, y + 4), name, fill="black", font=font)
+            draw.rectangle((label, y + 3, label + bar, y + row - 5), fill=colour)
+            draw.text((label + bar + 8, y + 4), f"{r['picture_s']:.1f} s", fill="black", font=font)
+            y += row
+        y += row
+    image.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="SD 1.5 at 256 px, one round.")
+    parser.add_argument("--rounds", type=int, default=None, help="Default: 1 quick, 2 full.")
+    parser.add_argument("--peers", action="store_true", help="Add OpenVINO (if installed).")
+    parser.add_argument("--work-dir", type=Path, help="Keep the random models here for reruns.")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="JSON and chart.")
+    args = parser.parse_args()
+    if args.peers and importlib.util.find_spec("openvino") is None:
+        parser.error("--peers needs OpenVINO: pip install openvino (not a dependency)")
+    cases = QUICK if args.quick else FULL
+    rounds = args.rounds or (1 if args.quick else 2)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as temporary:
+        work = args.work_dir or Path(temporary)
+        results = run(cases, rounds, args.peers, work)
+    minutes = (time.perf_counter() - started) / 60
+    header = (
+        f"{platform.processor() or platform.machine()} · {os.cpu_count()} cores · torch "
+        f"{torch.__version__} · {torch.get_num_threads()} threads · {rounds} round(s), "
+        f"medians · {minutes:.1f} min\nRandom weights: compute and memory are the real "
+        "models', the pictures are noise."
+    )
+    print(header + report(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "engine_speed_quick" if args.quick else "engine_speed"
+    (args.out / f"{stem}.json").write_text(
+        json.dumps({"machine": header, "results": results}, indent=2) + "\n"
+    )
+    chart(results, args.out / f"{stem}.png")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--build":
+        build_random_model(Case(**json.loads(sys.argv[2])), Path(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--measure":
+        result = measure(Case(**json.loads(sys.argv[2])), sys.argv[3], Path(sys.argv[4]))
+        print(json.dumps(result))
+    else:
+        main()

@@ -105,7 +105,7 @@ def generate(
     # depends on seed + i alone, and is the same whichever device runs the model.
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in settings.seeds]
     previewer = model.source.effective_preview
-    cut = guidance_cutoff(settings.steps, settings.guidance_cutoff)
+    cut = guidance_cutoff(settings.guidance_cutoff)
 
     def step_end(pipeline, step: int, timestep, tensors: dict) -> dict:
         if cut is not None:

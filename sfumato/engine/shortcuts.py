@@ -1,5 +1,6 @@
 """Opt-in ways to do less work per picture, each with a measured speed and quality cost
-(``benchmarks/engine_speed.py``, ``tests/engine/test_shortcuts.py``).
+(``benchmarks/unet_shortcuts.py``, ``benchmarks/engine_speed.py``,
+``tests/engine/test_shortcuts.py``).
 
 - Guidance cutoff: classifier-free guidance runs the UNet twice per step (with the prompt and
   with the negative prompt). Late steps only refine detail, and guidance matters little there,
@@ -22,17 +23,18 @@ from dataclasses import dataclass
 import torch
 
 
-def guidance_cutoff(steps: int, cutoff: float):
-    """A step-end hook that turns guidance off once ``cutoff`` of ``steps`` have run, or None.
+def guidance_cutoff(cutoff: float):
+    """A step-end hook that turns guidance off once the share ``cutoff`` of the steps have run
+    (of those that run: image-to-image runs fewer), or None for 1.
 
     The pipeline keeps the negative and positive halves of its batched tensors side by side
     (negative first); from then on only the positive half is kept.
     """
-    guided = max(1, round(steps * cutoff))
-    if cutoff >= 1 or guided >= steps:
+    if cutoff >= 1:
         return None
 
     def cut(pipeline, step: int, tensors: dict) -> dict:
+        guided = max(1, round(pipeline.num_timesteps * cutoff))
         if step + 1 != guided or not pipeline.do_classifier_free_guidance:
             return tensors
         pipeline._guidance_scale = 1.0  # diffusers reads "> 1" as "guidance on"

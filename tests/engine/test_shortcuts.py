@@ -10,12 +10,14 @@ the demo's analyzer reads the prompt's colour, shape and background in it.
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from sfumato import demo
 from sfumato.catalog.cards import describe_model
 from sfumato.demo.analyze import analyze, score
 from sfumato.demo.evaluate import canonical_prompt, eval_scenes, load
 from sfumato.engine.generate import generate
+from sfumato.engine.images import prepare
 from sfumato.engine.loader import load_model
 from sfumato.engine.request import GenerationRequest, resolve
 from sfumato.errors import InvalidRequest
@@ -106,6 +108,22 @@ def test_guidance_cutoff_drops_the_negative_pass_in_the_late_steps(tiny_models):
         )
         assert len(images) == 2
         assert unet_batches == [4] * 4 + [2] * 4, arch  # 2 pictures x (prompt, negative)
+    # image-to-image at strength 0.5 runs 4 of the 8 steps: the cutoff halves those
+    unet_batches.clear()
+    picture = Image.new("RGB", (64, 64), "blue")
+    request = GenerationRequest(
+        "a red circle",
+        init_image=picture,
+        strength=0.5,
+        steps=8,
+        guidance=7,
+        guidance_cutoff=0.5,
+        seed=1,
+        **TINY,
+    )
+    settings = resolve(request, model.source.family, model.source.effective_defaults)[0]
+    generate(model, settings, prepare(picture, None, settings.width, settings.height))
+    assert unet_batches == [2, 2, 1, 1]
 
 
 def test_deep_cache_runs_the_deep_blocks_only_on_whole_steps_and_leaves_no_trace(tiny_models):

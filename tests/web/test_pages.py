@@ -51,6 +51,19 @@ def test_sign_up_generate_and_see_the_picture_with_its_seed(page, served):
     assert page.get_attribute("#seed", "placeholder") == f"random (last: {seed})"
 
 
+def test_the_speed_shortcuts_go_with_the_request_and_come_back_with_reuse(page, served):
+    page.click("#advanced summary")
+    page.select_option("#guidance-cutoff", "0.5")
+    page.select_option("#deep-cache", "2")
+    _generate(page, "a red circle on a blue background")
+    details = page.text_content("#results .result")
+    assert "Guidance cutoff" in details and "DeepCache interval" in details
+    page.select_option("#guidance-cutoff", "")
+    page.select_option("#deep-cache", "")
+    page.click("#results .result button:text('Reuse settings')")
+    assert page.input_value("#guidance-cutoff") == "0.5" and page.input_value("#deep-cache") == "2"
+
+
 def test_a_mistake_is_shown_next_to_its_field(page):
     page.click("#generate-button")
     assert "Write a prompt" in page.text_content('[data-error-for="prompt"]')

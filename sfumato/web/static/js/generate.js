@@ -227,9 +227,20 @@ export function applySettings(settings, modelName) {
     $("#seed-lock").checked = true;
   }
   if (settings.batch_size) $("#batch").value = settings.batch_size;
+  chooseOption("#guidance-cutoff", settings.guidance_cutoff < 1 ? settings.guidance_cutoff : "");
+  chooseOption("#deep-cache", settings.deep_cache > 1 ? settings.deep_cache : "");
   $("#lora-rows").replaceChildren();
   for (const [name, weight] of settings.loras || []) addLora(name, weight);
   $("#advanced").open = true;
+}
+
+// A value of a select, added to its options when the API gave one the page does not list.
+function chooseOption(id, value) {
+  if (value === undefined) return;
+  const select = $(id);
+  const text = String(value);
+  if (![...select.options].some((o) => o.value === text)) select.add(new Option(text, text));
+  select.value = text;
 }
 
 // ---- generating
@@ -243,6 +254,7 @@ function requestBody() {
     width: number("#width"), height: number("#height"), steps: number("#steps"),
     guidance: number("#guidance"), sampler: $("#sampler").value || undefined,
     seed: number("#seed"), batch_size: number("#batch") || 1,
+    guidance_cutoff: number("#guidance-cutoff"), deep_cache: number("#deep-cache"),
     loras: [...document.querySelectorAll("[data-lora]")].map((s) => ({ name: s.dataset.lora, weight: Number(s.value) })),
   };
   return body;

@@ -1,0 +1,34 @@
+"""The engine benchmark's quick mode runs end to end on a full-size SD 1.5 (random weights):
+every path gives its figures, and it writes its JSON and its chart."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_quick_engine_benchmark_measures_every_path(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "benchmarks/engine_speed.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Random weights" in done.stdout  # it says the pictures are noise
+    (case,) = json.loads((tmp_path / "engine_speed_quick.json").read_text())["results"].values()
+    assert {"diffusers fp32", "sfumato", "sfumato + both"} <= set(case)
+    for path, figures in case.items():
+        assert 0 < figures["unet_call_s"] < figures["picture_s"], path
+        assert 0 < figures["vae_s"] < figures["picture_s"], path
+        # the full-size model: 860 M UNet parameters in fp32 alone take 3.2 GiB
+        assert figures["peak_rss_gb"] > 3, path
+    with Image.open(tmp_path / "engine_speed_quick.png") as chart:
+        assert chart.width > 500 and chart.height > 100

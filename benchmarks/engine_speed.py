@@ -1,7 +1,7 @@
 """Seconds per picture and peak memory of full-size SD 1.5 and SDXL-Lightning, for plain
 diffusers and for sfumato's engine with and without its speed-ups, measured in one run.
 
-    python benchmarks/engine_speed.py --quick   # SD 1.5 at 192 px, 4 steps: about 2 minutes
+    python benchmarks/engine_speed.py --quick   # SD 1.5 at 192 px, 4 steps: 2-3 minutes
     python benchmarks/engine_speed.py           # SD 1.5 at 512 px, 8 steps, and
                                                 # SDXL-Lightning at 1024 px, 4 steps
     python benchmarks/engine_speed.py --peers   # adds OpenVINO, if installed, as a peer

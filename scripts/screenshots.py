@@ -16,19 +16,9 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # the tests' server launcher
+from tests.fixtures.browser import ARGS, CHROMIUM  # noqa: E402
 from tests.fixtures.served import Served, data_env  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-# as the machine's notes advise: no background traffic from a browser on a closed network
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 SIZES = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
 
 

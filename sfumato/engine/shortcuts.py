@@ -70,7 +70,6 @@ def deep_cache(pipe, interval: int):
     state = _Cache()
     deep_down = list(unet.down_blocks[1:])
     deep_up = list(unet.up_blocks[:-1])
-    last_deep_up = deep_up[-1]
 
     def before_call(module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
@@ -83,47 +82,29 @@ def deep_cache(pipe, interval: int):
         state.skipping = not whole and cached is not None and cached.shape[0] == sample.shape[0]
         state.calls += 1
 
-    def down_block(block):
-        original = block.forward
-        outputs = len(block.resnets) + (1 if block.downsamplers else 0)
-
-        def forward(*args, **kwargs):
-            if not state.skipping:
-                return original(*args, **kwargs)
-            hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-            # stand-ins: the skipped up blocks that would read them are skipped too
-            return hidden, (hidden,) * outputs
-
-        return forward
-
-    def mid_block(block):
-        original = block.forward
-
-        def forward(*args, **kwargs):
-            return (
-                (args[0] if args else kwargs["hidden_states"])
-                if state.skipping
-                else (original(*args, **kwargs))
-            )
-
-        return forward
-
-    def up_block(block):
+    def stand_in(block, skipped, keep: bool = False):
+        """``block``'s forward, or on a cached step ``skipped(hidden states)`` instead."""
         original = block.forward
 
         def forward(*args, **kwargs):
             if state.skipping:
-                return state.features
+                return skipped(args[0] if args else kwargs["hidden_states"])
             out = original(*args, **kwargs)
-            if block is last_deep_up:
+            if keep:
                 state.features = out
             return out
 
         return forward
 
-    patched = [(b, down_block(b)) for b in deep_down] + [(b, up_block(b)) for b in deep_up]
+    def down(block):
+        outputs = len(block.resnets) + (1 if block.downsamplers else 0)
+        # stand-ins: the skipped up blocks that would read them are skipped too
+        return stand_in(block, lambda hidden: (hidden, (hidden,) * outputs))
+
+    patched = [(b, down(b)) for b in deep_down]
+    patched += [(b, stand_in(b, lambda _: state.features, keep=b is deep_up[-1])) for b in deep_up]
     if unet.mid_block is not None:
-        patched.append((unet.mid_block, mid_block(unet.mid_block)))
+        patched.append((unet.mid_block, stand_in(unet.mid_block, lambda hidden: hidden)))
     hook = unet.register_forward_pre_hook(before_call, with_kwargs=True)
     for block, forward in patched:
         block.forward = forward

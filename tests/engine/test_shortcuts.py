@@ -111,17 +111,17 @@ def test_guidance_cutoff_drops_the_negative_pass_in_the_late_steps(tiny_models):
     # image-to-image at strength 0.5 runs 4 of the 8 steps: the cutoff halves those
     unet_batches.clear()
     picture = Image.new("RGB", (64, 64), "blue")
-    request = GenerationRequest(
+    settings = _settings(
+        model,
         "a red circle",
+        1,
         init_image=picture,
         strength=0.5,
         steps=8,
         guidance=7,
         guidance_cutoff=0.5,
-        seed=1,
         **TINY,
     )
-    settings = resolve(request, model.source.family, model.source.effective_defaults)[0]
     generate(model, settings, prepare(picture, None, settings.width, settings.height))
     assert unet_batches == [2, 2, 1, 1]
 

@@ -12,19 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.browser import ARGS, CHROMIUM
 from tests.fixtures.served import Served, data_env
-
-CHROMIUM = os.environ.get("SFUMATO_TEST_CHROMIUM", "/usr/bin/chromium")
-# no background traffic from the browser: this machine's network is closed
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 
 def pytest_collection_modifyitems(items):

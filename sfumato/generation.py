@@ -62,8 +62,8 @@ class GenerationJob:
         models_dirs: list[Path] | None = None,
     ) -> GenerationJob:
         """Check everything that can be checked before the (slow) model load."""
-        load = load or LoadOptions()
         data = DataDir.resolve(data_dir)
+        load = replace(load or LoadOptions(), cache_dir=(load and load.cache_dir) or data.cache)
         folders = data.model_dirs(models_dirs)
         # the catalog is scanned once, and only if a name has to be looked up
         scan = functools.cache(lambda: Catalog.scan(folders))

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -51,8 +51,11 @@ class StudioConfig:
 
 class Studio:
     def __init__(self, config: StudioConfig):
-        self.config = config
         self.data = DataDir.resolve(config.data_dir)
+        # converted models (--backend openvino) are kept with the server's other data
+        self.config = config = replace(
+            config, load=replace(config.load, cache_dir=config.load.cache_dir or self.data.cache)
+        )
         self.db = Database(database_url(self.data.root, config.database_url))
         self.files = LocalFiles(self.data.root / "library")
         self.events = EventBus()

@@ -54,6 +54,9 @@ class ModelCache:
                 return self._models[key].model
             dtype = pick_dtype(pick_device(options.device), options.dtype)
             need = estimate_bytes(source.path, dtype)
+            if options.backend == "openvino":
+                # its own copy of the UNet and VAE decoder, at most as large as PyTorch's
+                need *= 2
             if self.max_bytes is not None and need > self.max_bytes:
                 raise OutOfMemory(
                     f"{source.name} needs about {need / GB:.1f} GB, more than the server's "
@@ -106,4 +109,4 @@ def loaded_bytes(model: LoadedModel) -> int:
         if isinstance(component, torch.nn.Module):
             total += sum(t.numel() * t.element_size() for t in component.parameters())
             total += sum(t.numel() * t.element_size() for t in component.buffers())
-    return total
+    return total + (model.compiled.bytes if model.compiled else 0)

@@ -22,8 +22,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from transformers.utils import logging as transformers_logging
 
+from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.device import pick_device, pick_dtype
+from sfumato.engine.openvino_backend import Compiled, check_backend, compile_model
 from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer
 from sfumato.errors import UnsupportedModel
 
@@ -50,6 +52,8 @@ class LoadOptions:
     dtype: str | None = None  # None or "auto": fp16 on GPUs, bf16 or fp32 on the CPU
     config_dir: Path | None = None  # configs for an unusual single-file checkpoint
     lightning: Path | None = None  # a Lightning UNet or LoRA to run an SDXL model with
+    backend: str | None = None  # None or "torch"; "openvino": UNet and VAE decoder on OpenVINO
+    cache_dir: Path | None = None  # where converted forms are kept (the data folder's cache)
 
 
 @dataclass
@@ -59,6 +63,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     scheduler_config: dict  # the model's own scheduler config: each sampler starts from it
+    compiled: Compiled | None = None  # its UNet and VAE decoder on OpenVINO (--backend openvino)
     # image-to-image and inpainting pipelines made from this one's components (no copies)
     variants: dict = field(default_factory=dict)
 
@@ -128,6 +133,7 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
     config_dir = Path(options.config_dir) if options.config_dir else None
     torch_device = pick_device(options.device)
     torch_dtype = pick_dtype(torch_device, options.dtype)
+    backend = check_backend(options.backend, torch_device)
     if config_dir is not None and not (config_dir / "model_index.json").is_file():
         raise UnsupportedModel(
             f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."
@@ -143,4 +149,10 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         apply_lightning(pipe, Path(options.lightning))
     pipe.to(torch_device)
     pipe.set_progress_bar_config(disable=True)
-    return LoadedModel(source, pipe, torch_device, torch_dtype, dict(pipe.scheduler.config))
+    compiled = None
+    if backend == "openvino":
+        cache = options.cache_dir or DataDir.resolve().cache
+        compiled = compile_model(pipe, source.path, cache, options.lightning)
+    return LoadedModel(
+        source, pipe, torch_device, torch_dtype, dict(pipe.scheduler.config), compiled=compiled
+    )

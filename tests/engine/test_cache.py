@@ -8,6 +8,7 @@ import torch
 
 from sfumato.catalog.cards import describe_model
 from sfumato.engine.cache import ModelCache, estimate_bytes, loaded_bytes
+from sfumato.engine.device import pick_dtype
 from sfumato.engine.loader import LoadOptions
 from sfumato.errors import OutOfMemory
 
@@ -22,7 +23,8 @@ def three(tiny_models, tmp_path):
         folder = tmp_path / name
         shutil.copytree(tiny_models["sd15"]["folder"], folder)
         sources.append(describe_model(folder))
-    return sources, estimate_bytes(sources[0].path, torch.float32)
+    # in the dtype the CPU loads in by default (bf16 on CPUs with native bf16)
+    return sources, estimate_bytes(sources[0].path, pick_dtype(torch.device("cpu")))
 
 
 def test_the_estimate_is_what_loading_takes(three):

@@ -15,7 +15,7 @@ from PIL import Image
 from sfumato import demo
 from sfumato.catalog.cards import describe_model
 from sfumato.demo.analyze import analyze, score
-from sfumato.demo.evaluate import canonical_prompt, eval_scenes, load
+from sfumato.demo.evaluate import canonical_prompt, eval_scenes
 from sfumato.engine.generate import generate
 from sfumato.engine.images import prepare
 from sfumato.engine.loader import load_model
@@ -29,7 +29,8 @@ SCENES = eval_scenes(8)  # 28 scenes spread over colours, shapes and backgrounds
 
 @pytest.fixture(scope="module")
 def demo_fp32():
-    return load(demo.WEIGHTS)
+    # fp32 whatever the CPU: the reference every faster path is held to
+    return load_model(describe_model(demo.WEIGHTS), device="cpu", dtype="fp32")
 
 
 def _settings(model, prompt="a red circle on a blue background", seed=0, **fields):

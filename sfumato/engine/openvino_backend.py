@@ -1,0 +1,216 @@
+"""OpenVINO as the CPU backend of the UNet and the VAE decoder (opt-in: ``--backend openvino``).
+
+On the CPU, OpenVINO runs the same UNet faster than PyTorch (``benchmarks/RESULTS.md``): it
+fuses the network's layers and, on CPUs with native bf16, computes in bf16 by itself. Both
+parts are converted once per model from the weights sfumato loaded, with the batch, the prompt
+length and the picture size left open, saved in the data folder's cache and compiled from
+there at every later load (seconds, not minutes).
+
+Requests the converted network cannot run as asked (LoRAs, DeepCache, which change the
+network) run on PyTorch's copy of the weights, which stays loaded; so does everything else the
+pipeline does (text encoders, samplers, the VAE encoder of image-to-image).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sfumato.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+BACKENDS = ("torch", "openvino")
+
+
+@dataclass
+class Compiled:
+    """A model's UNet and VAE decoder, compiled by OpenVINO for the CPU."""
+
+    unet: object  # openvino.CompiledModel
+    decoder: object
+    folder: Path  # where their converted form lies
+    converted_s: float | None  # None: read from the cache
+
+    @property
+    def bytes(self) -> int:
+        """Memory their weights take (as large as the saved weights)."""
+        return sum(p.stat().st_size for p in self.folder.glob("*.bin"))
+
+
+def check_backend(backend: str | None, device: torch.device) -> str:
+    backend = backend or "torch"
+    if backend not in BACKENDS:
+        raise InvalidRequest(f"Unknown backend '{backend}'. Use one of: {', '.join(BACKENDS)}.")
+    if backend == "openvino":
+        if device.type != "cpu":
+            raise InvalidRequest(
+                f"The OpenVINO backend runs on the CPU, not {device.type}: add --device cpu, "
+                "or leave the backend at torch."
+            )
+        if importlib.util.find_spec("openvino") is None:
+            raise InvalidRequest(
+                "The OpenVINO backend needs the openvino package: pip install 'sfumato[openvino]'."
+            )
+    return backend
+
+
+class _Unet(torch.nn.Module):
+    """The UNet with plain float32 tensors in and out, whatever the weights' dtype."""
+
+    def __init__(self, unet, sdxl: bool):
+        super().__init__()
+        self.unet, self.sdxl = unet, sdxl
+
+    def forward(self, sample, timestep, encoder_hidden_states, text_embeds=None, time_ids=None):
+        dtype = self.unet.dtype
+        added = (
+            {"text_embeds": text_embeds.to(dtype), "time_ids": time_ids.to(dtype)}
+            if self.sdxl
+            else None
+        )
+        out = self.unet(
+            sample.to(dtype),
+            timestep,
+            encoder_hidden_states.to(dtype),
+            added_cond_kwargs=added,
+            return_dict=False,
+        )[0]
+        return out.float()
+
+
+class _Decoder(torch.nn.Module):
+    def __init__(self, decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, latents):
+        dtype = next(self.decoder.parameters()).dtype
+        return self.decoder(latents.to(dtype)).float()
+
+
+def cache_key(pipe, source_path: Path, lightning: Path | None) -> str:
+    """What the converted form depends on: the weights (by file and modification time), the
+    dtype they were loaded in, and the converter's version."""
+    import openvino as ov
+
+    parts = [source_path, lightning] if lightning else [source_path]
+    described = [str(ov.__version__), str(pipe.unet.dtype)]
+    for path in parts:
+        path = Path(path).resolve()
+        stat = path.stat()
+        described += [str(path), str(stat.st_mtime_ns), str(stat.st_size)]
+    return hashlib.sha256("\n".join(described).encode()).hexdigest()[:20]
+
+
+def _convert(pipe, folder: Path) -> None:
+    import openvino as ov
+    from openvino.tools.ovc import telemetry_stub, telemetry_utils
+
+    # the converter reports usage over the network unless told otherwise: sfumato is offline
+    telemetry_utils.tm = telemetry_stub
+    unet = pipe.unet
+    sdxl = unet.config.addition_embed_type == "text_time"
+    channels, width = unet.config.in_channels, unet.config.cross_attention_dim
+    # latents of a size no UNet divides evenly: the traced network then passes every upsampler
+    # the size of its skip connection (as the UNet does for such sizes), and runs any size
+    example = [
+        torch.randn(2, channels, 15, 9),
+        torch.tensor(500.0),
+        torch.randn(2, 77, width),
+    ]
+    shapes = [[-1, channels, -1, -1], [], [-1, -1, width]]
+    if sdxl:
+        config = unet.config  # the pooled prompt and 6 size numbers, embedded side by side
+        pooled = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
+        example += [torch.randn(2, pooled), torch.randn(2, 6)]
+        shapes += [[-1, pooled], [-1, 6]]
+    decoder_channels = pipe.vae.config.latent_channels
+    with torch.no_grad(), warnings.catch_warnings():
+        # the trace fixes Python-side shape checks; the shapes that matter stay open
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        converted = ov.convert_model(
+            _Unet(unet, sdxl),
+            example_input=tuple(example),
+            input=[ov.PartialShape(s) for s in shapes],
+        )
+        ov.save_model(converted, folder / "unet.xml")
+        del converted
+        converted = ov.convert_model(
+            _Decoder(pipe.vae.decoder),
+            example_input=torch.randn(1, decoder_channels, 16, 16),
+            input=[ov.PartialShape([-1, decoder_channels, -1, -1])],
+        )
+        ov.save_model(converted, folder / "vae_decoder.xml")
+    (folder / "sfumato.json").write_text(json.dumps({"sdxl": sdxl, "openvino": ov.__version__}))
+
+
+def compile_model(pipe, source_path: Path, cache: Path, lightning: Path | None = None) -> Compiled:
+    """``pipe``'s UNet and VAE decoder compiled by OpenVINO, converted first if ``cache``
+    does not hold them yet."""
+    import openvino as ov
+
+    folder = cache / "openvino" / cache_key(pipe, source_path, lightning)
+    converted_s = None
+    if not (folder / "sfumato.json").is_file():
+        log.info(
+            "Converting %s for OpenVINO (once per model; minutes for a full-size one)",
+            source_path.name,
+        )
+        started = time.perf_counter()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # written aside and moved in whole: a crash mid-way leaves no half-converted model
+        with tempfile.TemporaryDirectory(dir=folder.parent) as partial:
+            _convert(pipe, Path(partial))
+            shutil.rmtree(folder, ignore_errors=True)
+            Path(partial).rename(folder)
+            Path(partial).mkdir()  # for TemporaryDirectory's own clean-up
+        converted_s = time.perf_counter() - started
+    core = ov.Core()
+    return Compiled(
+        core.compile_model(folder / "unet.xml", "CPU"),
+        core.compile_model(folder / "vae_decoder.xml", "CPU"),
+        folder,
+        converted_s,
+    )
+
+
+@contextlib.contextmanager
+def running(compiled: Compiled | None, pipe):
+    """Within the block, ``pipe``'s UNet and VAE decoder calls run on ``compiled`` (None:
+    nothing changes)."""
+    if compiled is None:
+        yield
+        return
+    unet, decoder = pipe.unet, pipe.vae.decoder
+
+    def unet_forward(sample, timestep, encoder_hidden_states, *args, **kwargs):
+        inputs = [
+            sample.float().numpy(),
+            torch.as_tensor(timestep, dtype=torch.float32).flatten()[0].numpy(),
+            encoder_hidden_states.float().numpy(),
+        ]
+        added = kwargs.get("added_cond_kwargs")
+        if added:
+            inputs += [added["text_embeds"].float().numpy(), added["time_ids"].float().numpy()]
+        # diffusers' pipelines call the UNet with return_dict=False
+        return (torch.from_numpy(compiled.unet(inputs)[0]).to(sample.dtype),)
+
+    def decoder_forward(latents, *args, **kwargs):
+        return torch.from_numpy(compiled.decoder([latents.float().numpy()])[0]).to(latents.dtype)
+
+    unet.forward, decoder.forward = unet_forward, decoder_forward
+    try:
+        yield
+    finally:
+        del unet.forward, decoder.forward  # the classes' own forward again

@@ -1,0 +1,163 @@
+"""The OpenVINO backend on real models: the same pictures as PyTorch's to within rounding,
+converted once and read from the cache after, and PyTorch's weights for what it cannot run."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sfumato import demo
+from sfumato.catalog.cards import describe_model
+from sfumato.engine.cache import ModelCache, loaded_bytes
+from sfumato.engine.checkpoint import inspect_model
+from sfumato.engine.generate import generate
+from sfumato.engine.images import prepare
+from sfumato.engine.loader import LoadOptions, load_model
+from sfumato.engine.loras import LoraSpec
+from sfumato.engine.openvino_backend import Compiled, check_backend
+from sfumato.engine.request import GenerationRequest, resolve
+from sfumato.errors import InvalidRequest
+from tests.engine.test_shortcuts import _psnr
+
+LORA = demo.WEIGHTS.parents[2] / "tests" / "data" / "demo-white-background.safetensors"
+
+
+def _settings(model, prompt="a red circle on a blue background", **fields):
+    request = GenerationRequest(prompt, seed=fields.pop("seed", 1), **fields)
+    return resolve(request, model.source.family, model.source.effective_defaults)[0]
+
+
+class Counting:
+    """A compiled OpenVINO model that counts its calls (to see which backend ran)."""
+
+    def __init__(self, compiled):
+        self.compiled, self.calls = compiled, 0
+
+    def __call__(self, inputs):
+        self.calls += 1
+        return self.compiled(inputs)
+
+
+@pytest.fixture(scope="module")
+def demo_pair(tmp_path_factory):
+    """The demo model on PyTorch and on OpenVINO (same dtype: the CPU's default)."""
+    cache = tmp_path_factory.mktemp("cache")
+    source = describe_model(demo.WEIGHTS)
+    torch_model = load_model(source, device="cpu")
+    ov_model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=cache))
+    ov_model.compiled.unet = Counting(ov_model.compiled.unet)
+    return torch_model, ov_model
+
+
+def test_the_demo_model_on_openvino_draws_what_pytorch_draws(demo_pair):
+    torch_model, ov_model = demo_pair
+    # the model's own size, and one its UNet does not divide evenly (latents 9x11)
+    for seed, size in enumerate([{}, {"width": 72, "height": 88}, {}]):
+        a = np.asarray(generate(torch_model, _settings(torch_model, seed=seed, **size))[0])
+        b = np.asarray(generate(ov_model, _settings(ov_model, seed=seed, **size))[0])
+        # measured 37-40 dB: differences of a level or two (the quality guard on 28 scenes
+        # is in test_shortcuts.py)
+        assert _psnr(a, b) >= 32
+    assert ov_model.compiled.unet.calls == 3 * 12  # every step of every picture on OpenVINO
+
+
+@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+def test_each_family_converts_once_and_loads_from_the_cache(arch, tiny_models, tmp_path):
+    source = inspect_model(tiny_models[arch]["single"])
+    options = LoadOptions(
+        device="cpu",
+        backend="openvino",
+        cache_dir=tmp_path,
+        config_dir=tiny_models[arch]["config"],
+    )
+    first = load_model(source, options)
+    assert first.compiled.converted_s is not None
+    files = sorted(p.name for p in first.compiled.folder.iterdir())
+    assert files == [
+        "sfumato.json",
+        "unet.bin",
+        "unet.xml",
+        "vae_decoder.bin",
+        "vae_decoder.xml",
+    ]
+    again = load_model(source, options)
+    assert again.compiled.converted_s is None and again.compiled.folder == first.compiled.folder
+
+    plain = load_model(source, LoadOptions(device="cpu", config_dir=tiny_models[arch]["config"]))
+    # guidance, several pictures and a size other than the conversion's: shapes are open
+    fields = {"width": 96, "height": 64, "steps": 3, "batch_size": 2, "guidance": 5.0}
+    a = generate(plain, _settings(plain, **fields))
+    b = generate(again, _settings(again, **fields))
+    for x, y in zip(a, b, strict=True):
+        assert x.size == (96, 64)
+        assert _psnr(np.asarray(x), np.asarray(y)) >= 30
+
+
+def test_a_changed_model_file_is_converted_again(tiny_models, tmp_path):
+    single = tmp_path / "model.safetensors"
+    single.write_bytes(tiny_models["sd15"]["single"].read_bytes())
+    options = LoadOptions(
+        device="cpu",
+        backend="openvino",
+        cache_dir=tmp_path,
+        config_dir=tiny_models["sd15"]["config"],
+    )
+    before = load_model(inspect_model(single), options).compiled.folder
+    single.touch()  # a replaced file: new modification time
+    after = load_model(inspect_model(single), options).compiled
+    assert after.converted_s is not None and after.folder != before
+
+
+def test_loras_and_deep_cache_run_on_pytorchs_weights(demo_pair):
+    torch_model, ov_model = demo_pair
+    lora = [LoraSpec(LORA, "demo-white-background", 0.9)]
+    calls = ov_model.compiled.unet.calls
+    with_lora = generate(ov_model, _settings(ov_model), loras=lora)[0]
+    assert ov_model.compiled.unet.calls == calls  # OpenVINO's network has no LoRA in it
+    same = generate(torch_model, _settings(torch_model), loras=lora)[0]
+    assert np.array_equal(np.asarray(with_lora), np.asarray(same))
+    generate(ov_model, _settings(ov_model, deep_cache=2))
+    assert ov_model.compiled.unet.calls == calls
+    # and the next plain request is on OpenVINO again
+    generate(ov_model, _settings(ov_model))
+    assert ov_model.compiled.unet.calls == calls + 12
+
+
+def test_guidance_cutoff_image_to_image_and_inpainting_run_on_openvino(demo_pair):
+    torch_model, ov_model = demo_pair
+    for fields in ({"guidance_cutoff": 0.5}, {"strength": 0.6}, {"strength": 1.0}):
+        inputs, picture, mask = None, Image.new("RGB", (64, 64), "yellow"), None
+        if fields.get("strength") == 1.0:
+            mask = Image.new("L", (64, 64), 0)
+            mask.paste(255, (16, 16, 48, 48))
+        if "strength" in fields:
+            inputs = prepare(picture, mask, 64, 64)
+            fields |= {"init_image": picture, "mask_image": mask}
+        pictures = []
+        for model in (torch_model, ov_model):
+            pictures.append(np.asarray(generate(model, _settings(model, **fields), inputs)[0]))
+        assert _psnr(*pictures) >= 30, fields
+
+
+def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, tmp_path):
+    source = describe_model(tiny_models["sd15"]["folder"])
+    options = LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path)
+    cache = ModelCache()
+    model = cache.get(source, options)
+    assert isinstance(model.compiled, Compiled) and model.compiled.bytes > 0
+    assert cache.used_bytes == loaded_bytes(model) > loaded_bytes(load_model(source, device="cpu"))
+
+
+def test_wrong_backends_are_refused_with_a_sentence(monkeypatch):
+    with pytest.raises(InvalidRequest, match="Use one of: torch, openvino"):
+        check_backend("tensorrt", torch.device("cpu"))
+    with pytest.raises(InvalidRequest, match="runs on the CPU, not cuda"):
+        check_backend("openvino", torch.device("cuda"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "openvino" else real(name)
+    )
+    with pytest.raises(InvalidRequest, match=r"pip install 'sfumato\[openvino\]'"):
+        check_backend("openvino", torch.device("cpu"))

@@ -22,12 +22,13 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -47,15 +48,19 @@ class Case:
     steps: int
     guidance: float
     sampler: str  # sfumato's sampler id; plain diffusers gets the same scheduler
-    shortcuts: tuple[str, ...]  # the sfumato paths measured (SHORTCUTS)
+    sfumato: tuple[str, ...]  # the sfumato paths measured (SFUMATO)
 
 
-# sfumato paths: the engine as users run it, and its opt-in shortcuts (engine/shortcuts.py)
-SHORTCUTS = {
-    "sfumato": {},
-    "sfumato + guidance cutoff 0.5": {"guidance_cutoff": 0.5},
-    "sfumato + DeepCache 2": {"deep_cache": 2},
-    "sfumato + both": {"guidance_cutoff": 0.5, "deep_cache": 2},
+# sfumato paths: the engine as users run it, its OpenVINO backend and its opt-in shortcuts
+# (engine/openvino_backend.py, engine/shortcuts.py): name -> (load options, request fields)
+OPENVINO = {"backend": "openvino"}
+SFUMATO = {
+    "sfumato": ({}, {}),
+    "sfumato + guidance cutoff 0.5": ({}, {"guidance_cutoff": 0.5}),
+    "sfumato + DeepCache 2": ({}, {"deep_cache": 2}),
+    "sfumato + both": ({}, {"guidance_cutoff": 0.5, "deep_cache": 2}),
+    "sfumato OpenVINO": (OPENVINO, {}),
+    "sfumato OpenVINO + guidance cutoff 0.5": (OPENVINO, {"guidance_cutoff": 0.5}),
 }
 QUICK = [
     Case(
@@ -66,11 +71,11 @@ QUICK = [
         4,
         7.5,
         "dpmpp_2m",
-        ("sfumato", "sfumato + both"),
+        ("sfumato", "sfumato + both", "sfumato OpenVINO"),
     ),
 ]
 FULL = [
-    Case("SD 1.5, 512 px, 8 steps", "sd15", "sd15", 512, 8, 7.5, "dpmpp_2m", tuple(SHORTCUTS)),
+    Case("SD 1.5, 512 px, 8 steps", "sd15", "sd15", 512, 8, 7.5, "dpmpp_2m", tuple(SFUMATO)),
     # Lightning runs without guidance: nothing to cut; a picture takes minutes on 2 cores
     Case(
         "SDXL-Lightning, 1024 px, 4 steps",
@@ -80,7 +85,7 @@ FULL = [
         4,
         1.0,
         "euler",
-        ("sfumato", "sfumato + DeepCache 2"),
+        ("sfumato", "sfumato + DeepCache 2", "sfumato OpenVINO"),
     ),
 ]
 
@@ -95,7 +100,7 @@ def paths_for(case: Case, peers: bool) -> list[str]:
         paths.append("diffusers bf16")
     if peers and case.architecture == "sd15":
         paths.append("OpenVINO (peer)")
-    return paths + list(case.shortcuts)
+    return paths + list(case.sfumato)
 
 
 # --- one measurement, in its own process ------------------------------------------------------
@@ -134,7 +139,7 @@ def build_random_model(case: Case, folder: Path) -> None:
         pipe = StableDiffusionPipeline(
             **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )
-    pipe.save_pretrained(folder)
+    pipe.to(torch.float16).save_pretrained(folder)  # as published checkpoints are
 
 
 class StageTimer:
@@ -214,6 +219,19 @@ def _openvino_peer(pipe, case: Case) -> None:
     pipe.vae.decoder.forward = lambda z, *a, **k: torch.from_numpy(decoder([z.numpy()])[0])
 
 
+def convert(case: Case, folder: Path) -> dict:
+    """The one-time conversion for the OpenVINO backend: its time and memory."""
+    from sfumato.catalog.cards import describe_model
+    from sfumato.engine.loader import load_model
+
+    source = describe_model(folder, family_hint=case.family)
+    model = load_model(source, device="cpu", backend="openvino", cache_dir=folder.parent / "cache")
+    return {
+        "seconds": model.compiled.converted_s,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30,
+    }
+
+
 def measure(case: Case, path: str, folder: Path) -> dict:
     from diffusers import DiffusionPipeline
 
@@ -227,7 +245,9 @@ def measure(case: Case, path: str, folder: Path) -> dict:
     started = time.perf_counter()
     if path.startswith("sfumato"):
         source = describe_model(folder, family_hint=case.family)
-        model = load_model(source, device="cpu")
+        model = load_model(
+            source, device="cpu", cache_dir=folder.parent / "cache", **SFUMATO[path][0]
+        )
         pipe = model.pipe
     else:
         dtype = torch.bfloat16 if path == "diffusers bf16" else torch.float32
@@ -251,7 +271,7 @@ def measure(case: Case, path: str, folder: Path) -> dict:
             guidance=case.guidance,
             sampler=case.sampler,
             seed=0,
-            **SHORTCUTS[path],
+            **SFUMATO[path][1],
         )
         generate(model, resolve(request, source.family)[0])
     else:
@@ -295,13 +315,25 @@ def _child(*args: str) -> str:
     return done.stdout
 
 
-def run(cases: list[Case], rounds: int, peers: bool, work: Path) -> dict:
+def run(cases: list[Case], rounds: int, peers: bool, work: Path) -> tuple[dict, dict]:
     results: dict = {}
+    conversions: dict = {}
     for case in cases:
         folder = work / case.architecture
         if not (folder / "model_index.json").is_file():
             print(f"building a random-weight {case.architecture} model in {folder}", flush=True)
             _child("--build", json.dumps(asdict(case)), str(folder))
+        if any(SFUMATO[p][0] == OPENVINO for p in case.sfumato):
+            # once per model, before the rounds: every OpenVINO path then loads from the cache
+            shutil.rmtree(folder.parent / "cache", ignore_errors=True)
+            try:
+                out = _child("--convert", json.dumps(asdict(case)), str(folder))
+                conversions[case.name] = json.loads(out.strip().splitlines()[-1])
+            except ChildFailed as e:  # e.g. out of memory: the other paths still run
+                print(f"  OpenVINO conversion failed, its paths left out: {e}", flush=True)
+                case = replace(
+                    case, sfumato=tuple(p for p in case.sfumato if SFUMATO[p][0] != OPENVINO)
+                )
         runs: dict[str, list[dict]] = {path: [] for path in paths_for(case, peers)}
         for round_ in range(rounds):
             for path in list(runs):
@@ -326,23 +358,29 @@ def run(cases: list[Case], rounds: int, peers: bool, work: Path) -> dict:
             }
             for path, rs in runs.items()
         }
-    return results
+    return results, conversions
 
 
-def report(results: dict) -> str:
+def report(results: dict, conversions: dict) -> str:
     lines = []
     for case, paths in results.items():
         base = paths[BASELINE]
         lines += [
             f"\n{case}",
-            f"{'path':32} {'text':>6} {'UNet call':>10} {'VAE':>7} {'picture':>9} "
+            f"{'path':40} {'text':>6} {'UNet call':>10} {'VAE':>7} {'picture':>9} "
             f"{'speed-up':>9} {'peak RAM':>9}  dtype",
         ]
         for path, r in paths.items():
             lines.append(
-                f"{path:32} {r['text_s']:5.2f}s {r['unet_call_s']:9.2f}s {r['vae_s']:6.2f}s "
+                f"{path:40} {r['text_s']:5.2f}s {r['unet_call_s']:9.2f}s {r['vae_s']:6.2f}s "
                 f"{r['picture_s']:8.1f}s {base['picture_s'] / r['picture_s']:8.2f}x "
                 f"{r['peak_rss_gb']:6.1f} GiB  {r['dtype']}"
+            )
+        if case in conversions:
+            c = conversions[case]
+            lines.append(
+                f"(OpenVINO conversion, once per model: {c['seconds']:.0f} s, "
+                f"peak {c['peak_rss_gb']:.1f} GiB)"
             )
     return "\n".join(lines)
 
@@ -374,6 +412,15 @@ def chart(results: dict, path: Path) -> None:
     image.save(path)
 
 
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="SD 1.5 at 192 px, one round.")
@@ -389,19 +436,25 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work_dir or Path(temporary)
-        results = run(cases, rounds, args.peers, work)
+        results, conversions = run(cases, rounds, args.peers, work)
     minutes = (time.perf_counter() - started) / 60
+    from sfumato.engine.device import cpu_has_native_bf16
+
     header = (
-        f"{platform.processor() or platform.machine()} · {os.cpu_count()} cores · torch "
+        f"{cpu_name()} · {os.cpu_count()} cores · native bf16: "
+        f"{'yes' if cpu_has_native_bf16() else 'no'} · torch "
         f"{torch.__version__} · {torch.get_num_threads()} threads · {rounds} round(s), "
         f"medians · {minutes:.1f} min\nRandom weights: compute and memory are the real "
         "models', the pictures are noise."
     )
-    print(header + report(results))
+    print(header + report(results, conversions))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "engine_speed_quick" if args.quick else "engine_speed"
     (args.out / f"{stem}.json").write_text(
-        json.dumps({"machine": header, "results": results}, indent=2) + "\n"
+        json.dumps(
+            {"machine": header, "results": results, "openvino_conversion": conversions}, indent=2
+        )
+        + "\n"
     )
     chart(results, args.out / f"{stem}.png")
 
@@ -409,6 +462,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--build":
         build_random_model(Case(**json.loads(sys.argv[2])), Path(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--convert":
+        print(json.dumps(convert(Case(**json.loads(sys.argv[2])), Path(sys.argv[3]))))
     elif len(sys.argv) > 1 and sys.argv[1] == "--measure":
         result = measure(Case(**json.loads(sys.argv[2])), sys.argv[3], Path(sys.argv[4]))
         print(json.dumps(result))

@@ -82,7 +82,9 @@ def serve(
         import uvicorn
 
         from sfumato.api.app import create_app
+        from sfumato.engine.device import pick_device
         from sfumato.engine.loader import LoadOptions
+        from sfumato.engine.openvino_backend import check_backend
         from sfumato.errors import InvalidRequest
         from sfumato.studio import Studio, StudioConfig
 
@@ -93,6 +95,8 @@ def serve(
                 "(sfumato users add)."
             )
         _check_port_free(host, port)
+        # a backend that cannot run is said now, not at the first job
+        check_backend(backend, pick_device(device))
         config = StudioConfig(
             data_dir=data_dir,
             database_url=database_url,

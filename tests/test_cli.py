@@ -56,6 +56,20 @@ def test_the_only_installed_model_is_used_and_pictures_are_numbered(installed):
     assert "(seed 42)" in first.output and "00000-42.png" in first.output
 
 
+def test_the_openvino_backend_converts_once_into_the_data_folder(installed, tmp_path):
+    first = run("generate", "a red circle", *FAST, "--seed", "3", "--backend", "openvino")
+    assert first.exit_code == 0, first.output
+    (unet,) = (installed.cache / "openvino").glob("*/unet.xml")
+    converted = unet.stat().st_mtime_ns
+    again = run("generate", "a red circle", *FAST, "--seed", "3", "--backend", "openvino")
+    assert again.exit_code == 0, again.output
+    assert unet.stat().st_mtime_ns == converted  # read from the cache, not converted again
+    pictures = sorted(installed.outputs.rglob("*.png"))
+    assert len(pictures) == 2 and Image.open(pictures[0]).size == (64, 64)
+    # the same settings on the same backend give the same pixels
+    assert Image.open(pictures[0]).tobytes() == Image.open(pictures[1]).tobytes()
+
+
 def test_same_command_same_seed_same_pixels(installed, tmp_path):
     for name in ("a.png", "b.png"):
         assert (

@@ -56,3 +56,8 @@ def test_users_keys_and_settings_from_the_command_line(tmp_path):
 def test_personal_mode_only_listens_on_this_machine(tmp_path):
     refused = run("serve", "--personal", "--host", "0.0.0.0", "--data-dir", str(tmp_path))
     assert refused.exit_code == 1 and "without a login" in refused.output
+
+
+def test_a_backend_that_cannot_run_is_refused_before_serving(tmp_path):
+    refused = run("serve", "--backend", "tensorrt", "--data-dir", str(tmp_path))
+    assert refused.exit_code == 1 and "Use one of: torch, openvino" in refused.output

@@ -79,13 +79,26 @@ def test_a_shortcut_keeps_the_pictures_close_to_the_full_path(
     assert any(d < 60 for d in distances), f"{label} changed nothing: not applied?"
 
 
-def test_bf16_pictures_match_fp32(full_path):
-    bf16 = load_model(describe_model(demo.WEIGHTS), device="cpu", dtype="bf16")
-    assert bf16.pipe.unet.dtype.is_floating_point and str(bf16.pipe.unet.dtype) == "torch.bfloat16"
-    pictures = _pictures(bf16)
+@pytest.mark.parametrize(
+    "options, min_right, min_psnr",
+    [
+        # bf16: 28 and 27 right on two CPUs, median 49 dB (differences of a level or two)
+        ({"dtype": "bf16"}, 26, 40),
+        # OpenVINO (bf16 inside where the CPU has it): 26 right, median 49 dB; the scenes it
+        # misses are borderline ones a level or two tips over
+        ({"backend": "openvino"}, 25, 40),
+    ],
+    ids=["bf16", "OpenVINO"],
+)
+def test_a_faster_dense_path_draws_what_fp32_draws(
+    options, min_right, min_psnr, full_path, tmp_path
+):
+    model = load_model(describe_model(demo.WEIGHTS), device="cpu", cache_dir=tmp_path, **options)
+    pictures = _pictures(model)
     distances = [_psnr(a, b) for a, b in zip(full_path, pictures, strict=True)]
-    assert _right(pictures) >= 27
-    assert np.median(distances) >= 40  # 49 dB measured: differences of a level or two
+    assert _right(pictures) >= min_right
+    assert np.median(distances) >= min_psnr
+    assert any(d < 60 for d in distances), "nothing changed: was the path taken?"
 
 
 def _count_calls(module) -> list[int]:

@@ -22,6 +22,7 @@ from sfumato.engine.images import ImageInputs
 from sfumato.engine.images import prepare as prepare_images
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.engine.loras import LoraSpec
+from sfumato.engine.openvino_backend import can_run
 from sfumato.engine.request import (
     GenerationRequest,
     GenerationSettings,
@@ -132,9 +133,15 @@ class GenerationJob:
                 "family": self.source.family.id,
                 "hash": self.model_hash,
                 "lightning": lightning.name if lightning else None,
+                "backend": self.backend(settings),
             },
         }
         return settings, format_parameters(settings, self.source.name, self.model_hash), data
+
+    def backend(self, settings: GenerationSettings) -> str:
+        """What ran the picture's UNet: pictures differ a little from one backend to another."""
+        compiled = self.model is not None and self.model.compiled is not None
+        return "openvino" if compiled and can_run(settings, self.loras) else "torch"
 
     def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
         """Generate and save to ``outputs``; returns (path, seed) per picture."""

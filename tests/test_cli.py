@@ -66,8 +66,14 @@ def test_the_openvino_backend_converts_once_into_the_data_folder(installed, tmp_
     assert unet.stat().st_mtime_ns == converted  # read from the cache, not converted again
     pictures = sorted(installed.outputs.rglob("*.png"))
     assert len(pictures) == 2 and Image.open(pictures[0]).size == (64, 64)
-    # the same settings on the same backend give the same pixels
+    # the same settings on the same backend give the same pixels, and the picture says which
     assert Image.open(pictures[0]).tobytes() == Image.open(pictures[1]).tobytes()
+    assert read_sfumato_data(pictures[0])["model"]["backend"] == "openvino"
+    plain = run("generate", "a red circle", *FAST, "--seed", "3", "-o", str(tmp_path / "t.png"))
+    assert (
+        plain.exit_code == 0
+        and read_sfumato_data(tmp_path / "t.png")["model"]["backend"] == "torch"
+    )
 
 
 def test_same_command_same_seed_same_pixels(installed, tmp_path):

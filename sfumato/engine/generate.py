@@ -15,7 +15,7 @@ from sfumato.engine.families import get_family
 from sfumato.engine.images import ImageInputs, keep_outside_mask
 from sfumato.engine.loader import LoadedModel
 from sfumato.engine.loras import LoraSpec, applied
-from sfumato.engine.openvino_backend import running
+from sfumato.engine.openvino_backend import can_run, running
 from sfumato.engine.preview import LatentPreview
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.request import IMAGE_TO_IMAGE, TEXT_TO_IMAGE, GenerationSettings
@@ -117,8 +117,7 @@ def generate(
             pipeline._interrupt = True  # diffusers' own "stop after this step" flag
         return tensors
 
-    # LoRAs and DeepCache change the network: those requests run on PyTorch's weights
-    compiled = model.compiled if not loras and settings.deep_cache <= 1 else None
+    compiled = model.compiled if can_run(settings, loras) else None
     try:
         with (
             applied(pipe, loras or []),

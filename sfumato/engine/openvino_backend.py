@@ -185,6 +185,12 @@ def compile_model(pipe, source_path: Path, cache: Path, lightning: Path | None =
     )
 
 
+def can_run(settings, loras) -> bool:
+    """Whether the converted network can run a request: LoRAs and DeepCache change the
+    network, so those run on PyTorch's weights."""
+    return not loras and settings.deep_cache <= 1
+
+
 @contextlib.contextmanager
 def running(compiled: Compiled | None, pipe):
     """Within the block, ``pipe``'s UNet and VAE decoder calls run on ``compiled`` (None:

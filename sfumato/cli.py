@@ -337,7 +337,10 @@ def generate(
             + (f" · DeepCache {s.deep_cache}" if s.deep_cache > 1 else ""),
             highlight=False,
         )
-        with err.status("Loading the model..."):
+        loading = "Loading the model"
+        if backend == "openvino":
+            loading += " (converted for OpenVINO at its first load: up to a minute)"
+        with err.status(f"{loading}..."):
             job.load()
         with Progress(
             TextColumn("Generating"),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from sfumato.errors import InvalidRequest
+from sfumato.errors import InvalidRequest, UnsupportedModel
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torch", "openvino")
@@ -44,8 +44,10 @@ class Compiled:
 
     @property
     def bytes(self) -> int:
-        """Memory their weights take (as large as the saved weights)."""
-        return sum(p.stat().st_size for p in self.folder.glob("*.bin"))
+        """Memory their weights take: saved in fp16, held in the precision they compute in
+        (bf16 where the CPU has it, else f32: twice the size)."""
+        element = self.unet.get_property("INFERENCE_PRECISION_HINT").get_size()
+        return sum(p.stat().st_size for p in self.folder.glob("*.bin")) * element // 2
 
 
 def check_backend(backend: str | None, device: torch.device) -> str:
@@ -163,18 +165,23 @@ def compile_model(pipe, source_path: Path, cache: Path, lightning: Path | None =
     folder = cache / "openvino" / cache_key(pipe, source_path, lightning)
     converted_s = None
     if not (folder / "sfumato.json").is_file():
-        log.info(
-            "Converting %s for OpenVINO (once per model; minutes for a full-size one)",
-            source_path.name,
-        )
+        log.info("Converting %s for OpenVINO (once per model)", source_path.name)
         started = time.perf_counter()
         folder.parent.mkdir(parents=True, exist_ok=True)
         # written aside and moved in whole: a crash mid-way leaves no half-converted model
-        with tempfile.TemporaryDirectory(dir=folder.parent) as partial:
-            _convert(pipe, Path(partial))
-            shutil.rmtree(folder, ignore_errors=True)
-            Path(partial).rename(folder)
-            Path(partial).mkdir()  # for TemporaryDirectory's own clean-up
+        partial = Path(tempfile.mkdtemp(dir=folder.parent))
+        try:
+            _convert(pipe, partial)
+        except Exception as e:
+            raise UnsupportedModel(
+                f"Could not convert {source_path.name} for OpenVINO "
+                f"({str(e).splitlines()[0][:300]}); run it with --backend torch."
+            ) from None
+        finally:
+            if not (partial / "sfumato.json").is_file():
+                shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
         converted_s = time.perf_counter() - started
     core = ov.Core()
     return Compiled(

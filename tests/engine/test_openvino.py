@@ -18,7 +18,7 @@ from sfumato.engine.loader import LoadOptions, load_model
 from sfumato.engine.loras import LoraSpec
 from sfumato.engine.openvino_backend import Compiled, check_backend
 from sfumato.engine.request import GenerationRequest, resolve
-from sfumato.errors import InvalidRequest
+from sfumato.errors import InvalidRequest, UnsupportedModel
 from tests.engine.test_shortcuts import _psnr
 
 LORA = demo.WEIGHTS.parents[2] / "tests" / "data" / "demo-white-background.safetensors"
@@ -108,6 +108,24 @@ def test_a_changed_model_file_is_converted_again(tiny_models, tmp_path):
     single.touch()  # a replaced file: new modification time
     after = load_model(inspect_model(single), options).compiled
     assert after.converted_s is not None and after.folder != before
+
+
+def test_a_conversion_that_fails_says_so_and_leaves_nothing_half_written(
+    tiny_models, tmp_path, monkeypatch
+):
+    import openvino
+
+    real_save = openvino.save_model
+
+    def disk_full(model, path, *args, **kwargs):
+        real_save(model, path, *args, **kwargs)  # the UNet's files are written, then:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(openvino, "save_model", disk_full)
+    options = LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path)
+    with pytest.raises(UnsupportedModel, match="No space left on device.*--backend torch"):
+        load_model(describe_model(tiny_models["sd15"]["folder"]), options)
+    assert list((tmp_path / "openvino").iterdir()) == []
 
 
 def test_loras_and_deep_cache_run_on_pytorchs_weights(demo_pair):

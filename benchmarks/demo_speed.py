@@ -1,8 +1,9 @@
 """Seconds per picture of the bundled demo model at its default settings, on this machine.
 
 Times sfumato's engine path (`generate`: sampler set-up, CPU seeds, callbacks) against a plain
-diffusers call on the same loaded pipeline, alternating the two so that a noisy, shared machine
-affects both alike, and prints medians and their ratio.
+diffusers call on the same loaded pipeline, and (when OpenVINO is installed) the engine with
+``--backend openvino``, taking turns so that a noisy, shared machine affects all alike, and
+prints medians and their ratio to the plain call.
 
     python benchmarks/demo_speed.py [--runs 30]
 """
@@ -10,14 +11,18 @@ affects both alike, and prints medians and their ratio.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from sfumato import demo
 from sfumato.demo.evaluate import load
 from sfumato.engine.generate import generate
+from sfumato.engine.loader import load_model
 from sfumato.engine.request import GenerationRequest, resolve
 
 PROMPT = "a small red circle at the top on a blue background"
@@ -27,6 +32,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as cache:
+        run(args.runs, Path(cache))
+
+
+def run(runs: int, cache: Path) -> None:
     model = load(demo.WEIGHTS)
     settings, _ = resolve(
         GenerationRequest(PROMPT, seed=0), model.source.family, model.source.effective_defaults
@@ -46,23 +56,27 @@ def main() -> None:
             generator=torch.Generator().manual_seed(0),
         )
 
-    timings: dict[str, list[float]] = {"sfumato engine": [], "plain diffusers call": []}
-    engine(), plain()  # warm-up: first calls allocate and pick kernels
-    for _ in range(args.runs):
-        for name, run in (("sfumato engine", engine), ("plain diffusers call", plain)):
+    paths = {"sfumato engine": engine, "plain diffusers call": plain}
+    if importlib.util.find_spec("openvino") is not None:
+        converted = load_model(model.source, device="cpu", backend="openvino", cache_dir=cache)
+        paths["sfumato engine, OpenVINO"] = lambda: generate(converted, settings)
+    timings: dict[str, list[float]] = {name: [] for name in paths}
+    for path in paths.values():
+        path()  # warm-up: first calls allocate and pick kernels
+    for _ in range(runs):
+        for name, path in paths.items():
             start = time.perf_counter()
-            run()
+            path()
             timings[name].append(time.perf_counter() - start)
     print(
         f"demo model, {settings.width}x{settings.height}, {settings.steps} steps "
         f"{settings.sampler}, guidance {settings.guidance:g}, {torch.get_num_threads()} "
-        f"threads, {args.runs} runs each, alternating"
+        f"threads, {runs} runs each, by turns"
     )
     medians = {name: statistics.median(t) for name, t in timings.items()}
+    plain_s = medians["plain diffusers call"]
     for name, median in medians.items():
-        print(f"  {name:<22} median {median:.3f} s/picture")
-    ratio = medians["sfumato engine"] / medians["plain diffusers call"]
-    print(f"  engine / plain ratio   {ratio:.2f}")
+        print(f"  {name:<26} median {median:.3f} s/picture, {median / plain_s:.2f}x the plain call")
 
 
 if __name__ == "__main__":

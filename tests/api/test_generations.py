@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image
 
 from sfumato.demo.analyze import analyze
+from sfumato.engine.loader import LoadOptions
+from sfumato.metadata.files import read_sfumato_data
 from sfumato.metadata.read import read_info_bytes
 
 
@@ -59,6 +61,20 @@ def test_the_speed_shortcuts_are_kept_with_the_job_and_written_into_the_picture(
     plain = server.generate(seed=3)
     assert plain["settings"]["guidance_cutoff"] == 1 and plain["settings"]["deep_cache"] == 1
     assert server.get(plain["images"][0]["url"]).content != picture
+
+
+def test_a_server_on_openvino_converts_into_its_data_folder_and_says_so(make_server, tmp_path):
+    server = make_server(load=LoadOptions(backend="openvino"))
+    job = server.generate(seed=4)
+    assert job["status"] == "succeeded", job
+    assert list((server.studio.data.cache / "openvino").glob("*/unet.xml"))
+    backends = []
+    for done in (job, server.generate(seed=4, deep_cache=2)):  # DeepCache: on PyTorch
+        path = tmp_path / f"{done['id']}.png"
+        path.write_bytes(server.get(done["images"][0]["url"]).content)
+        backends.append(read_sfumato_data(path)["model"]["backend"])
+        assert analyze(Image.open(path)).colour == "red"
+    assert backends == ["openvino", "torch"]
 
 
 def test_preferences_fill_what_the_request_leaves_out(server):

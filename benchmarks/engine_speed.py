@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -160,36 +161,26 @@ class StageTimer:
         module.register_forward_hook(lambda *_: into.append(time.perf_counter() - started.pop()))
 
 
-def _openvino_peer(pipe, case: Case) -> None:
-    """Plain diffusers with its UNet and VAE decoder converted to OpenVINO at this shape,
-    compiled in bf16 where the CPU has it (OpenVINO's own default), else fp32."""
-    import openvino as ov
-    from openvino.tools.ovc import telemetry_stub, telemetry_utils
+def _openvino_peer(pipe, case: Case) -> SimpleNamespace:
+    """Plain diffusers' UNet and VAE decoder converted to OpenVINO at this one shape (as
+    optimum-intel exports them), compiled in bf16 where the CPU has it (OpenVINO's own
+    default), else fp32."""
+    from sfumato.engine.openvino_backend import Float32Decoder, Float32Unet, converter
 
-    telemetry_utils.tm = telemetry_stub  # the converter would report usage over the network
+    ov = converter()
     core = ov.Core()
     latent = case.size // 8
     batch = 2 if case.guidance > 1 else 1
-    tokens, width = 77, pipe.text_encoder.config.hidden_size
-
-    class Unet(torch.nn.Module):
-        def __init__(self, unet):
-            super().__init__()
-            self.unet = unet
-
-        def forward(self, sample, timestep, encoder_hidden_states):
-            return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
-
     example = (
         torch.randn(batch, 4, latent, latent),
         torch.tensor(1.0),
-        torch.randn(batch, tokens, width),
+        torch.randn(batch, 77, pipe.text_encoder.config.hidden_size),
     )
     started = time.perf_counter()
     with torch.no_grad():
         unet = core.compile_model(
             ov.convert_model(
-                Unet(pipe.unet),
+                Float32Unet(pipe.unet, sdxl=False),
                 example_input=example,
                 input=[ov.PartialShape(list(x.shape)) for x in example],
             ),
@@ -197,26 +188,14 @@ def _openvino_peer(pipe, case: Case) -> None:
         )
         decoder = core.compile_model(
             ov.convert_model(
-                pipe.vae.decoder,
+                Float32Decoder(pipe.vae.decoder),
                 example_input=torch.randn(1, 4, latent, latent),
                 input=[ov.PartialShape([1, 4, latent, latent])],
             ),
             "CPU",
         )
     print(f"OpenVINO conversion {time.perf_counter() - started:.0f} s", file=sys.stderr)
-
-    def unet_forward(sample, timestep, encoder_hidden_states, *args, **kwargs):
-        out = unet(
-            [
-                sample.numpy(),
-                torch.as_tensor(timestep, dtype=torch.float32).numpy(),
-                encoder_hidden_states.numpy(),
-            ]
-        )[0]
-        return (torch.from_numpy(out),)
-
-    pipe.unet.forward = unet_forward
-    pipe.vae.decoder.forward = lambda z, *a, **k: torch.from_numpy(decoder([z.numpy()])[0])
+    return SimpleNamespace(unet=unet, decoder=decoder)
 
 
 def convert(case: Case, folder: Path) -> dict:
@@ -239,9 +218,11 @@ def measure(case: Case, path: str, folder: Path) -> dict:
     from sfumato.engine.families import get_family
     from sfumato.engine.generate import generate
     from sfumato.engine.loader import load_model
+    from sfumato.engine.openvino_backend import running
     from sfumato.engine.request import GenerationRequest, resolve
     from sfumato.engine.samplers import get_sampler
 
+    peer = None  # the OpenVINO peer's compiled parts
     started = time.perf_counter()
     if path.startswith("sfumato"):
         source = describe_model(folder, family_hint=case.family)
@@ -257,7 +238,7 @@ def measure(case: Case, path: str, folder: Path) -> dict:
             dict(pipe.scheduler.config), get_family(case.family).scheduler_overrides
         )
         if path == "OpenVINO (peer)":
-            _openvino_peer(pipe, case)
+            peer = _openvino_peer(pipe, case)
     load_s = time.perf_counter() - started
     timer = StageTimer(pipe)
     started = time.perf_counter()
@@ -275,7 +256,7 @@ def measure(case: Case, path: str, folder: Path) -> dict:
         )
         generate(model, resolve(request, source.family)[0])
     else:
-        with torch.inference_mode():
+        with torch.inference_mode(), running(peer, pipe):
             pipe(
                 PROMPT,
                 negative_prompt=NEGATIVE if case.guidance > 1 else None,

@@ -64,7 +64,7 @@ class GenerationJob:
     ) -> GenerationJob:
         """Check everything that can be checked before the (slow) model load."""
         data = DataDir.resolve(data_dir)
-        load = replace(load or LoadOptions(), cache_dir=(load and load.cache_dir) or data.cache)
+        load = (load or LoadOptions()).cached_in(data.cache)
         folders = data.model_dirs(models_dirs)
         # the catalog is scanned once, and only if a name has to be looked up
         scan = functools.cache(lambda: Catalog.scan(folders))

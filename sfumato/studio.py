@@ -53,9 +53,7 @@ class Studio:
     def __init__(self, config: StudioConfig):
         self.data = DataDir.resolve(config.data_dir)
         # converted models (--backend openvino) are kept with the server's other data
-        self.config = config = replace(
-            config, load=replace(config.load, cache_dir=config.load.cache_dir or self.data.cache)
-        )
+        self.config = config = replace(config, load=config.load.cached_in(self.data.cache))
         self.db = Database(database_url(self.data.root, config.database_url))
         self.files = LocalFiles(self.data.root / "library")
         self.events = EventBus()

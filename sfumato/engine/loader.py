@@ -7,7 +7,7 @@ configs that ship with sfumato (or a folder the user gives), so no load ever rea
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -54,6 +54,10 @@ class LoadOptions:
     lightning: Path | None = None  # a Lightning UNet or LoRA to run an SDXL model with
     backend: str | None = None  # None or "torch"; "openvino": UNet and VAE decoder on OpenVINO
     cache_dir: Path | None = None  # where converted forms are kept (the data folder's cache)
+
+    def cached_in(self, folder: Path) -> LoadOptions:
+        """These options, converted forms kept in ``folder`` unless they name their own."""
+        return replace(self, cache_dir=self.cache_dir or folder)
 
 
 @dataclass

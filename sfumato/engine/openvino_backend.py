@@ -67,7 +67,7 @@ def check_backend(backend: str | None, device: torch.device) -> str:
     return backend
 
 
-class _Unet(torch.nn.Module):
+class Float32Unet(torch.nn.Module):
     """The UNet with plain float32 tensors in and out, whatever the weights' dtype."""
 
     def __init__(self, unet, sdxl: bool):
@@ -91,7 +91,9 @@ class _Unet(torch.nn.Module):
         return out.float()
 
 
-class _Decoder(torch.nn.Module):
+class Float32Decoder(torch.nn.Module):
+    """The VAE decoder with plain float32 tensors in and out."""
+
     def __init__(self, decoder):
         super().__init__()
         self.decoder = decoder
@@ -115,12 +117,18 @@ def cache_key(pipe, source_path: Path, lightning: Path | None) -> str:
     return hashlib.sha256("\n".join(described).encode()).hexdigest()[:20]
 
 
-def _convert(pipe, folder: Path) -> None:
+def converter():
+    """The ``openvino`` module, its model converter's usage reports switched off: it would send
+    them over the network, and sfumato is offline."""
     import openvino as ov
     from openvino.tools.ovc import telemetry_stub, telemetry_utils
 
-    # the converter reports usage over the network unless told otherwise: sfumato is offline
     telemetry_utils.tm = telemetry_stub
+    return ov
+
+
+def _convert(pipe, folder: Path) -> None:
+    ov = converter()
     unet = pipe.unet
     sdxl = unet.config.addition_embed_type == "text_time"
     channels, width = unet.config.in_channels, unet.config.cross_attention_dim
@@ -142,14 +150,14 @@ def _convert(pipe, folder: Path) -> None:
         # the trace fixes Python-side shape checks; the shapes that matter stay open
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         converted = ov.convert_model(
-            _Unet(unet, sdxl),
+            Float32Unet(unet, sdxl),
             example_input=tuple(example),
             input=[ov.PartialShape(s) for s in shapes],
         )
         ov.save_model(converted, folder / "unet.xml")
         del converted
         converted = ov.convert_model(
-            _Decoder(pipe.vae.decoder),
+            Float32Decoder(pipe.vae.decoder),
             example_input=torch.randn(1, decoder_channels, 16, 16),
             input=[ov.PartialShape([-1, decoder_channels, -1, -1])],
         )
@@ -200,8 +208,9 @@ def can_run(settings, loras) -> bool:
 
 @contextlib.contextmanager
 def running(compiled: Compiled | None, pipe):
-    """Within the block, ``pipe``'s UNet and VAE decoder calls run on ``compiled`` (None:
-    nothing changes)."""
+    """Within the block, ``pipe``'s UNet and VAE decoder calls run on ``compiled`` (anything
+    with a compiled ``unet`` and ``decoder`` of the ``Float32*`` wrappers; None: nothing
+    changes)."""
     if compiled is None:
         yield
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from PIL import Image
 from sfumato.engine.conditioning import encode_prompts
 from sfumato.engine.families import get_family
 from sfumato.engine.images import ImageInputs, keep_outside_mask
-from sfumato.engine.loader import LoadedModel
+from sfumato.engine.loader import LoadedModel, pytorch_unet
 from sfumato.engine.loras import LoraSpec, applied
 from sfumato.engine.openvino_backend import can_run, running
 from sfumato.engine.preview import LatentPreview
@@ -120,6 +121,7 @@ def generate(
     compiled = model.compiled if can_run(settings, loras) else None
     try:
         with (
+            pytorch_unet(model) if compiled is None else contextlib.nullcontext(),
             applied(pipe, loras or []),
             deep_cache(pipe, settings.deep_cache),
             running(compiled, pipe),

@@ -6,6 +6,9 @@ configs that ship with sfumato (or a folder the user gives), so no load ever rea
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +19,7 @@ from diffusers import (
     StableDiffusionPipeline,
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
+    UNet2DConditionModel,
 )
 from diffusers.utils import logging as diffusers_logging
 from safetensors import SafetensorError, safe_open
@@ -25,7 +29,13 @@ from transformers.utils import logging as transformers_logging
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.device import pick_device, pick_dtype
-from sfumato.engine.openvino_backend import Compiled, check_backend, compile_model
+from sfumato.engine.openvino_backend import (
+    Compiled,
+    check_backend,
+    compile_model,
+    converted_folder,
+    is_converted,
+)
 from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer
 from sfumato.errors import UnsupportedModel
 
@@ -67,6 +77,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     scheduler_config: dict  # the model's own scheduler config: each sampler starts from it
+    options: LoadOptions = field(default_factory=LoadOptions)
     compiled: Compiled | None = None  # its UNet and VAE decoder on OpenVINO (--backend openvino)
     # image-to-image and inpainting pipelines made from this one's components (no copies)
     variants: dict = field(default_factory=dict)
@@ -82,12 +93,13 @@ def _tokenizers(architecture: str, config_dir: Path | None) -> dict:
     return tokenizers
 
 
-def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None):
+def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None, **components):
     architecture = source.family.architecture
     cls = PIPELINES[architecture, source.inpainting]
     extra = (
         {"safety_checker": None, "requires_safety_checker": False} if architecture == "sd15" else {}
     )
+    extra |= components  # given, not read from the file
     if source.layout == "diffusers":
         return cls.from_pretrained(
             source.path,
@@ -105,6 +117,29 @@ def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None)
         **_tokenizers(architecture, config_dir),
         **extra,
     )
+
+
+def _unet_from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None):
+    if source.layout == "diffusers":
+        return UNet2DConditionModel.from_pretrained(
+            source.path, subfolder="unet", dtype=dtype, local_files_only=True
+        )
+    config = config_dir or source.family.config_dir_for(source.inpainting)
+    return UNet2DConditionModel.from_single_file(
+        str(source.path), config=str(config), subfolder="unet", dtype=dtype, local_files_only=True
+    )
+
+
+def _empty_unet(source: ModelSource, dtype: torch.dtype, config_dir: Path | None):
+    """The model's UNet without weights (on the meta device): the architecture alone."""
+    folder = (
+        source.path
+        if source.layout == "diffusers"
+        else (config_dir or source.family.config_dir_for(source.inpainting))
+    )
+    with torch.device("meta"):
+        config = UNet2DConditionModel.load_config(folder, subfolder="unet")
+        return UNet2DConditionModel.from_config(config).to(dtype)
 
 
 def apply_lightning(pipe, path: Path) -> None:
@@ -142,21 +177,72 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         raise UnsupportedModel(
             f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."
         )
+    folder = None  # the OpenVINO backend's converted form
+    if backend == "openvino":
+        cache = options.cache_dir or DataDir.resolve().cache
+        folder = converted_folder(cache, source.path, options.lightning, torch_dtype)
+    # converted already: PyTorch's UNet is not read at all (it is read when a request needs it)
+    components = (
+        {"unet": _empty_unet(source, torch_dtype, config_dir)}
+        if (folder and is_converted(folder))
+        else {}
+    )
     try:
-        pipe = _from_disk(source, torch_dtype, config_dir)
+        pipe = _from_disk(source, torch_dtype, config_dir, **components)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise UnsupportedModel(
             f"Could not load {source.name} as a {source.family.label} model: "
             f"{str(e).splitlines()[0][:300]}"
         ) from None
-    if options.lightning is not None:
+    if options.lightning is not None and not components:
         apply_lightning(pipe, Path(options.lightning))
-    pipe.to(torch_device)
     pipe.set_progress_bar_config(disable=True)
     compiled = None
-    if backend == "openvino":
-        cache = options.cache_dir or DataDir.resolve().cache
-        compiled = compile_model(pipe, source.path, cache, options.lightning)
+    if folder is None:
+        pipe.to(torch_device)
+    else:  # loaded on the CPU, where OpenVINO runs
+        compiled = compile_model(pipe, folder, source.path.name)
+        _let_go(pipe.unet)  # OpenVINO holds its own copy; PyTorch's is read again when needed
     return LoadedModel(
-        source, pipe, torch_device, torch_dtype, dict(pipe.scheduler.config), compiled=compiled
+        source,
+        pipe,
+        torch_device,
+        torch_dtype,
+        dict(pipe.scheduler.config),
+        options=options,
+        compiled=compiled,
     )
+
+
+@contextlib.contextmanager
+def pytorch_unet(model: LoadedModel):
+    """PyTorch's UNet weights, present for the block.
+
+    A model on OpenVINO lets go of them once converted (they would double its memory); a
+    request the converted network cannot run (LoRAs, DeepCache) reads them from disk again
+    for its duration, and they are let go after it.
+    """
+    unet = model.pipe.unet
+    if unet.device.type != "meta":
+        yield
+        return
+    log.info("Reading %s's UNet for PyTorch", model.source.name)
+    unet.load_state_dict(
+        _unet_from_disk(model.source, model.dtype, model.options.config_dir).state_dict(),
+        assign=True,  # the module stays the one every pipeline of this model holds
+    )
+    try:
+        if model.options.lightning is not None:
+            apply_lightning(model.pipe, Path(model.options.lightning))
+        yield
+    finally:
+        _let_go(unet)
+
+
+def _let_go(module: torch.nn.Module) -> None:
+    """Free ``module``'s weights, keeping its structure (its tensors on the meta device)."""
+    module.to("meta")
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        # glibc keeps large freed blocks for the process; give them back to the system
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

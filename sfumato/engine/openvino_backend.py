@@ -6,9 +6,10 @@ parts are converted once per model from the weights sfumato loaded, with the bat
 length and the picture size left open, saved in the data folder's cache and compiled from
 there at every later load (seconds, not minutes).
 
-Requests the converted network cannot run as asked (LoRAs, DeepCache, which change the
-network) run on PyTorch's copy of the weights, which stays loaded; so does everything else the
-pipeline does (text encoders, samplers, the VAE encoder of image-to-image).
+Once converted, PyTorch's copy of the UNet is let go (``loader.py``): requests the converted
+network cannot run as asked (LoRAs, DeepCache, which change the network) read it from disk
+again for their duration. Everything else the pipeline does stays on PyTorch (text encoders,
+samplers, the VAE encoder of image-to-image).
 """
 
 from __future__ import annotations
@@ -103,18 +104,25 @@ class Float32Decoder(torch.nn.Module):
         return self.decoder(latents.to(dtype)).float()
 
 
-def cache_key(pipe, source_path: Path, lightning: Path | None) -> str:
-    """What the converted form depends on: the weights (by file and modification time), the
-    dtype they were loaded in, and the converter's version."""
+def converted_folder(
+    cache: Path, source_path: Path, lightning: Path | None, dtype: torch.dtype
+) -> Path:
+    """Where a model's converted form lies in ``cache``. It depends on the weights (by file
+    and modification time), the dtype they are loaded in and the converter's version."""
     import openvino as ov
 
     parts = [source_path, lightning] if lightning else [source_path]
-    described = [str(ov.__version__), str(pipe.unet.dtype)]
+    described = [str(ov.__version__), str(dtype)]
     for path in parts:
         path = Path(path).resolve()
         stat = path.stat()
         described += [str(path), str(stat.st_mtime_ns), str(stat.st_size)]
-    return hashlib.sha256("\n".join(described).encode()).hexdigest()[:20]
+    key = hashlib.sha256("\n".join(described).encode()).hexdigest()[:20]
+    return cache / "openvino" / key
+
+
+def is_converted(folder: Path) -> bool:
+    return (folder / "sfumato.json").is_file()  # written last
 
 
 def converter():
@@ -165,32 +173,39 @@ def _convert(pipe, folder: Path) -> None:
     (folder / "sfumato.json").write_text(json.dumps({"sdxl": sdxl, "openvino": ov.__version__}))
 
 
-def compile_model(pipe, source_path: Path, cache: Path, lightning: Path | None = None) -> Compiled:
-    """``pipe``'s UNet and VAE decoder compiled by OpenVINO, converted first if ``cache``
-    does not hold them yet."""
-    import openvino as ov
+def _convert_into(pipe, folder: Path, name: str) -> None:
+    # written aside and moved in whole: a crash mid-way leaves no half-converted model
+    partial = Path(tempfile.mkdtemp(dir=folder.parent))
+    try:
+        _convert(pipe, partial)
+    except Exception as e:
+        raise UnsupportedModel(
+            f"Could not convert {name} for OpenVINO "
+            f"({str(e).splitlines()[0][:300]}); run it with --backend torch."
+        ) from None
+    finally:
+        if not (partial / "sfumato.json").is_file():
+            shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)  # what a crash before the rename left
+    partial.rename(folder)
 
-    folder = cache / "openvino" / cache_key(pipe, source_path, lightning)
+
+def compile_model(pipe, folder: Path, name: str) -> Compiled:
+    """The UNet and VAE decoder converted into ``folder`` (from ``pipe``'s, unless done
+    already), compiled for the CPU."""
+    import openvino as ov
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
     converted_s = None
-    if not (folder / "sfumato.json").is_file():
-        log.info("Converting %s for OpenVINO (once per model)", source_path.name)
-        started = time.perf_counter()
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        # written aside and moved in whole: a crash mid-way leaves no half-converted model
-        partial = Path(tempfile.mkdtemp(dir=folder.parent))
-        try:
-            _convert(pipe, partial)
-        except Exception as e:
-            raise UnsupportedModel(
-                f"Could not convert {source_path.name} for OpenVINO "
-                f"({str(e).splitlines()[0][:300]}); run it with --backend torch."
-            ) from None
-        finally:
-            if not (partial / "sfumato.json").is_file():
-                shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-        converted_s = time.perf_counter() - started
+    # a second process (or server) loading the same model waits for this one's conversion
+    # and reads it, rather than converting too and replacing the folder under the first
+    with FileLock(folder.with_name(folder.name + ".lock")):
+        if not is_converted(folder):
+            log.info("Converting %s for OpenVINO (once per model)", name)
+            started = time.perf_counter()
+            _convert_into(pipe, folder, name)
+            converted_s = time.perf_counter() - started
     core = ov.Core()
     return Compiled(
         core.compile_model(folder / "unet.xml", "CPU"),

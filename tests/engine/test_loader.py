@@ -98,7 +98,7 @@ def test_lightning_unet_file_replaces_the_sdxl_unet(tiny_models, loaded, tmp_pat
     assert not np.array_equal(image, _one_image(loaded["sdxl"]))
 
 
-def test_lightning_lora_is_fused_into_the_unet(tiny_models, loaded, tmp_path):
+def _lightning_lora_file(path):
     unet = tiny_sdxl().unet
     unet.add_adapter(
         LoraConfig(
@@ -108,9 +108,12 @@ def test_lightning_lora_is_fused_into_the_unet(tiny_models, loaded, tmp_path):
             target_modules=["to_q", "to_k", "to_v", "to_out.0"],
         )
     )
-    lora = {f"unet.{k}": v for k, v in get_peft_model_state_dict(unet).items()}
+    save_file({f"unet.{k}": v for k, v in get_peft_model_state_dict(unet).items()}, path)
+
+
+def test_lightning_lora_is_fused_into_the_unet(tiny_models, loaded, tmp_path):
     file = tmp_path / "sdxl_lightning_8step_lora.safetensors"
-    save_file(lora, file)
+    _lightning_lora_file(file)
     source = inspect_model(tiny_models["sdxl"]["single"], lightning=file)
     assert source.effective_defaults.steps == 8
     model = load_model(source, config_dir=tiny_models["sdxl"]["config"], lightning=file)

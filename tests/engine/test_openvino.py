@@ -2,6 +2,12 @@
 converted once and read from the cache after, and PyTorch's weights for what it cannot run."""
 
 import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from subprocess import PIPE
 
 import numpy as np
 import pytest
@@ -19,6 +25,7 @@ from sfumato.engine.loras import LoraSpec
 from sfumato.engine.openvino_backend import Compiled, check_backend
 from sfumato.engine.request import GenerationRequest, resolve
 from sfumato.errors import InvalidRequest, UnsupportedModel
+from tests.engine.test_loader import _lightning_lora_file, _lightning_unet_file
 from tests.engine.test_shortcuts import _psnr
 
 LORA = demo.WEIGHTS.parents[2] / "tests" / "data" / "demo-white-background.safetensors"
@@ -125,22 +132,81 @@ def test_a_conversion_that_fails_says_so_and_leaves_nothing_half_written(
     options = LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path)
     with pytest.raises(UnsupportedModel, match="No space left on device.*--backend torch"):
         load_model(describe_model(tiny_models["sd15"]["folder"]), options)
-    assert list((tmp_path / "openvino").iterdir()) == []
+    assert [p.name for p in (tmp_path / "openvino").iterdir() if p.suffix != ".lock"] == []
+
+
+LOAD = """
+import json, sys
+from pathlib import Path
+from sfumato.catalog.cards import describe_model
+from sfumato.engine.loader import LoadOptions, load_model
+options = LoadOptions(device="cpu", backend="openvino", cache_dir=Path(sys.argv[2]))
+model = load_model(describe_model(Path(sys.argv[1])), options)
+print(json.dumps([model.compiled.converted_s is not None, str(model.compiled.folder)]))
+"""
+
+
+def test_two_processes_loading_at_once_convert_once(tiny_models, tmp_path):
+    # two processes (say, two servers on one data folder): one converts, the other waits for
+    # it and reads its result instead of converting too and replacing the folder under it
+    model = str(tiny_models["sd15"]["folder"])
+    loads = [
+        subprocess.Popen([sys.executable, "-c", LOAD, model, str(tmp_path)], stdout=PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [json.loads(load.communicate()[0].splitlines()[-1]) for load in loads]
+    assert sorted(converted for converted, _ in results) == [False, True]
+    assert results[0][1] == results[1][1]
+    assert (
+        load_model(
+            describe_model(Path(model)),
+            LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path),
+        ).compiled.converted_s
+        is None
+    )
+
+
+def _holds_pytorch_unet(model) -> bool:
+    return any(p.device.type != "meta" for p in model.pipe.unet.parameters())
 
 
 def test_loras_and_deep_cache_run_on_pytorchs_weights(demo_pair):
     torch_model, ov_model = demo_pair
+    # converted, PyTorch's UNet is let go: it would double the model's memory
+    assert not _holds_pytorch_unet(ov_model) and _holds_pytorch_unet(torch_model)
     lora = [LoraSpec(LORA, "demo-white-background", 0.9)]
     calls = ov_model.compiled.unet.calls
     with_lora = generate(ov_model, _settings(ov_model), loras=lora)[0]
     assert ov_model.compiled.unet.calls == calls  # OpenVINO's network has no LoRA in it
     same = generate(torch_model, _settings(torch_model), loras=lora)[0]
+    # its weights were read from disk again for the request, exactly as loaded
     assert np.array_equal(np.asarray(with_lora), np.asarray(same))
-    generate(ov_model, _settings(ov_model, deep_cache=2))
+    assert not _holds_pytorch_unet(ov_model)  # and let go after it
+    deep = generate(ov_model, _settings(ov_model, deep_cache=2))[0]
     assert ov_model.compiled.unet.calls == calls
+    same = generate(torch_model, _settings(torch_model, deep_cache=2))[0]
+    assert np.array_equal(np.asarray(deep), np.asarray(same))
     # and the next plain request is on OpenVINO again
     generate(ov_model, _settings(ov_model))
     assert ov_model.compiled.unet.calls == calls + 12
+
+
+@pytest.mark.parametrize("kind", ["unet", "lora"])
+def test_a_lightning_model_reads_its_lightning_unet_again_for_pytorch(kind, tiny_models, tmp_path):
+    file = tmp_path / f"sdxl_lightning_4step_{kind}.safetensors"
+    (_lightning_unet_file if kind == "unet" else _lightning_lora_file)(file)
+    source = inspect_model(tiny_models["sdxl"]["single"], lightning=file)
+    options = LoadOptions(device="cpu", config_dir=tiny_models["sdxl"]["config"], lightning=file)
+    on_torch = load_model(source, options)
+    on_openvino = load_model(source, replace(options, backend="openvino", cache_dir=tmp_path))
+    assert not _holds_pytorch_unet(on_openvino)
+    pictures = [
+        np.asarray(generate(model, _settings(model, deep_cache=2, width=64, height=64))[0])
+        for model in (on_torch, on_openvino)
+    ]
+    # the SDXL UNet from the single file, then the Lightning UNet or LoRA on it, as at load
+    assert np.array_equal(*pictures)
+    assert not _holds_pytorch_unet(on_openvino)
 
 
 def test_guidance_cutoff_image_to_image_and_inpainting_run_on_openvino(demo_pair):

@@ -4,14 +4,15 @@ diffusers and for sfumato's engine with and without its speed-ups, measured in o
     python benchmarks/engine_speed.py --quick   # SD 1.5 at 192 px, 4 steps: 2-3 minutes
     python benchmarks/engine_speed.py           # SD 1.5 at 512 px, 8 steps, and
                                                 # SDXL-Lightning at 1024 px, 4 steps
-    python benchmarks/engine_speed.py --peers   # adds OpenVINO, if installed, as a peer
+    python benchmarks/engine_speed.py --peers   # adds OpenVINO's own fixed-shape pipeline
 
 The weights are random, made from the real architectures' configs: the compute and memory are
 those of the real models, the pictures are noise. Each path runs in a process of its own (its
 peak memory is its own), the paths take turns round after round, and the figures are medians
 with their ratio to plain diffusers in fp32. Per stage: text encoding, one UNet call (one
 step; with guidance it carries the prompt and the negative prompt), VAE decode, whole picture.
-It writes a JSON file and a chart (PNG) of the whole-picture times.
+Memory: the peak resident set, and the peak private memory (the part that is not pages of
+mapped weight files). It writes a JSON file and a chart (PNG) of the whole-picture times.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -52,16 +54,20 @@ class Case:
     sfumato: tuple[str, ...]  # the sfumato paths measured (SFUMATO)
 
 
-# sfumato paths: the engine as users run it, its OpenVINO backend and its opt-in shortcuts
-# (engine/openvino_backend.py, engine/shortcuts.py): name -> (load options, request fields)
+# sfumato paths: the engine as users run it (on the CPU by default on OpenVINO), on PyTorch, and
+# with its opt-in shortcuts (engine/openvino_backend.py, engine/shortcuts.py):
+# name -> (load options, request fields)
 OPENVINO = {"backend": "openvino"}
+PYTORCH = {"backend": "torch"}
 SFUMATO = {
-    "sfumato": ({}, {}),
-    "sfumato + guidance cutoff 0.5": ({}, {"guidance_cutoff": 0.5}),
-    "sfumato + DeepCache 2": ({}, {"deep_cache": 2}),
-    "sfumato + both": ({}, {"guidance_cutoff": 0.5, "deep_cache": 2}),
-    "sfumato OpenVINO": (OPENVINO, {}),
+    "sfumato PyTorch": (PYTORCH, {}),
+    "sfumato PyTorch + guidance cutoff 0.5": (PYTORCH, {"guidance_cutoff": 0.5}),
+    "sfumato PyTorch + DeepCache 2": (PYTORCH, {"deep_cache": 2}),
+    "sfumato PyTorch + both": (PYTORCH, {"guidance_cutoff": 0.5, "deep_cache": 2}),
+    "sfumato OpenVINO (default)": (OPENVINO, {}),
     "sfumato OpenVINO + guidance cutoff 0.5": (OPENVINO, {"guidance_cutoff": 0.5}),
+    # DeepCache runs on PyTorch: the default backend reads PyTorch's UNet for it first
+    "sfumato OpenVINO (default) + DeepCache 2": (OPENVINO, {"deep_cache": 2}),
 }
 QUICK = [
     Case(
@@ -72,7 +78,7 @@ QUICK = [
         4,
         7.5,
         "dpmpp_2m",
-        ("sfumato", "sfumato + both", "sfumato OpenVINO"),
+        ("sfumato PyTorch", "sfumato PyTorch + both", "sfumato OpenVINO (default)"),
     ),
 ]
 FULL = [
@@ -86,7 +92,12 @@ FULL = [
         4,
         1.0,
         "euler",
-        ("sfumato", "sfumato + DeepCache 2", "sfumato OpenVINO"),
+        (
+            "sfumato PyTorch",
+            "sfumato PyTorch + DeepCache 2",
+            "sfumato OpenVINO (default)",
+            "sfumato OpenVINO (default) + DeepCache 2",
+        ),
     ),
 ]
 
@@ -141,6 +152,24 @@ def build_random_model(case: Case, folder: Path) -> None:
             **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )
     pipe.to(torch.float16).save_pretrained(folder)  # as published checkpoints are
+
+
+class PrivatePeak:
+    """The highest private memory (RssAnon: the process's own, not pages of files it maps)
+    seen every 20 ms, on Linux. Peak RSS also counts the pages of weight files read through
+    mmap, which the system takes back when it needs memory."""
+
+    def __init__(self):
+        self.gb = 0.0
+        if Path("/proc/self/status").is_file():
+            threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    self.gb = max(self.gb, int(line.split()[1]) / 2**20)
+            time.sleep(0.02)
 
 
 class StageTimer:
@@ -223,6 +252,7 @@ def measure(case: Case, path: str, folder: Path) -> dict:
     from sfumato.engine.samplers import get_sampler
 
     peer = None  # the OpenVINO peer's compiled parts
+    private = PrivatePeak()
     started = time.perf_counter()
     if path.startswith("sfumato"):
         source = describe_model(folder, family_hint=case.family)
@@ -276,6 +306,7 @@ def measure(case: Case, path: str, folder: Path) -> dict:
         "vae_s": sum(timer.times["vae"]),
         "picture_s": picture_s,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30,
+        "peak_private_gb": private.gb,
         "dtype": str(pipe.text_encoder.dtype).removeprefix("torch."),
     }
 
@@ -349,13 +380,13 @@ def report(results: dict, conversions: dict) -> str:
         lines += [
             f"\n{case}",
             f"{'path':40} {'text':>6} {'UNet call':>10} {'VAE':>7} {'picture':>9} "
-            f"{'speed-up':>9} {'peak RAM':>9}  dtype",
+            f"{'speed-up':>9} {'peak RAM':>9} {'private':>8}  dtype",
         ]
         for path, r in paths.items():
             lines.append(
                 f"{path:40} {r['text_s']:5.2f}s {r['unet_call_s']:9.2f}s {r['vae_s']:6.2f}s "
                 f"{r['picture_s']:8.1f}s {base['picture_s'] / r['picture_s']:8.2f}x "
-                f"{r['peak_rss_gb']:6.1f} GiB  {r['dtype']}"
+                f"{r['peak_rss_gb']:6.1f} GiB {r['peak_private_gb']:4.1f} GiB  {r['dtype']}"
             )
         if case in conversions:
             c = conversions[case]

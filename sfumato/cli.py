@@ -255,14 +255,15 @@ def generate(
         ),
     ] = "auto",
     backend: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--backend",
-            help="torch, or openvino: the UNet and VAE decoder on OpenVINO, faster on the CPU "
-            "(pip install 'sfumato[openvino]'; the model is converted once, then cached).",
+            help="auto (OpenVINO on the CPU, else torch), torch or openvino: OpenVINO runs the "
+            "UNet and VAE decoder faster on the CPU (the model is converted once, then "
+            "cached). Default: SFUMATO_BACKEND, else auto.",
             rich_help_panel="Model loading",
         ),
-    ] = "torch",
+    ] = None,
     preview_every: Annotated[
         int,
         typer.Option(
@@ -284,8 +285,10 @@ def generate(
     with user_errors():
         from PIL import Image
 
+        from sfumato.engine.device import pick_device
         from sfumato.engine.images import read_picture
         from sfumato.engine.loader import LoadOptions
+        from sfumato.engine.openvino_backend import check_backend
         from sfumato.engine.request import GenerationRequest
         from sfumato.generation import GenerationJob
 
@@ -338,7 +341,7 @@ def generate(
             highlight=False,
         )
         loading = "Loading the model"
-        if backend == "openvino":
+        if check_backend(backend, pick_device(device)) == "openvino":
             loading += " (converted for OpenVINO at its first load: up to a minute)"
         with err.status(f"{loading}..."):
             job.load()

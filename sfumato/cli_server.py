@@ -51,12 +51,13 @@ def serve(
         str | None, typer.Option(help="auto, fp32, fp16 or bf16. Default: fp16 on GPUs.")
     ] = None,
     backend: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="torch, or openvino: the UNet and VAE decoder on OpenVINO, faster on the CPU "
-            "(pip install 'sfumato[openvino]'; each model is converted once, then cached)."
+            help="auto (OpenVINO on the CPU, else torch), torch or openvino: OpenVINO runs the "
+            "UNet and VAE decoder faster on the CPU (each model is converted once, then "
+            "cached). Default: SFUMATO_BACKEND, else auto."
         ),
-    ] = "torch",
+    ] = None,
     max_loaded_models: Annotated[
         int | None,
         typer.Option(

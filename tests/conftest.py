@@ -25,6 +25,15 @@ def _own_data_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SFUMATO_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
+@pytest.fixture(autouse=True)
+def _pytorch_backend(monkeypatch):
+    """The suite runs on PyTorch (SFUMATO_BACKEND=torch), unless a test names OpenVINO or
+    clears the variable (tests/engine/test_openvino.py, the CLI's and the server's OpenVINO
+    tests): the CPU's default backend would convert every test's models again, in every
+    test's own data folder, and double the suite's time."""
+    monkeypatch.setenv("SFUMATO_BACKEND", "torch")
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, dict[str, Path]]:
     """For each family: a diffusers folder, a single file, and a config-only folder."""

@@ -25,12 +25,18 @@ def test_the_quick_engine_benchmark_measures_every_path(tmp_path):
     assert "Random weights" in done.stdout  # it says the pictures are noise
     written = json.loads((tmp_path / "engine_speed_quick.json").read_text())
     (case,) = written["results"].values()
-    assert {"diffusers fp32", "sfumato", "sfumato + both", "sfumato OpenVINO"} <= set(case)
+    assert {
+        "diffusers fp32",
+        "sfumato PyTorch",
+        "sfumato PyTorch + both",
+        "sfumato OpenVINO (default)",
+    } <= set(case)
     for path, figures in case.items():
         assert 0 < figures["unet_call_s"] < figures["picture_s"], path
         assert 0 < figures["vae_s"] < figures["picture_s"], path
         # the full-size model: its 860 M UNet parameters alone take 3.2 GiB in fp32, 1.6 in bf16
         assert figures["peak_rss_gb"] > (3.2 if figures["dtype"] == "float32" else 1.6), path
+        assert 0 < figures["peak_private_gb"] <= figures["peak_rss_gb"], path
     (conversion,) = written["openvino_conversion"].values()
     assert conversion["seconds"] > 0 and conversion["peak_rss_gb"] > 1.6
     with Image.open(tmp_path / "engine_speed_quick.png") as chart:

@@ -56,8 +56,11 @@ def test_the_only_installed_model_is_used_and_pictures_are_numbered(installed):
     assert "(seed 42)" in first.output and "00000-42.png" in first.output
 
 
-def test_the_openvino_backend_converts_once_into_the_data_folder(installed, tmp_path):
-    first = run("generate", "a red circle", *FAST, "--seed", "3", "--backend", "openvino")
+def test_the_cpus_default_backend_is_openvino_converted_once_into_the_data_folder(
+    installed, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("SFUMATO_BACKEND")  # as a user has it: the default, auto
+    first = run("generate", "a red circle", *FAST, "--seed", "3")
     assert first.exit_code == 0, first.output
     (unet,) = (installed.cache / "openvino").glob("*/unet.xml")
     converted = unet.stat().st_mtime_ns
@@ -69,11 +72,11 @@ def test_the_openvino_backend_converts_once_into_the_data_folder(installed, tmp_
     # the same settings on the same backend give the same pixels, and the picture says which
     assert Image.open(pictures[0]).tobytes() == Image.open(pictures[1]).tobytes()
     assert read_sfumato_data(pictures[0])["model"]["backend"] == "openvino"
-    plain = run("generate", "a red circle", *FAST, "--seed", "3", "-o", str(tmp_path / "t.png"))
-    assert (
-        plain.exit_code == 0
-        and read_sfumato_data(tmp_path / "t.png")["model"]["backend"] == "torch"
-    )
+    for how in (["--backend", "torch"], []):
+        monkeypatch.setenv("SFUMATO_BACKEND", "torch")  # the second time from the environment
+        out = tmp_path / f"torch{len(how)}.png"
+        plain = run("generate", "a red circle", *FAST, "--seed", "3", "-o", str(out), *how)
+        assert plain.exit_code == 0 and read_sfumato_data(out)["model"]["backend"] == "torch"
 
 
 def test_same_command_same_seed_same_pixels(installed, tmp_path):

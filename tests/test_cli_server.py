@@ -60,4 +60,4 @@ def test_personal_mode_only_listens_on_this_machine(tmp_path):
 
 def test_a_backend_that_cannot_run_is_refused_before_serving(tmp_path):
     refused = run("serve", "--backend", "tensorrt", "--data-dir", str(tmp_path))
-    assert refused.exit_code == 1 and "Use one of: torch, openvino" in refused.output
+    assert refused.exit_code == 1 and "Use one of: auto, torch, openvino" in refused.output

@@ -97,7 +97,9 @@ def _run(model: LoadedModel, prompt: str, seed: int, **fields) -> tuple[Image.Im
 
 
 def load(folder: Path, device: str | None = "cpu") -> LoadedModel:
-    return load_model(describe_model(folder), device=device)
+    # the model's own quality, on PyTorch; what OpenVINO changes is measured by the quality
+    # guard (tests/engine/test_shortcuts.py)
+    return load_model(describe_model(folder), device=device, backend="torch")
 
 
 def evaluate_model(

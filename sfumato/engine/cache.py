@@ -22,6 +22,7 @@ import torch
 from sfumato.engine.checkpoint import ModelSource, read_header
 from sfumato.engine.device import pick_device, pick_dtype
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
+from sfumato.engine.openvino_backend import check_backend
 from sfumato.errors import OutOfMemory
 
 GB = 1024**3
@@ -52,10 +53,11 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key].model
-            dtype = pick_dtype(pick_device(options.device), options.dtype)
-            need = estimate_bytes(source.path, dtype)
-            if options.backend == "openvino":
-                # its own copy of the UNet and VAE decoder, at most as large as PyTorch's
+            device = pick_device(options.device)
+            need = estimate_bytes(source.path, pick_dtype(device, options.dtype))
+            if check_backend(options.backend, device) == "openvino":
+                # its own copy of the UNet and VAE decoder, and room for PyTorch's UNet, which
+                # requests with LoRAs or DeepCache read again
                 need *= 2
             if self.max_bytes is not None and need > self.max_bytes:
                 raise OutOfMemory(
@@ -104,6 +106,8 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def loaded_bytes(model: LoadedModel) -> int:
+    """Its weights' memory: a model on OpenVINO counts its converted copy and PyTorch's UNet,
+    which it lets go of but reads again for requests with LoRAs or DeepCache."""
     total = 0
     for component in model.pipe.components.values():
         if isinstance(component, torch.nn.Module):

@@ -35,6 +35,7 @@ from sfumato.engine.openvino_backend import (
     compile_model,
     converted_folder,
     is_converted,
+    requested_backend,
 )
 from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer
 from sfumato.errors import UnsupportedModel
@@ -62,7 +63,8 @@ class LoadOptions:
     dtype: str | None = None  # None or "auto": fp16 on GPUs, bf16 or fp32 on the CPU
     config_dir: Path | None = None  # configs for an unusual single-file checkpoint
     lightning: Path | None = None  # a Lightning UNet or LoRA to run an SDXL model with
-    backend: str | None = None  # None or "torch"; "openvino": UNet and VAE decoder on OpenVINO
+    # None or "auto": SFUMATO_BACKEND, else OpenVINO on the CPU (UNet and VAE decoder), else torch
+    backend: str | None = None
     cache_dir: Path | None = None  # where converted forms are kept (the data folder's cache)
 
     def cached_in(self, folder: Path) -> LoadOptions:
@@ -201,8 +203,15 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
     if folder is None:
         pipe.to(torch_device)
     else:  # loaded on the CPU, where OpenVINO runs
-        compiled = compile_model(pipe, folder, source.path.name)
-        _let_go(pipe.unet)  # OpenVINO holds its own copy; PyTorch's is read again when needed
+        try:
+            compiled = compile_model(pipe, folder, source.path.name)
+        except UnsupportedModel as e:
+            if requested_backend(options.backend) == "openvino":
+                raise
+            # chosen by default, not by the user: the model still runs, on PyTorch
+            log.warning("%s Running it on PyTorch.", e)
+        else:
+            _let_go(pipe.unet)  # OpenVINO has its own copy; PyTorch's is read again when needed
     return LoadedModel(
         source,
         pipe,

@@ -1,4 +1,4 @@
-"""OpenVINO as the CPU backend of the UNet and the VAE decoder (opt-in: ``--backend openvino``).
+"""OpenVINO as the CPU backend of the UNet and the VAE decoder (the default on the CPU).
 
 On the CPU, OpenVINO runs the same UNet faster than PyTorch (``benchmarks/RESULTS.md``): it
 fuses the network's layers and, on CPUs with native bf16, computes in bf16 by itself. Both
@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -31,7 +32,8 @@ import torch
 from sfumato.errors import InvalidRequest, UnsupportedModel
 
 log = logging.getLogger(__name__)
-BACKENDS = ("torch", "openvino")
+BACKENDS = ("auto", "torch", "openvino")
+ENV_VAR = "SFUMATO_BACKEND"  # the default of --backend
 
 
 @dataclass
@@ -51,19 +53,28 @@ class Compiled:
         return sum(p.stat().st_size for p in self.folder.glob("*.bin")) * element // 2
 
 
+def requested_backend(backend: str | None) -> str:
+    return backend or os.environ.get(ENV_VAR) or "auto"
+
+
 def check_backend(backend: str | None, device: torch.device) -> str:
-    backend = backend or "torch"
+    """The backend that runs: ``auto`` (the default) is OpenVINO on the CPU, PyTorch on GPUs
+    and where the openvino package is missing."""
+    backend = requested_backend(backend)
     if backend not in BACKENDS:
         raise InvalidRequest(f"Unknown backend '{backend}'. Use one of: {', '.join(BACKENDS)}.")
+    installed = importlib.util.find_spec("openvino") is not None
+    if backend == "auto":
+        return "openvino" if device.type == "cpu" and installed else "torch"
     if backend == "openvino":
         if device.type != "cpu":
             raise InvalidRequest(
                 f"The OpenVINO backend runs on the CPU, not {device.type}: add --device cpu, "
-                "or leave the backend at torch."
+                "or leave the backend at auto."
             )
-        if importlib.util.find_spec("openvino") is None:
+        if not installed:
             raise InvalidRequest(
-                "The OpenVINO backend needs the openvino package: pip install 'sfumato[openvino]'."
+                "The OpenVINO backend needs the openvino package: pip install openvino."
             )
     return backend
 

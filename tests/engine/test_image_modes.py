@@ -56,7 +56,7 @@ def inpainting_model(tmp_path_factory):
     tiny_sd15(in_channels=9).save_pretrained(folder)
     source = inspect_model(folder)
     assert source.inpainting
-    return load_model(source, device="cpu")
+    return load_model(source, device="cpu", backend="torch")
 
 
 def test_a_9_channel_inpainting_model_does_all_three(inpainting_model):

@@ -52,7 +52,7 @@ def demo_pair(tmp_path_factory):
     """The demo model on PyTorch and on OpenVINO (same dtype: the CPU's default)."""
     cache = tmp_path_factory.mktemp("cache")
     source = describe_model(demo.WEIGHTS)
-    torch_model = load_model(source, device="cpu")
+    torch_model = load_model(source, device="cpu", backend="torch")
     ov_model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=cache))
     ov_model.compiled.unet = Counting(ov_model.compiled.unet)
     return torch_model, ov_model
@@ -234,8 +234,43 @@ def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, tmp_path)
     assert cache.used_bytes == loaded_bytes(model) > loaded_bytes(load_model(source, device="cpu"))
 
 
+def test_auto_is_openvino_on_the_cpu_and_pytorch_elsewhere(monkeypatch):
+    monkeypatch.delenv("SFUMATO_BACKEND")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert check_backend(None, cpu) == check_backend("auto", cpu) == "openvino"
+    assert check_backend(None, cuda) == check_backend("auto", torch.device("mps")) == "torch"
+    assert check_backend("torch", cpu) == "torch"
+    monkeypatch.setenv("SFUMATO_BACKEND", "torch")
+    assert check_backend(None, cpu) == "torch" and check_backend("openvino", cpu) == "openvino"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "openvino" else real(name)
+    )
+    assert check_backend("auto", cpu) == "torch"  # without the package
+
+
+def test_a_model_that_will_not_convert_runs_on_pytorch_by_default(
+    tiny_models, tmp_path, monkeypatch, caplog
+):
+    import openvino
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Unsupported operation")
+
+    monkeypatch.setattr(openvino, "convert_model", fails)
+    monkeypatch.delenv("SFUMATO_BACKEND")
+    source = describe_model(tiny_models["sd15"]["folder"])
+    model = load_model(source, device="cpu", cache_dir=tmp_path)  # auto
+    assert model.compiled is None and _holds_pytorch_unet(model)
+    assert "Unsupported operation" in caplog.text and "Running it on PyTorch" in caplog.text
+    assert generate(model, _settings(model, width=64, height=64))[0].size == (64, 64)
+    # asked for by name, it is an error that says what to do
+    with pytest.raises(UnsupportedModel, match="Unsupported operation.*--backend torch"):
+        load_model(source, device="cpu", cache_dir=tmp_path, backend="openvino")
+
+
 def test_wrong_backends_are_refused_with_a_sentence(monkeypatch):
-    with pytest.raises(InvalidRequest, match="Use one of: torch, openvino"):
+    with pytest.raises(InvalidRequest, match="Use one of: auto, torch, openvino"):
         check_backend("tensorrt", torch.device("cpu"))
     with pytest.raises(InvalidRequest, match="runs on the CPU, not cuda"):
         check_backend("openvino", torch.device("cuda"))
@@ -243,5 +278,5 @@ def test_wrong_backends_are_refused_with_a_sentence(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name == "openvino" else real(name)
     )
-    with pytest.raises(InvalidRequest, match=r"pip install 'sfumato\[openvino\]'"):
+    with pytest.raises(InvalidRequest, match="pip install openvino"):
         check_backend("openvino", torch.device("cpu"))

@@ -30,7 +30,7 @@ SCENES = eval_scenes(8)  # 28 scenes spread over colours, shapes and backgrounds
 @pytest.fixture(scope="module")
 def demo_fp32():
     # fp32 whatever the CPU: the reference every faster path is held to
-    return load_model(describe_model(demo.WEIGHTS), device="cpu", dtype="fp32")
+    return load_model(describe_model(demo.WEIGHTS), device="cpu", dtype="fp32", backend="torch")
 
 
 def _settings(model, prompt="a red circle on a blue background", seed=0, **fields):

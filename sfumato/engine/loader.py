@@ -34,6 +34,7 @@ from sfumato.engine.openvino_backend import (
     check_backend,
     compile_model,
     converted_folder,
+    failed_before,
     is_converted,
     requested_backend,
 )
@@ -80,7 +81,7 @@ class LoadedModel:
     dtype: torch.dtype
     scheduler_config: dict  # the model's own scheduler config: each sampler starts from it
     options: LoadOptions = field(default_factory=LoadOptions)
-    compiled: Compiled | None = None  # its UNet and VAE decoder on OpenVINO (--backend openvino)
+    compiled: Compiled | None = None  # its UNet and VAE decoder on OpenVINO (the CPU default)
     # image-to-image and inpainting pipelines made from this one's components (no copies)
     variants: dict = field(default_factory=dict)
 
@@ -183,6 +184,11 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
     if backend == "openvino":
         cache = options.cache_dir or DataDir.resolve().cache
         folder = converted_folder(cache, source.path, options.lightning, torch_dtype)
+        failed = failed_before(folder)
+        if failed and requested_backend(options.backend) == "auto":
+            # chosen by default, not by the user: not tried again at every load
+            log.warning("%s Running it on PyTorch.", failed)
+            folder = None
     # converted already: PyTorch's UNet is not read at all (it is read when a request needs it)
     components = (
         {"unet": _empty_unet(source, torch_dtype, config_dir)}

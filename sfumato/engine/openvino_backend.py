@@ -136,6 +136,17 @@ def is_converted(folder: Path) -> bool:
     return (folder / "sfumato.json").is_file()  # written last
 
 
+def _failure_note(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".failed")
+
+
+def failed_before(folder: Path) -> str | None:
+    """Why this model's conversion failed, if it did (the same file: a replaced one is tried
+    again)."""
+    note = _failure_note(folder)
+    return note.read_text() if note.is_file() else None
+
+
 def converter():
     """The ``openvino`` module, its model converter's usage reports switched off: it would send
     them over the network, and sfumato is offline."""
@@ -190,10 +201,13 @@ def _convert_into(pipe, folder: Path, name: str) -> None:
     try:
         _convert(pipe, partial)
     except Exception as e:
-        raise UnsupportedModel(
+        message = (
             f"Could not convert {name} for OpenVINO "
             f"({str(e).splitlines()[0][:300]}); run it with --backend torch."
-        ) from None
+        )
+        if not isinstance(e, OSError):  # the network itself: it would fail again
+            _failure_note(folder).write_text(message)
+        raise UnsupportedModel(message) from None
     finally:
         if not (partial / "sfumato.json").is_file():
             shutil.rmtree(partial, ignore_errors=True)
@@ -217,6 +231,7 @@ def compile_model(pipe, folder: Path, name: str) -> Compiled:
             started = time.perf_counter()
             _convert_into(pipe, folder, name)
             converted_s = time.perf_counter() - started
+            _failure_note(folder).unlink(missing_ok=True)  # converted when asked by name
     core = ov.Core()
     return Compiled(
         core.compile_model(folder / "unet.xml", "CPU"),

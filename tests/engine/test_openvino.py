@@ -257,6 +257,7 @@ def test_a_model_that_will_not_convert_runs_on_pytorch_by_default(
     def fails(*args, **kwargs):
         raise RuntimeError("Unsupported operation")
 
+    real = openvino.convert_model
     monkeypatch.setattr(openvino, "convert_model", fails)
     monkeypatch.delenv("SFUMATO_BACKEND")
     source = describe_model(tiny_models["sd15"]["folder"])
@@ -264,9 +265,19 @@ def test_a_model_that_will_not_convert_runs_on_pytorch_by_default(
     assert model.compiled is None and _holds_pytorch_unet(model)
     assert "Unsupported operation" in caplog.text and "Running it on PyTorch" in caplog.text
     assert generate(model, _settings(model, width=64, height=64))[0].size == (64, 64)
-    # asked for by name, it is an error that says what to do
+    # the next load does not try again (a failed trace costs time and memory at every load)
+    caplog.clear()
+    monkeypatch.setattr(openvino, "convert_model", lambda *a, **k: pytest.fail("tried again"))
+    again = load_model(source, device="cpu", cache_dir=tmp_path)
+    assert again.compiled is None and "Unsupported operation" in caplog.text
+    # asked for by name, it is tried again, and its failure is an error that says what to do
+    monkeypatch.setattr(openvino, "convert_model", fails)
     with pytest.raises(UnsupportedModel, match="Unsupported operation.*--backend torch"):
         load_model(source, device="cpu", cache_dir=tmp_path, backend="openvino")
+    # once a conversion asked for by name succeeds, the default uses it again
+    monkeypatch.setattr(openvino, "convert_model", real)
+    load_model(source, device="cpu", cache_dir=tmp_path, backend="openvino")
+    assert load_model(source, device="cpu", cache_dir=tmp_path).compiled is not None
 
 
 def test_wrong_backends_are_refused_with_a_sentence(monkeypatch):

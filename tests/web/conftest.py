@@ -24,7 +24,9 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
-    server = Served(data_env(tmp_path_factory.mktemp("web-data")))
+    env = data_env(tmp_path_factory.mktemp("web-data"))
+    env.pop("SFUMATO_BACKEND", None)  # the page meets the server as users run it: its default
+    server = Served(env)
     yield server
     server.stop()
 

@@ -403,7 +403,7 @@ def chart(results: dict, path: Path) -> None:
 
     font = ImageFont.load_default(size=15)
     rows = sum(len(paths) + 2 for paths in results.values())
-    width, label, row = 980, 300, 26
+    width, label, row = 1020, 340, 26
     image = Image.new("RGB", (width, rows * row + 20), "white")
     draw = ImageDraw.Draw(image)
     y = 10

@@ -60,9 +60,13 @@ def requested_backend(backend: str | None) -> str:
 def check_backend(backend: str | None, device: torch.device) -> str:
     """The backend that runs: ``auto`` (the default) is OpenVINO on the CPU, PyTorch on GPUs
     and where the openvino package is missing."""
+    named = backend
     backend = requested_backend(backend)
     if backend not in BACKENDS:
-        raise InvalidRequest(f"Unknown backend '{backend}'. Use one of: {', '.join(BACKENDS)}.")
+        where = "" if named else f" (from {ENV_VAR})"
+        raise InvalidRequest(
+            f"Unknown backend '{backend}'{where}. Use one of: {', '.join(BACKENDS)}."
+        )
     installed = importlib.util.find_spec("openvino") is not None
     if backend == "auto":
         return "openvino" if device.type == "cpu" and installed else "torch"
@@ -205,7 +209,7 @@ def _convert_into(pipe, folder: Path, name: str) -> None:
             f"Could not convert {name} for OpenVINO "
             f"({str(e).splitlines()[0][:300]}); run it with --backend torch."
         )
-        if not isinstance(e, OSError):  # the network itself: it would fail again
+        if not isinstance(e, OSError | MemoryError):  # the network itself: it would fail again
             _failure_note(folder).write_text(message)
         raise UnsupportedModel(message) from None
     finally:

@@ -283,6 +283,9 @@ def test_a_model_that_will_not_convert_runs_on_pytorch_by_default(
 def test_wrong_backends_are_refused_with_a_sentence(monkeypatch):
     with pytest.raises(InvalidRequest, match="Use one of: auto, torch, openvino"):
         check_backend("tensorrt", torch.device("cpu"))
+    monkeypatch.setenv("SFUMATO_BACKEND", "cuda")
+    with pytest.raises(InvalidRequest, match=r"'cuda' \(from SFUMATO_BACKEND\)"):
+        check_backend(None, torch.device("cpu"))
     with pytest.raises(InvalidRequest, match="runs on the CPU, not cuda"):
         check_backend("openvino", torch.device("cuda"))
     real = importlib.util.find_spec

@@ -242,10 +242,19 @@ def pytorch_unet(model: LoadedModel):
         yield
         return
     log.info("Reading %s's UNet for PyTorch", model.source.name)
-    unet.load_state_dict(
-        _unet_from_disk(model.source, model.dtype, model.options.config_dir).state_dict(),
-        assign=True,  # the module stays the one every pipeline of this model holds
-    )
+    path = model.source.path
+    try:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is gone since the model was loaded")
+        weights = _unet_from_disk(model.source, model.dtype, model.options.config_dir)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:  # moved or replaced since
+        raise UnsupportedModel(
+            f"Could not read {path.name} again for a request with LoRAs or DeepCache, "
+            f"which run on PyTorch: {str(e).splitlines()[0][:300]}"
+        ) from None
+    # the module stays the one every pipeline of this model holds
+    unet.load_state_dict(weights.state_dict(), assign=True)
+    del weights
     try:
         if model.options.lightning is not None:
             apply_lightning(model.pipe, Path(model.options.lightning))

@@ -191,6 +191,23 @@ def test_loras_and_deep_cache_run_on_pytorchs_weights(demo_pair):
     assert ov_model.compiled.unet.calls == calls + 12
 
 
+def test_a_model_file_gone_since_loading_is_a_sentence_for_deep_cache(tiny_models, tmp_path):
+    single = tmp_path / "model.safetensors"
+    single.write_bytes(tiny_models["sd15"]["single"].read_bytes())
+    options = LoadOptions(
+        device="cpu",
+        backend="openvino",
+        cache_dir=tmp_path,
+        config_dir=tiny_models["sd15"]["config"],
+    )
+    model = load_model(inspect_model(single), options)
+    single.unlink()
+    with pytest.raises(UnsupportedModel, match="Could not read model.safetensors again"):
+        generate(model, _settings(model, width=64, height=64, deep_cache=2))
+    # plain requests do not need the file
+    assert generate(model, _settings(model, width=64, height=64))[0].size == (64, 64)
+
+
 @pytest.mark.parametrize("kind", ["unet", "lora"])
 def test_a_lightning_model_reads_its_lightning_unet_again_for_pytorch(kind, tiny_models, tmp_path):
     file = tmp_path / f"sdxl_lightning_4step_{kind}.safetensors"

@@ -210,7 +210,7 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         pipe.to(torch_device)
     else:  # loaded on the CPU, where OpenVINO runs
         try:
-            compiled = compile_model(pipe, folder, source.path.name)
+            compiled = compile_model(pipe, folder, source.path, options.lightning)
         except UnsupportedModel as e:
             if requested_backend(options.backend) == "openvino":
                 raise

@@ -161,7 +161,7 @@ def converter():
     return ov
 
 
-def _convert(pipe, folder: Path) -> None:
+def _convert(pipe, folder: Path, made_from: dict) -> None:
     ov = converter()
     unet = pipe.unet
     sdxl = unet.config.addition_embed_type == "text_time"
@@ -196,14 +196,28 @@ def _convert(pipe, folder: Path) -> None:
             input=[ov.PartialShape([-1, decoder_channels, -1, -1])],
         )
         ov.save_model(converted, folder / "vae_decoder.xml")
-    (folder / "sfumato.json").write_text(json.dumps({"sdxl": sdxl, "openvino": ov.__version__}))
+    record = {"sdxl": sdxl, "openvino": ov.__version__, "made_from": made_from}
+    (folder / "sfumato.json").write_text(json.dumps(record))
 
 
-def _convert_into(pipe, folder: Path, name: str) -> None:
+def _drop_replaced(folder: Path, made_from: dict) -> None:
+    """Remove the conversions of earlier versions of the same model file (same path, dtype
+    and Lightning file; another modification time or OpenVINO version): nothing loads them
+    again, and each is gigabytes."""
+    for other in folder.parent.glob("*/sfumato.json"):
+        if other.parent == folder:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(other.read_text()).get("made_from") == made_from:
+                log.info("Removing the conversion of a replaced model file: %s", other.parent)
+                shutil.rmtree(other.parent, ignore_errors=True)
+
+
+def _convert_into(pipe, folder: Path, name: str, made_from: dict) -> None:
     # written aside and moved in whole: a crash mid-way leaves no half-converted model
     partial = Path(tempfile.mkdtemp(dir=folder.parent))
     try:
-        _convert(pipe, partial)
+        _convert(pipe, partial, made_from)
     except Exception as e:
         message = (
             f"Could not convert {name} for OpenVINO "
@@ -219,9 +233,9 @@ def _convert_into(pipe, folder: Path, name: str) -> None:
     partial.rename(folder)
 
 
-def compile_model(pipe, folder: Path, name: str) -> Compiled:
-    """The UNet and VAE decoder converted into ``folder`` (from ``pipe``'s, unless done
-    already), compiled for the CPU."""
+def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None = None) -> Compiled:
+    """The UNet and VAE decoder converted into ``folder`` (from ``pipe``'s, the model read
+    from ``source_path``, unless done already), compiled for the CPU."""
     import openvino as ov
     from filelock import FileLock
 
@@ -231,11 +245,17 @@ def compile_model(pipe, folder: Path, name: str) -> Compiled:
     # and reads it, rather than converting too and replacing the folder under the first
     with FileLock(folder.with_name(folder.name + ".lock")):
         if not is_converted(folder):
-            log.info("Converting %s for OpenVINO (once per model)", name)
+            log.info("Converting %s for OpenVINO (once per model)", source_path.name)
             started = time.perf_counter()
-            _convert_into(pipe, folder, name)
+            made_from = {
+                "model": str(Path(source_path).resolve()),
+                "lightning": str(Path(lightning).resolve()) if lightning else None,
+                "dtype": str(pipe.unet.dtype),
+            }
+            _convert_into(pipe, folder, source_path.name, made_from)
             converted_s = time.perf_counter() - started
             _failure_note(folder).unlink(missing_ok=True)  # converted when asked by name
+            _drop_replaced(folder, made_from)
     core = ov.Core()
     return Compiled(
         core.compile_model(folder / "unet.xml", "CPU"),

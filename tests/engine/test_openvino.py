@@ -111,10 +111,21 @@ def test_a_changed_model_file_is_converted_again(tiny_models, tmp_path):
         cache_dir=tmp_path,
         config_dir=tiny_models["sd15"]["config"],
     )
-    before = load_model(inspect_model(single), options).compiled.folder
+    first = load_model(inspect_model(single), options)
+    before = first.compiled.folder
+    other_dtype = "bf16" if first.dtype == torch.float32 else "fp32"
+    in_other_dtype = load_model(
+        inspect_model(single), replace(options, dtype=other_dtype)
+    ).compiled.folder
     single.touch()  # a replaced file: new modification time
     after = load_model(inspect_model(single), options).compiled
     assert after.converted_s is not None and after.folder != before
+    # the old file's conversion is gone (gigabytes for a real model); another dtype's is kept
+    # until that one is loaded again
+    assert not before.exists() and in_other_dtype.is_dir()
+    assert sorted(p.name for p in (tmp_path / "openvino").iterdir() if p.is_dir()) == sorted(
+        [after.folder.name, in_other_dtype.name]
+    )
 
 
 def test_a_conversion_that_fails_says_so_and_leaves_nothing_half_written(

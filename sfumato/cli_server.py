@@ -97,7 +97,7 @@ def serve(
             )
         _check_port_free(host, port)
         # a backend that cannot run is said now, not at the first job
-        check_backend(backend, pick_device(device))
+        runs_on = check_backend(backend, pick_device(device))
         config = StudioConfig(
             data_dir=data_dir,
             database_url=database_url,
@@ -109,7 +109,8 @@ def serve(
         )
         studio = Studio(config)
         err.print(
-            f"sfumato on http://{host}:{port}  (API docs: /docs; data: {studio.data.root}"
+            f"sfumato on http://{host}:{port}  (API docs: /docs; data: {studio.data.root}; "
+            f"models run on {'OpenVINO' if runs_on == 'openvino' else 'PyTorch'}"
             + ("; personal mode: no login" if personal else "")
             + ")",
             highlight=False,

@@ -102,7 +102,8 @@ def test_each_family_converts_once_and_loads_from_the_cache(arch, tiny_models, t
         assert _psnr(np.asarray(x), np.asarray(y)) >= 30
 
 
-def test_a_changed_model_file_is_converted_again(tiny_models, tmp_path):
+def _own_copy(tiny_models, tmp_path) -> tuple[Path, LoadOptions]:
+    """A copy of the tiny SD 1.5 single file (to touch or remove) and options to convert it."""
     single = tmp_path / "model.safetensors"
     single.write_bytes(tiny_models["sd15"]["single"].read_bytes())
     options = LoadOptions(
@@ -111,6 +112,11 @@ def test_a_changed_model_file_is_converted_again(tiny_models, tmp_path):
         cache_dir=tmp_path,
         config_dir=tiny_models["sd15"]["config"],
     )
+    return single, options
+
+
+def test_a_changed_model_file_is_converted_again(tiny_models, tmp_path):
+    single, options = _own_copy(tiny_models, tmp_path)
     first = load_model(inspect_model(single), options)
     before = first.compiled.folder
     other_dtype = "bf16" if first.dtype == torch.float32 else "fp32"
@@ -203,14 +209,7 @@ def test_loras_and_deep_cache_run_on_pytorchs_weights(demo_pair):
 
 
 def test_a_model_file_gone_since_loading_is_a_sentence_for_deep_cache(tiny_models, tmp_path):
-    single = tmp_path / "model.safetensors"
-    single.write_bytes(tiny_models["sd15"]["single"].read_bytes())
-    options = LoadOptions(
-        device="cpu",
-        backend="openvino",
-        cache_dir=tmp_path,
-        config_dir=tiny_models["sd15"]["config"],
-    )
+    single, options = _own_copy(tiny_models, tmp_path)
     model = load_model(inspect_model(single), options)
     single.unlink()
     with pytest.raises(UnsupportedModel, match="Could not read model.safetensors again"):

@@ -19,19 +19,27 @@ from tests.fixtures.tiny_models import save_config_only, tiny_sd15, tiny_sdxl
 BUILDERS = {"sd15": tiny_sd15, "sdxl": tiny_sdxl}
 
 
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path_factory, monkeypatch):
-    """Each test gets an empty data directory, never the user's."""
-    monkeypatch.setenv("SFUMATO_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+def _test_environment(setenv, data: Path) -> None:
+    """Never the user's data directory. The suite runs on PyTorch (SFUMATO_BACKEND=torch)
+    unless a test names OpenVINO or clears the variable (tests/engine/test_openvino.py, the
+    CLI's and the server's OpenVINO tests, the browser tests' server): the CPU's default
+    backend would convert every test's models again, in every test's own data folder."""
+    setenv("SFUMATO_DATA_DIR", str(data))
+    setenv("SFUMATO_BACKEND", "torch")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_environment(tmp_path_factory):
+    # fixtures made once per module or session are set up before the per-test ones below
+    with pytest.MonkeyPatch.context() as patch:
+        _test_environment(patch.setenv, tmp_path_factory.mktemp("session-data"))
+        yield
 
 
 @pytest.fixture(autouse=True)
-def _pytorch_backend(monkeypatch):
-    """The suite runs on PyTorch (SFUMATO_BACKEND=torch), unless a test names OpenVINO or
-    clears the variable (tests/engine/test_openvino.py, the CLI's and the server's OpenVINO
-    tests): the CPU's default backend would convert every test's models again, in every
-    test's own data folder, and double the suite's time."""
-    monkeypatch.setenv("SFUMATO_BACKEND", "torch")
+def _own_environment(tmp_path_factory, monkeypatch):
+    """Each test gets an empty data directory of its own."""
+    _test_environment(monkeypatch.setenv, tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="session")

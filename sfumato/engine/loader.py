@@ -96,6 +96,11 @@ def _tokenizers(architecture: str, config_dir: Path | None) -> dict:
     return tokenizers
 
 
+def _configs(source: ModelSource, config_dir: Path | None) -> Path:
+    """The diffusers-format folder of configs a single-file checkpoint is read against."""
+    return config_dir or source.family.config_dir_for(source.inpainting)
+
+
 def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None, **components):
     architecture = source.family.architecture
     cls = PIPELINES[architecture, source.inpainting]
@@ -111,10 +116,9 @@ def _from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | None,
             **_tokenizers(architecture, source.path),
             **extra,
         )
-    config = config_dir or source.family.config_dir_for(source.inpainting)
     return cls.from_single_file(
         str(source.path),
-        config=str(config),
+        config=str(_configs(source, config_dir)),
         dtype=dtype,
         local_files_only=True,
         **_tokenizers(architecture, config_dir),
@@ -127,19 +131,18 @@ def _unet_from_disk(source: ModelSource, dtype: torch.dtype, config_dir: Path | 
         return UNet2DConditionModel.from_pretrained(
             source.path, subfolder="unet", dtype=dtype, local_files_only=True
         )
-    config = config_dir or source.family.config_dir_for(source.inpainting)
     return UNet2DConditionModel.from_single_file(
-        str(source.path), config=str(config), subfolder="unet", dtype=dtype, local_files_only=True
+        str(source.path),
+        config=str(_configs(source, config_dir)),
+        subfolder="unet",
+        dtype=dtype,
+        local_files_only=True,
     )
 
 
 def _empty_unet(source: ModelSource, dtype: torch.dtype, config_dir: Path | None):
     """The model's UNet without weights (on the meta device): the architecture alone."""
-    folder = (
-        source.path
-        if source.layout == "diffusers"
-        else (config_dir or source.family.config_dir_for(source.inpainting))
-    )
+    folder = source.path if source.layout == "diffusers" else _configs(source, config_dir)
     with torch.device("meta"):
         config = UNet2DConditionModel.load_config(folder, subfolder="unet")
         return UNet2DConditionModel.from_config(config).to(dtype)
@@ -180,13 +183,14 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         raise UnsupportedModel(
             f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."
         )
+    # OpenVINO chosen by default, not by the user: a model it cannot convert runs on PyTorch
+    by_default = requested_backend(options.backend) == "auto"
     folder = None  # the OpenVINO backend's converted form
     if backend == "openvino":
         cache = options.cache_dir or DataDir.resolve().cache
         folder = converted_folder(cache, source.path, options.lightning, torch_dtype)
         failed = failed_before(folder)
-        if failed and requested_backend(options.backend) == "auto":
-            # chosen by default, not by the user: not tried again at every load
+        if failed and by_default:  # not tried again at every load
             log.warning("%s Running it on PyTorch.", failed)
             folder = None
     # converted already: PyTorch's UNet is not read at all (it is read when a request needs it)
@@ -212,12 +216,12 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         try:
             compiled = compile_model(pipe, folder, source.path, options.lightning)
         except UnsupportedModel as e:
-            if requested_backend(options.backend) == "openvino":
+            if not by_default:
                 raise
-            # chosen by default, not by the user: the model still runs, on PyTorch
             log.warning("%s Running it on PyTorch.", e)
         else:
-            _let_go(pipe.unet)  # OpenVINO has its own copy; PyTorch's is read again when needed
+            if not components:  # OpenVINO has its own copy; PyTorch's is read when needed
+                _let_go(pipe.unet)
     return LoadedModel(
         source,
         pipe,

@@ -119,6 +119,15 @@ class Float32Decoder(torch.nn.Module):
         return self.decoder(latents.to(dtype)).float()
 
 
+def _made_from(source_path: Path, lightning: Path | None, dtype: torch.dtype) -> dict:
+    """The files and dtype a conversion is made from."""
+    return {
+        "model": str(Path(source_path).resolve()),
+        "lightning": str(Path(lightning).resolve()) if lightning else None,
+        "dtype": str(dtype),
+    }
+
+
 def converted_folder(
     cache: Path, source_path: Path, lightning: Path | None, dtype: torch.dtype
 ) -> Path:
@@ -126,12 +135,12 @@ def converted_folder(
     and modification time), the dtype they are loaded in and the converter's version."""
     import openvino as ov
 
-    parts = [source_path, lightning] if lightning else [source_path]
-    described = [str(ov.__version__), str(dtype)]
-    for path in parts:
-        path = Path(path).resolve()
-        stat = path.stat()
-        described += [str(path), str(stat.st_mtime_ns), str(stat.st_size)]
+    made_from = _made_from(source_path, lightning, dtype)
+    described = [str(ov.__version__), made_from["dtype"]]
+    for path in (made_from["model"], made_from["lightning"]):
+        if path is not None:
+            stat = Path(path).stat()
+            described += [path, str(stat.st_mtime_ns), str(stat.st_size)]
     key = hashlib.sha256("\n".join(described).encode()).hexdigest()[:20]
     return cache / "openvino" / key
 
@@ -247,11 +256,7 @@ def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None 
         if not is_converted(folder):
             log.info("Converting %s for OpenVINO (once per model)", source_path.name)
             started = time.perf_counter()
-            made_from = {
-                "model": str(Path(source_path).resolve()),
-                "lightning": str(Path(lightning).resolve()) if lightning else None,
-                "dtype": str(pipe.unet.dtype),
-            }
+            made_from = _made_from(source_path, lightning, pipe.unet.dtype)
             _convert_into(pipe, folder, source_path.name, made_from)
             converted_s = time.perf_counter() - started
             _failure_note(folder).unlink(missing_ok=True)  # converted when asked by name

@@ -133,15 +133,15 @@ class GenerationJob:
                 "family": self.source.family.id,
                 "hash": self.model_hash,
                 "lightning": lightning.name if lightning else None,
-                "backend": self.backend(settings),
+                "backend": self.backend(),
             },
         }
         return settings, format_parameters(settings, self.source.name, self.model_hash), data
 
-    def backend(self, settings: GenerationSettings) -> str:
+    def backend(self) -> str:
         """What ran the picture's UNet: pictures differ a little from one backend to another."""
         compiled = self.model is not None and self.model.compiled is not None
-        return "openvino" if compiled and can_run(settings, self.loras) else "torch"
+        return "openvino" if compiled and can_run(self.loras) else "torch"
 
     def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
         """Generate and save to ``outputs``; returns (path, seed) per picture."""

@@ -57,7 +57,7 @@ class ModelCache:
             need = estimate_bytes(source.path, pick_dtype(device, options.dtype))
             if check_backend(options.backend, device) == "openvino":
                 # its own copy of the UNet and VAE decoder, and room for PyTorch's UNet, which
-                # requests with LoRAs or DeepCache read again
+                # requests with LoRAs read again
                 need *= 2
             if self.max_bytes is not None and need > self.max_bytes:
                 raise OutOfMemory(
@@ -107,7 +107,7 @@ def _weight_files(folder: Path) -> list[Path]:
 
 def loaded_bytes(model: LoadedModel) -> int:
     """Its weights' memory: a model on OpenVINO counts its converted copy and PyTorch's UNet,
-    which it lets go of but reads again for requests with LoRAs or DeepCache."""
+    which it lets go of but reads again for requests with LoRAs."""
     total = 0
     for component in model.pipe.components.values():
         if isinstance(component, torch.nn.Module):

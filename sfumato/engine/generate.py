@@ -118,13 +118,13 @@ def generate(
             pipeline._interrupt = True  # diffusers' own "stop after this step" flag
         return tensors
 
-    compiled = model.compiled if can_run(settings, loras) else None
+    compiled = model.compiled if can_run(loras) else None
     try:
         with (
             pytorch_unet(model) if compiled is None else contextlib.nullcontext(),
             applied(pipe, loras or []),
-            deep_cache(pipe, settings.deep_cache),
-            running(compiled, pipe),
+            deep_cache(pipe, settings.deep_cache) as cache,
+            running(compiled, pipe, cache),
             torch.inference_mode(),
         ):
             embeddings = encode_prompts(

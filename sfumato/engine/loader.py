@@ -238,7 +238,7 @@ def pytorch_unet(model: LoadedModel):
     """PyTorch's UNet weights, present for the block.
 
     A model on OpenVINO lets go of them once converted (they would double its memory); a
-    request the converted network cannot run (LoRAs, DeepCache) reads them from disk again
+    request the converted network cannot run (LoRAs) reads them from disk again
     for its duration, and they are let go after it.
     """
     unet = model.pipe.unet
@@ -253,7 +253,7 @@ def pytorch_unet(model: LoadedModel):
         weights = _unet_from_disk(model.source, model.dtype, model.options.config_dir)
     except (OSError, ValueError, RuntimeError, KeyError) as e:  # moved or replaced since
         raise UnsupportedModel(
-            f"Could not read {path.name} again for a request with LoRAs or DeepCache, "
+            f"Could not read {path.name} again for a request with LoRAs, "
             f"which run on PyTorch: {str(e).splitlines()[0][:300]}"
         ) from None
     # the module stays the one every pipeline of this model holds

@@ -6,10 +6,14 @@ parts are converted once per model from the weights sfumato loaded, with the bat
 length and the picture size left open, saved in the data folder's cache and compiled from
 there at every later load (seconds, not minutes).
 
-Once converted, PyTorch's copy of the UNet is let go (``loader.py``): requests the converted
-network cannot run as asked (LoRAs, DeepCache, which change the network) read it from disk
-again for their duration. Everything else the pipeline does stays on PyTorch (text encoders,
-samplers, the VAE encoder of image-to-image).
+DeepCache runs on OpenVINO too: the converted UNet also hands out what its deep blocks give
+the last up block, and a second, shallow network (the first down block and the last up block)
+takes that in on the cached steps.
+
+Once converted, PyTorch's copy of the UNet is let go (``loader.py``): requests with LoRAs,
+which change the network's weights, read it from disk again for their duration. Everything
+else the pipeline does stays on PyTorch (text encoders, samplers, the VAE encoder of
+image-to-image).
 """
 
 from __future__ import annotations
@@ -29,19 +33,24 @@ from pathlib import Path
 
 import torch
 
+from sfumato.engine.shortcuts import DeepCache, stand_ins
 from sfumato.errors import InvalidRequest, UnsupportedModel
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "openvino")
 ENV_VAR = "SFUMATO_BACKEND"  # the default of --backend
+# what a conversion holds, part of its key: 2 added DeepCache's features and shallow network
+FORMAT = 2
+NETWORKS = ("unet", "vae_decoder", "unet_shallow")  # as Compiled holds them
 
 
 @dataclass
 class Compiled:
     """A model's UNet and VAE decoder, compiled by OpenVINO for the CPU."""
 
-    unet: object  # openvino.CompiledModel
+    unet: object  # openvino.CompiledModel: the noise, and DeepCache's features
     decoder: object
+    shallow: object  # DeepCache's cached steps: the UNet's outer blocks on kept features
     folder: Path  # where their converted form lies
     converted_s: float | None  # None: read from the cache
 
@@ -84,27 +93,35 @@ def check_backend(backend: str | None, device: torch.device) -> str:
 
 
 class Float32Unet(torch.nn.Module):
-    """The UNet with plain float32 tensors in and out, whatever the weights' dtype."""
+    """The UNet with plain float32 tensors in and out, whatever the weights' dtype, to be
+    converted under DeepCache's ``stand_ins``: it hands out the noise and what its deep blocks
+    gave the last up block; ``shallow``, it takes that in as its last input instead of running
+    the deep blocks, and hands out the noise."""
 
-    def __init__(self, unet, sdxl: bool):
+    def __init__(self, unet, sdxl: bool, shallow: bool = False):
         super().__init__()
         self.unet, self.sdxl = unet, sdxl
+        self.state = DeepCache(skipping=shallow)
 
-    def forward(self, sample, timestep, encoder_hidden_states, text_embeds=None, time_ids=None):
+    def forward(self, sample, timestep, encoder_hidden_states, *rest):
         dtype = self.unet.dtype
-        added = (
-            {"text_embeds": text_embeds.to(dtype), "time_ids": time_ids.to(dtype)}
-            if self.sdxl
-            else None
-        )
+        added = None
+        if self.sdxl:
+            text_embeds, time_ids, *rest = rest
+            added = {"text_embeds": text_embeds.to(dtype), "time_ids": time_ids.to(dtype)}
+        # the stand-ins keep the features during a whole call; without them (the benchmark's
+        # plain peer) none are handed out
+        self.state.features = rest[0].to(dtype) if self.state.skipping else None
         out = self.unet(
             sample.to(dtype),
             timestep,
             encoder_hidden_states.to(dtype),
             added_cond_kwargs=added,
             return_dict=False,
-        )[0]
-        return out.float()
+        )[0].float()
+        if self.state.skipping or self.state.features is None:
+            return out
+        return out, self.state.features.float()
 
 
 class Float32Decoder(torch.nn.Module):
@@ -132,11 +149,12 @@ def converted_folder(
     cache: Path, source_path: Path, lightning: Path | None, dtype: torch.dtype
 ) -> Path:
     """Where a model's converted form lies in ``cache``. It depends on the weights (by file
-    and modification time), the dtype they are loaded in and the converter's version."""
+    and modification time), the dtype they are loaded in, the converter's version and what
+    sfumato converts (``FORMAT``)."""
     import openvino as ov
 
     made_from = _made_from(source_path, lightning, dtype)
-    described = [str(ov.__version__), made_from["dtype"]]
+    described = [str(ov.__version__), f"format {FORMAT}", made_from["dtype"]]
     for path in (made_from["model"], made_from["lightning"]):
         if path is not None:
             stat = Path(path).stat()
@@ -189,15 +207,24 @@ def _convert(pipe, folder: Path, made_from: dict) -> None:
         example += [torch.randn(2, pooled), torch.randn(2, 6)]
         shapes += [[-1, pooled], [-1, 6]]
     decoder_channels = pipe.vae.config.latent_channels
+    whole, shallow = Float32Unet(unet, sdxl), Float32Unet(unet, sdxl, shallow=True)
     with torch.no_grad(), warnings.catch_warnings():
         # the trace fixes Python-side shape checks; the shapes that matter stay open
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        converted = ov.convert_model(
-            Float32Unet(unet, sdxl),
-            example_input=tuple(example),
-            input=[ov.PartialShape(s) for s in shapes],
-        )
+        with stand_ins(unet, whole.state):
+            features = whole(*example)[1]  # what the shallow network takes in, at this size
+            converted = ov.convert_model(
+                whole, example_input=tuple(example), input=[ov.PartialShape(s) for s in shapes]
+            )
         ov.save_model(converted, folder / "unet.xml")
+        del converted
+        with stand_ins(unet, shallow.state):
+            converted = ov.convert_model(
+                shallow,
+                example_input=(*example, torch.randn(features.shape)),
+                input=[ov.PartialShape(s) for s in [*shapes, [-1, features.shape[1], -1, -1]]],
+            )
+        ov.save_model(converted, folder / "unet_shallow.xml")
         del converted
         converted = ov.convert_model(
             Float32Decoder(pipe.vae.decoder),
@@ -263,24 +290,24 @@ def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None 
             _drop_replaced(folder, made_from)
     core = ov.Core()
     return Compiled(
-        core.compile_model(folder / "unet.xml", "CPU"),
-        core.compile_model(folder / "vae_decoder.xml", "CPU"),
+        *(core.compile_model(folder / f"{name}.xml", "CPU") for name in NETWORKS),
         folder,
         converted_s,
     )
 
 
-def can_run(settings, loras) -> bool:
-    """Whether the converted network can run a request: LoRAs and DeepCache change the
-    network, so those run on PyTorch's weights."""
-    return not loras and settings.deep_cache <= 1
+def can_run(loras) -> bool:
+    """Whether the converted network can run a request: LoRAs change the network's weights,
+    so those run on PyTorch's."""
+    return not loras
 
 
 @contextlib.contextmanager
-def running(compiled: Compiled | None, pipe):
+def running(compiled: Compiled | None, pipe, cache: DeepCache | None = None):
     """Within the block, ``pipe``'s UNet and VAE decoder calls run on ``compiled`` (anything
-    with a compiled ``unet`` and ``decoder`` of the ``Float32*`` wrappers; None: nothing
-    changes)."""
+    with a compiled ``unet``, ``decoder`` and ``shallow`` of the ``Float32*`` wrappers; None:
+    nothing changes). With ``cache`` (``shortcuts.deep_cache``'s), its cached steps run on the
+    shallow network."""
     if compiled is None:
         yield
         return
@@ -295,8 +322,15 @@ def running(compiled: Compiled | None, pipe):
         added = kwargs.get("added_cond_kwargs")
         if added:
             inputs += [added["text_embeds"].float().numpy(), added["time_ids"].float().numpy()]
+        if cache is not None and cache.skipping:
+            noise = compiled.shallow([*inputs, cache.features.numpy()])[0]
+        else:
+            outputs = compiled.unet(inputs)
+            noise = outputs[0]
+            if cache is not None:
+                cache.features = torch.from_numpy(outputs[1])
         # diffusers' pipelines call the UNet with return_dict=False
-        return (torch.from_numpy(compiled.unet(inputs)[0]).to(sample.dtype),)
+        return (torch.from_numpy(noise).to(sample.dtype),)
 
     def decoder_forward(latents, *args, **kwargs):
         return torch.from_numpy(compiled.decoder([latents.float().numpy()])[0]).to(latents.dtype)

@@ -48,39 +48,62 @@ def guidance_cutoff(cutoff: float):
 
 
 @dataclass
-class _Cache:
+class DeepCache:
+    """Where a DeepCache picture is: which call of the UNet comes next, whether it skips the
+    deep blocks, and what they gave the last up block on the last whole call."""
+
+    interval: int = 1
     calls: int = 0
     skipping: bool = False
-    features: torch.Tensor | None = None  # what the deep blocks gave the last up block
+    features: torch.Tensor | None = None
+
+    def next_call(self, steps: int, batch: int) -> None:
+        """Decide whether the UNet call about to run (of ``steps``, on ``batch`` latents) runs
+        whole: the first quarter of the steps, the last one and one in ``interval`` between."""
+        first = math.ceil(steps / 4)
+        call = self.calls
+        whole = call < first or call >= steps - 1 or (call - (first - 1)) % self.interval == 0
+        # a batch that changed (guidance cutoff) cannot use what was kept
+        cached = self.features
+        self.skipping = not whole and cached is not None and cached.shape[0] == batch
+        self.calls += 1
 
 
 @contextlib.contextmanager
 def deep_cache(pipe, interval: int):
     """Within the block, ``pipe``'s UNet runs whole for the first quarter of the steps and the
-    last step, and one step in ``interval`` between (1: every step).
+    last step, and one step in ``interval`` between (1: every step). Yields the state the
+    OpenVINO backend reads to run its own cached steps (None for 1).
 
     The early steps set the composition and the last one the final detail: caching them too
     made 11 of the demo model's 28 test pictures miss their prompt at interval 2, against 5
     with them whole (the full path: 0; tests/engine/test_shortcuts.py).
     """
     if interval <= 1:
-        yield
+        yield None
         return
-    unet = pipe.unet
-    state = _Cache()
-    deep_down = list(unet.down_blocks[1:])
-    deep_up = list(unet.up_blocks[:-1])
+    state = DeepCache(interval)
 
     def before_call(module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
-        steps = pipe.num_timesteps  # set before the first step (fewer in image-to-image)
-        first = math.ceil(steps / 4)
-        call = state.calls
-        whole = call < first or call >= steps - 1 or (call - (first - 1)) % interval == 0
-        cached = state.features
-        # a batch that changed (guidance cutoff) cannot use what was kept
-        state.skipping = not whole and cached is not None and cached.shape[0] == sample.shape[0]
-        state.calls += 1
+        # num_timesteps is set before the first step (fewer in image-to-image)
+        state.next_call(pipe.num_timesteps, sample.shape[0])
+
+    hook = pipe.unet.register_forward_pre_hook(before_call, with_kwargs=True)
+    try:
+        with stand_ins(pipe.unet, state):
+            yield state
+    finally:
+        hook.remove()
+
+
+@contextlib.contextmanager
+def stand_ins(unet, state: DeepCache):
+    """Within the block, ``unet``'s deep blocks run as ``state`` says: on a skipping call they
+    hand on ``state.features`` instead of computing; on a whole call the last deep up block's
+    output is kept there. (The OpenVINO backend converts the UNet under these too.)"""
+    deep_down = list(unet.down_blocks[1:])
+    deep_up = list(unet.up_blocks[:-1])
 
     def stand_in(block, skipped, keep: bool = False):
         """``block``'s forward, or on a cached step ``skipped(hidden states)`` instead."""
@@ -105,12 +128,10 @@ def deep_cache(pipe, interval: int):
     patched += [(b, stand_in(b, lambda _: state.features, keep=b is deep_up[-1])) for b in deep_up]
     if unet.mid_block is not None:
         patched.append((unet.mid_block, stand_in(unet.mid_block, lambda hidden: hidden)))
-    hook = unet.register_forward_pre_hook(before_call, with_kwargs=True)
     for block, forward in patched:
         block.forward = forward
     try:
         yield
     finally:
-        hook.remove()
         for block, _ in patched:
             del block.forward  # the class's own forward again

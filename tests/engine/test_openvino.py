@@ -1,5 +1,6 @@
 """The OpenVINO backend on real models: the same pictures as PyTorch's to within rounding,
-converted once and read from the cache after, and PyTorch's weights for what it cannot run."""
+converted once and read from the cache after, DeepCache on it, and PyTorch's weights for what it
+cannot run (LoRAs)."""
 
 import importlib.util
 import json
@@ -26,6 +27,7 @@ from sfumato.engine.openvino_backend import Compiled, check_backend
 from sfumato.engine.request import GenerationRequest, resolve
 from sfumato.errors import InvalidRequest, UnsupportedModel
 from tests.engine.test_loader import _lightning_lora_file, _lightning_unet_file
+from tests.engine.test_loras import kohya_sd15_lora, peft_sdxl_lora
 from tests.engine.test_shortcuts import _psnr
 
 LORA = demo.WEIGHTS.parents[2] / "tests" / "data" / "demo-white-background.safetensors"
@@ -86,6 +88,8 @@ def test_each_family_converts_once_and_loads_from_the_cache(arch, tiny_models, t
         "sfumato.json",
         "unet.bin",
         "unet.xml",
+        "unet_shallow.bin",  # DeepCache's cached steps
+        "unet_shallow.xml",
         "vae_decoder.bin",
         "vae_decoder.xml",
     ]
@@ -97,6 +101,12 @@ def test_each_family_converts_once_and_loads_from_the_cache(arch, tiny_models, t
     fields = {"width": 96, "height": 64, "steps": 3, "batch_size": 2, "guidance": 5.0}
     a = generate(plain, _settings(plain, **fields))
     b = generate(again, _settings(again, **fields))
+    # DeepCache: of 6 steps, the 3rd and 5th run on kept features (the shallow network)
+    again.compiled.shallow = Counting(again.compiled.shallow)
+    deep = fields | {"steps": 6, "deep_cache": 2}
+    a += generate(plain, _settings(plain, **deep))
+    b += generate(again, _settings(again, **deep))
+    assert again.compiled.shallow.calls == 2 and not _holds_pytorch_unet(again)
     for x, y in zip(a, b, strict=True):
         assert x.size == (96, 64)
         assert _psnr(np.asarray(x), np.asarray(y)) >= 30
@@ -187,7 +197,7 @@ def _holds_pytorch_unet(model) -> bool:
     return any(p.device.type != "meta" for p in model.pipe.unet.parameters())
 
 
-def test_loras_and_deep_cache_run_on_pytorchs_weights(demo_pair):
+def test_loras_run_on_pytorchs_weights(demo_pair):
     torch_model, ov_model = demo_pair
     # converted, PyTorch's UNet is let go: it would double the model's memory
     assert not _holds_pytorch_unet(ov_model) and _holds_pytorch_unet(torch_model)
@@ -199,27 +209,39 @@ def test_loras_and_deep_cache_run_on_pytorchs_weights(demo_pair):
     # its weights were read from disk again for the request, exactly as loaded
     assert np.array_equal(np.asarray(with_lora), np.asarray(same))
     assert not _holds_pytorch_unet(ov_model)  # and let go after it
-    deep = generate(ov_model, _settings(ov_model, deep_cache=2))[0]
-    assert ov_model.compiled.unet.calls == calls
-    same = generate(torch_model, _settings(torch_model, deep_cache=2))[0]
-    assert np.array_equal(np.asarray(deep), np.asarray(same))
     # and the next plain request is on OpenVINO again
     generate(ov_model, _settings(ov_model))
     assert ov_model.compiled.unet.calls == calls + 12
 
 
-def test_a_model_file_gone_since_loading_is_a_sentence_for_deep_cache(tiny_models, tmp_path):
+def test_deep_cache_runs_on_openvino_and_draws_what_pytorch_draws(demo_pair):
+    torch_model, ov_model = demo_pair
+    ov_model.compiled.shallow = Counting(ov_model.compiled.shallow)
+    calls = ov_model.compiled.unet.calls
+    deep = generate(ov_model, _settings(ov_model, deep_cache=2))[0]
+    # 12 steps: the first 3 whole, then every other one, and the last: 4 on kept features
+    assert ov_model.compiled.unet.calls == calls + 8 and ov_model.compiled.shallow.calls == 4
+    assert not _holds_pytorch_unet(ov_model)  # PyTorch's UNet was not read for it
+    same = generate(torch_model, _settings(torch_model, deep_cache=2))[0]
+    assert _psnr(np.asarray(deep), np.asarray(same)) >= 32  # measured 49-53 dB
+    dense = generate(ov_model, _settings(ov_model))[0]
+    assert _psnr(np.asarray(deep), np.asarray(dense)) < 60  # the shortcut was taken
+
+
+def test_a_model_file_gone_since_loading_is_a_sentence_for_a_lora(tiny_models, tmp_path):
     single, options = _own_copy(tiny_models, tmp_path)
     model = load_model(inspect_model(single), options)
+    lora = [LoraSpec(kohya_sd15_lora(tmp_path / "style.safetensors", model.pipe.unet), "style", 1)]
     single.unlink()
     with pytest.raises(UnsupportedModel, match="Could not read model.safetensors again"):
-        generate(model, _settings(model, width=64, height=64, deep_cache=2))
+        generate(model, _settings(model, width=64, height=64), loras=lora)
     # plain requests do not need the file
     assert generate(model, _settings(model, width=64, height=64))[0].size == (64, 64)
 
 
 @pytest.mark.parametrize("kind", ["unet", "lora"])
 def test_a_lightning_model_reads_its_lightning_unet_again_for_pytorch(kind, tiny_models, tmp_path):
+    lora = [LoraSpec(peft_sdxl_lora(tmp_path / "style.safetensors"), "style", 1.0)]
     file = tmp_path / f"sdxl_lightning_4step_{kind}.safetensors"
     (_lightning_unet_file if kind == "unet" else _lightning_lora_file)(file)
     source = inspect_model(tiny_models["sdxl"]["single"], lightning=file)
@@ -228,7 +250,7 @@ def test_a_lightning_model_reads_its_lightning_unet_again_for_pytorch(kind, tiny
     on_openvino = load_model(source, replace(options, backend="openvino", cache_dir=tmp_path))
     assert not _holds_pytorch_unet(on_openvino)
     pictures = [
-        np.asarray(generate(model, _settings(model, deep_cache=2, width=64, height=64))[0])
+        np.asarray(generate(model, _settings(model, width=64, height=64), loras=lora)[0])
         for model in (on_torch, on_openvino)
     ]
     # the SDXL UNet from the single file, then the Lightning UNet or LoRA on it, as at load

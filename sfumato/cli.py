@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sfumato import __version__
+from sfumato.cli_cache import cache_app
 from sfumato.cli_models import models_app
 from sfumato.cli_server import keys_app, serve, settings_app, users_app
 from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
@@ -462,6 +463,7 @@ demo_app = typer.Typer(
 )
 app.add_typer(demo_app, name="demo")
 app.add_typer(models_app, name="models")
+app.add_typer(cache_app, name="cache")
 app.command()(serve)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")

@@ -28,14 +28,12 @@ from transformers.utils import logging as transformers_logging
 
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
+from sfumato.engine.conversions import converted_folder, failed_before, is_converted
 from sfumato.engine.device import pick_device, pick_dtype
 from sfumato.engine.openvino_backend import (
     Compiled,
     check_backend,
     compile_model,
-    converted_folder,
-    failed_before,
-    is_converted,
     requested_backend,
 )
 from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer

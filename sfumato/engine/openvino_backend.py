@@ -19,13 +19,10 @@ image-to-image).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
-import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -33,14 +30,13 @@ from pathlib import Path
 
 import torch
 
+from sfumato.engine import conversions
 from sfumato.engine.shortcuts import DeepCache, stand_ins
 from sfumato.errors import InvalidRequest, UnsupportedModel
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "openvino")
 ENV_VAR = "SFUMATO_BACKEND"  # the default of --backend
-# what a conversion holds, part of its key: 2 added DeepCache's features and shallow network
-FORMAT = 2
 NETWORKS = ("unet", "vae_decoder", "unet_shallow")  # as Compiled holds them
 
 
@@ -136,48 +132,6 @@ class Float32Decoder(torch.nn.Module):
         return self.decoder(latents.to(dtype)).float()
 
 
-def _made_from(source_path: Path, lightning: Path | None, dtype: torch.dtype) -> dict:
-    """The files and dtype a conversion is made from."""
-    return {
-        "model": str(Path(source_path).resolve()),
-        "lightning": str(Path(lightning).resolve()) if lightning else None,
-        "dtype": str(dtype),
-    }
-
-
-def converted_folder(
-    cache: Path, source_path: Path, lightning: Path | None, dtype: torch.dtype
-) -> Path:
-    """Where a model's converted form lies in ``cache``. It depends on the weights (by file
-    and modification time), the dtype they are loaded in, the converter's version and what
-    sfumato converts (``FORMAT``)."""
-    import openvino as ov
-
-    made_from = _made_from(source_path, lightning, dtype)
-    described = [str(ov.__version__), f"format {FORMAT}", made_from["dtype"]]
-    for path in (made_from["model"], made_from["lightning"]):
-        if path is not None:
-            stat = Path(path).stat()
-            described += [path, str(stat.st_mtime_ns), str(stat.st_size)]
-    key = hashlib.sha256("\n".join(described).encode()).hexdigest()[:20]
-    return cache / "openvino" / key
-
-
-def is_converted(folder: Path) -> bool:
-    return (folder / "sfumato.json").is_file()  # written last
-
-
-def _failure_note(folder: Path) -> Path:
-    return folder.with_name(folder.name + ".failed")
-
-
-def failed_before(folder: Path) -> str | None:
-    """Why this model's conversion failed, if it did (the same file: a replaced one is tried
-    again)."""
-    note = _failure_note(folder)
-    return note.read_text() if note.is_file() else None
-
-
 def converter():
     """The ``openvino`` module, its model converter's usage reports switched off: it would send
     them over the network, and sfumato is offline."""
@@ -188,7 +142,7 @@ def converter():
     return ov
 
 
-def _convert(pipe, folder: Path, made_from: dict) -> None:
+def _convert(pipe, folder: Path, source: dict) -> None:
     ov = converter()
     unet = pipe.unet
     sdxl = unet.config.addition_embed_type == "text_time"
@@ -232,38 +186,23 @@ def _convert(pipe, folder: Path, made_from: dict) -> None:
             input=[ov.PartialShape([-1, decoder_channels, -1, -1])],
         )
         ov.save_model(converted, folder / "vae_decoder.xml")
-    record = {"sdxl": sdxl, "openvino": ov.__version__, "made_from": made_from}
-    (folder / "sfumato.json").write_text(json.dumps(record))
+    conversions.record(folder, source, sdxl=sdxl, openvino=ov.__version__)
 
 
-def _drop_replaced(folder: Path, made_from: dict) -> None:
-    """Remove the conversions of earlier versions of the same model file (same path, dtype
-    and Lightning file; another modification time or OpenVINO version): nothing loads them
-    again, and each is gigabytes."""
-    for other in folder.parent.glob("*/sfumato.json"):
-        if other.parent == folder:
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(other.read_text()).get("made_from") == made_from:
-                log.info("Removing the conversion of a replaced model file: %s", other.parent)
-                shutil.rmtree(other.parent, ignore_errors=True)
-
-
-def _convert_into(pipe, folder: Path, name: str, made_from: dict) -> None:
-    # written aside and moved in whole: a crash mid-way leaves no half-converted model
-    partial = Path(tempfile.mkdtemp(dir=folder.parent))
+def _convert_into(pipe, folder: Path, name: str, source: dict) -> None:
+    partial = conversions.partial_folder(folder)
     try:
-        _convert(pipe, partial, made_from)
+        _convert(pipe, partial, source)
     except Exception as e:
         message = (
             f"Could not convert {name} for OpenVINO "
             f"({str(e).splitlines()[0][:300]}); run it with --backend torch."
         )
         if not isinstance(e, OSError | MemoryError):  # the network itself: it would fail again
-            _failure_note(folder).write_text(message)
+            conversions.note_failure(folder, message)
         raise UnsupportedModel(message) from None
     finally:
-        if not (partial / "sfumato.json").is_file():
+        if not conversions.is_converted(partial):
             shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)  # what a crash before the rename left
     partial.rename(folder)
@@ -273,21 +212,20 @@ def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None 
     """The UNet and VAE decoder converted into ``folder`` (from ``pipe``'s, the model read
     from ``source_path``, unless done already), compiled for the CPU."""
     import openvino as ov
-    from filelock import FileLock
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     converted_s = None
     # a second process (or server) loading the same model waits for this one's conversion
     # and reads it, rather than converting too and replacing the folder under the first
-    with FileLock(folder.with_name(folder.name + ".lock")):
-        if not is_converted(folder):
+    with conversions.lock(folder):
+        if not conversions.is_converted(folder):
             log.info("Converting %s for OpenVINO (once per model)", source_path.name)
             started = time.perf_counter()
-            made_from = _made_from(source_path, lightning, pipe.unet.dtype)
-            _convert_into(pipe, folder, source_path.name, made_from)
+            source = conversions.made_from(source_path, lightning, pipe.unet.dtype)
+            _convert_into(pipe, folder, source_path.name, source)
             converted_s = time.perf_counter() - started
-            _failure_note(folder).unlink(missing_ok=True)  # converted when asked by name
-            _drop_replaced(folder, made_from)
+            conversions.note_failure(folder, None)  # converted when asked by name
+            conversions.drop_replaced(folder, source)
     core = ov.Core()
     return Compiled(
         *(core.compile_model(folder / f"{name}.xml", "CPU") for name in NETWORKS),

@@ -132,9 +132,16 @@ def conversions(cache: Path) -> list[Conversion]:
     found = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.is_dir():
-            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-            found.append(Conversion(folder, _state(folder), size, **_source(folder)))
+            found.append(Conversion(folder, _state(folder), _bytes(folder), **_source(folder)))
     return sorted(found, key=lambda c: -c.bytes)
+
+
+def _bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):  # removed meanwhile (a clean-up, a rename)
+            total += path.stat().st_size if path.is_file() else 0
+    return total
 
 
 def _source(folder: Path) -> dict:

@@ -142,6 +142,14 @@ def converter():
     return ov
 
 
+def _save(ov, module: torch.nn.Module, example: list, shapes: list, path: Path) -> None:
+    """Convert ``module`` traced on ``example``, with ``shapes`` (-1: left open), to ``path``."""
+    converted = ov.convert_model(
+        module, example_input=tuple(example), input=[ov.PartialShape(s) for s in shapes]
+    )
+    ov.save_model(converted, path)
+
+
 def _convert(pipe, folder: Path, source: dict) -> None:
     ov = converter()
     unet = pipe.unet
@@ -160,32 +168,26 @@ def _convert(pipe, folder: Path, source: dict) -> None:
         pooled = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
         example += [torch.randn(2, pooled), torch.randn(2, 6)]
         shapes += [[-1, pooled], [-1, 6]]
-    decoder_channels = pipe.vae.config.latent_channels
+    latent = pipe.vae.config.latent_channels
     whole, shallow = Float32Unet(unet, sdxl), Float32Unet(unet, sdxl, shallow=True)
     with torch.no_grad(), warnings.catch_warnings():
         # the trace fixes Python-side shape checks; the shapes that matter stay open
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         with stand_ins(unet, whole.state):
             features = whole(*example)[1]  # what the shallow network takes in, at this size
-            converted = ov.convert_model(
-                whole, example_input=tuple(example), input=[ov.PartialShape(s) for s in shapes]
-            )
-        ov.save_model(converted, folder / "unet.xml")
-        del converted
+            _save(ov, whole, example, shapes, folder / "unet.xml")
         with stand_ins(unet, shallow.state):
-            converted = ov.convert_model(
-                shallow,
-                example_input=(*example, torch.randn(features.shape)),
-                input=[ov.PartialShape(s) for s in [*shapes, [-1, features.shape[1], -1, -1]]],
-            )
-        ov.save_model(converted, folder / "unet_shallow.xml")
-        del converted
-        converted = ov.convert_model(
-            Float32Decoder(pipe.vae.decoder),
-            example_input=torch.randn(1, decoder_channels, 16, 16),
-            input=[ov.PartialShape([-1, decoder_channels, -1, -1])],
+            example.append(torch.randn(features.shape))
+            shapes.append([-1, features.shape[1], -1, -1])
+            _save(ov, shallow, example, shapes, folder / "unet_shallow.xml")
+        decoder = Float32Decoder(pipe.vae.decoder)
+        _save(
+            ov,
+            decoder,
+            [torch.randn(1, latent, 16, 16)],
+            [[-1, latent, -1, -1]],
+            folder / "vae_decoder.xml",
         )
-        ov.save_model(converted, folder / "vae_decoder.xml")
     conversions.record(folder, source, sdxl=sdxl, openvino=ov.__version__)
 
 

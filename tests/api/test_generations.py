@@ -12,6 +12,7 @@ from sfumato.demo.analyze import analyze
 from sfumato.engine.loader import LoadOptions
 from sfumato.metadata.files import read_sfumato_data
 from sfumato.metadata.read import read_info_bytes
+from tests.engine.test_shortcuts import _psnr
 
 
 def test_a_generation_is_queued_at_once_and_ends_with_its_picture(server):
@@ -45,10 +46,12 @@ def test_the_seed_is_drawn_once_and_a_batch_counts_up_from_it(server):
     again = server.generate(seed=seeds[1], format="webp")
     same = server.get(again["images"][0]["url"]).content
     first = server.get(job["images"][1]["url"]).content
-    # the same picture; a batch runs other CPU kernels than one picture alone, which may
-    # round a few pixels one step apart
+    # the same picture; a batch runs other CPU kernels than one picture alone, which round
+    # a little differently: pixels a step or two apart on AVX512-BF16, up to 10 steps in a few
+    # pixels with AMX's bf16 (median 52 dB, worst seen 49.5 dB: the same picture to the eye;
+    # another seed's picture is under 20 dB)
     alone, in_batch = (np.asarray(Image.open(io.BytesIO(x)), dtype=int) for x in (same, first))
-    assert np.abs(alone - in_batch).max() <= 2 and np.abs(alone - in_batch).mean() < 0.05
+    assert _psnr(alone, in_batch) >= 40
 
 
 def test_the_speed_shortcuts_are_kept_with_the_job_and_written_into_the_picture(server):

@@ -3,6 +3,7 @@ pictures; preferences and model defaults filling what a request leaves out; canc
 
 import io
 import json
+import shutil
 import threading
 
 import numpy as np
@@ -12,6 +13,7 @@ from sfumato.demo.analyze import analyze
 from sfumato.engine.loader import LoadOptions
 from sfumato.metadata.files import read_sfumato_data
 from sfumato.metadata.read import read_info_bytes
+from tests.engine.test_openvino import LORA
 from tests.engine.test_shortcuts import _psnr
 
 
@@ -67,17 +69,23 @@ def test_the_speed_shortcuts_are_kept_with_the_job_and_written_into_the_picture(
 
 
 def test_a_server_on_openvino_converts_into_its_data_folder_and_says_so(make_server, tmp_path):
+    (tmp_path / "models").mkdir()
+    shutil.copy(LORA, tmp_path / "models")
     server = make_server(load=LoadOptions(backend="openvino"))
     job = server.generate(seed=4)
     assert job["status"] == "succeeded", job
     assert list((server.studio.data.cache / "openvino").glob("*/unet.xml"))
     backends = []
-    for done in (job, server.generate(seed=4, deep_cache=2)):  # DeepCache: on PyTorch
+    deep = server.generate(seed=4, deep_cache=2)  # DeepCache runs on OpenVINO too
+    # a LoRA changes the network's weights: that request runs on PyTorch's
+    styled = server.generate(seed=4, loras=[{"name": "demo-white-background", "weight": 0.9}])
+    for done in (job, deep, styled):
+        assert done["status"] == "succeeded", done
         path = tmp_path / f"{done['id']}.png"
         path.write_bytes(server.get(done["images"][0]["url"]).content)
         backends.append(read_sfumato_data(path)["model"]["backend"])
         assert analyze(Image.open(path)).colour == "red"
-    assert backends == ["openvino", "torch"]
+    assert backends == ["openvino", "openvino", "torch"]
 
 
 def test_preferences_fill_what_the_request_leaves_out(server):

@@ -242,6 +242,24 @@ def convert(case: Case, folder: Path) -> dict:
     }
 
 
+def settings(case: Case, source, seed: int, **fields):
+    """The case's request to sfumato's engine, resolved for ``source``'s family."""
+    from sfumato.engine.request import GenerationRequest, resolve
+
+    request = GenerationRequest(
+        PROMPT,
+        negative_prompt=NEGATIVE,
+        width=case.size,
+        height=case.size,
+        steps=case.steps,
+        guidance=case.guidance,
+        sampler=case.sampler,
+        seed=seed,
+        **fields,
+    )
+    return resolve(request, source.family)[0]
+
+
 def measure(case: Case, path: str, folder: Path) -> dict:
     from diffusers import DiffusionPipeline
 
@@ -250,7 +268,6 @@ def measure(case: Case, path: str, folder: Path) -> dict:
     from sfumato.engine.generate import generate
     from sfumato.engine.loader import load_model
     from sfumato.engine.openvino_backend import running
-    from sfumato.engine.request import GenerationRequest, resolve
     from sfumato.engine.samplers import get_sampler
 
     peer = None  # the OpenVINO peer's compiled parts
@@ -276,18 +293,7 @@ def measure(case: Case, path: str, folder: Path) -> dict:
     def picture(seed: int) -> float:
         started = time.perf_counter()
         if path.startswith("sfumato"):
-            request = GenerationRequest(
-                PROMPT,
-                negative_prompt=NEGATIVE,
-                width=case.size,
-                height=case.size,
-                steps=case.steps,
-                guidance=case.guidance,
-                sampler=case.sampler,
-                seed=seed,
-                **SFUMATO[path][1],
-            )
-            generate(model, resolve(request, source.family)[0])
+            generate(model, settings(case, source, seed, **SFUMATO[path][1]))
         else:
             with torch.inference_mode(), running(peer, pipe):
                 pipe(

@@ -22,12 +22,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from engine_speed import FULL, NEGATIVE, PROMPT, _child
+from engine_speed import FULL, _child, settings
 
 from sfumato.catalog.cards import describe_model
 from sfumato.engine.generate import generate
 from sfumato.engine.loader import load_model
-from sfumato.engine.request import GenerationRequest, resolve
 
 DEFAULT = "OpenVINO (default)"
 PATHS = {  # name -> (backend, request fields)
@@ -67,19 +66,8 @@ def run(rounds: int, work: Path, sdxl: bool) -> None:
 
     def picture(name: str) -> float:
         backend, fields = paths[name]
-        request = GenerationRequest(
-            PROMPT,
-            negative_prompt=NEGATIVE,
-            width=case.size,
-            height=case.size,
-            steps=case.steps,
-            guidance=case.guidance,
-            sampler=case.sampler,
-            seed=0,
-            **fields,
-        )
         started = time.perf_counter()
-        generate(models[backend], resolve(request, source.family)[0])
+        generate(models[backend], settings(case, source, 0, **fields))
         return time.perf_counter() - started
 
     for name in paths:

@@ -236,8 +236,8 @@ def pytorch_unet(model: LoadedModel):
     """PyTorch's UNet weights, present for the block.
 
     A model on OpenVINO lets go of them once converted (they would double its memory); a
-    request the converted network cannot run (LoRAs) reads them from disk again
-    for its duration, and they are let go after it.
+    request with LoRAs, which change the weights the converted network holds, reads them
+    from disk again for its duration, and they are let go after it.
     """
     unet = model.pipe.unet
     if unet.device.type != "meta":

@@ -4,7 +4,7 @@ guidance 7.5 (random weights: the compute of the real model, the pictures are no
 process would take 20 GiB), with and without DeepCache (no guidance: nothing to cut).
 
 The paths take turns picture by picture in one process, both backends loaded side by side,
-so a shared machine whose speed drifts (it does: 1.7x within minutes, measured) affects them
+so a shared machine whose speed drifts (it does: up to 3x within minutes, measured) affects them
 alike; each path's time is divided by the default's (OpenVINO, no shortcut) of the same round,
 and the medians of those ratios are printed with the medians of the times.
 
@@ -22,22 +22,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from engine_speed import FULL, _child, settings
+from engine_speed import FULL, SFUMATO, _child, settings
 
 from sfumato.catalog.cards import describe_model
 from sfumato.engine.generate import generate
 from sfumato.engine.loader import load_model
 
-DEFAULT = "OpenVINO (default)"
-PATHS = {  # name -> (backend, request fields)
-    DEFAULT: ("openvino", {}),
-    "OpenVINO + guidance cutoff 0.5": ("openvino", {"guidance_cutoff": 0.5}),
-    "OpenVINO + DeepCache 2": ("openvino", {"deep_cache": 2}),
-    "OpenVINO + both": ("openvino", {"guidance_cutoff": 0.5, "deep_cache": 2}),
-    "PyTorch": ("torch", {}),
-    "PyTorch + DeepCache 2": ("torch", {"deep_cache": 2}),
-}
-SDXL_PATHS = (DEFAULT, "OpenVINO + DeepCache 2")
+# engine_speed's sfumato paths (load options, request fields) measured here
+DEFAULT = "sfumato OpenVINO (default)"
+SD15_PATHS = (
+    DEFAULT,
+    "sfumato OpenVINO + guidance cutoff 0.5",
+    "sfumato OpenVINO + DeepCache 2",
+    "sfumato OpenVINO + both",
+    "sfumato PyTorch",
+    "sfumato PyTorch + DeepCache 2",
+)
+SDXL_PATHS = (DEFAULT, "sfumato OpenVINO + DeepCache 2")
 
 
 def main() -> None:
@@ -53,21 +54,22 @@ def main() -> None:
 def run(rounds: int, work: Path, sdxl: bool) -> None:
     # SD 1.5, 512 px, 8 steps, DPM++ 2M, guidance 7.5; or SDXL-Lightning, 1024 px, 4 steps
     case = FULL[1] if sdxl else FULL[0]
-    paths = {name: PATHS[name] for name in (SDXL_PATHS if sdxl else PATHS)}
+    paths = SDXL_PATHS if sdxl else SD15_PATHS
     folder = work / case.architecture
     if not (folder / "model_index.json").is_file():
         print(f"building a random-weight {case.architecture} model in {folder}", flush=True)
         _child("--build", json.dumps(asdict(case)), str(folder))  # its own process: memory
     source = describe_model(folder, family_hint=case.family)
+    backends = {SFUMATO[name][0]["backend"] for name in paths}  # each loaded once
     models = {
         backend: load_model(source, device="cpu", backend=backend, cache_dir=work / "cache")
-        for backend in {backend for backend, _ in paths.values()}
+        for backend in backends
     }
 
     def picture(name: str) -> float:
-        backend, fields = paths[name]
+        options, fields = SFUMATO[name]
         started = time.perf_counter()
-        generate(models[backend], settings(case, source, 0, **fields))
+        generate(models[options["backend"]], settings(case, source, 0, **fields))
         return time.perf_counter() - started
 
     for name in paths:
@@ -86,7 +88,7 @@ def run(rounds: int, work: Path, sdxl: bool) -> None:
     )
     for name in paths:
         time_s, ratio = statistics.median(times[name]), statistics.median(ratios[name])
-        print(f"  {name:32} {time_s:6.1f} s  {ratio:4.2f}x the default's time")
+        print(f"  {name:40} {time_s:6.1f} s  {ratio:4.2f}x the default's time")
 
 
 if __name__ == "__main__":

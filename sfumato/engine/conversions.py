@@ -132,7 +132,8 @@ def conversions(cache: Path) -> list[Conversion]:
     found = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.is_dir():
-            found.append(Conversion(folder, _state(folder), _bytes(folder), **_source(folder)))
+            source = _source(folder)
+            found.append(Conversion(folder, _state(folder, source), _bytes(folder), **source))
     return sorted(found, key=lambda c: -c.bytes)
 
 
@@ -151,10 +152,9 @@ def _source(folder: Path) -> dict:
     return {}
 
 
-def _state(folder: Path) -> str:
+def _state(folder: Path, source: dict) -> str:
     if not is_converted(folder):
         return UNFINISHED
-    source = _source(folder)
     if not source:  # an earlier sfumato's, which recorded less
         return OUTDATED
     if any(p is not None and not Path(p).exists() for p in (source["model"], source["lightning"])):

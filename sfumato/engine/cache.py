@@ -11,6 +11,7 @@ larger than the whole budget with a sentence.
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -107,10 +108,12 @@ def _weight_files(folder: Path) -> list[Path]:
 
 def loaded_bytes(model: LoadedModel) -> int:
     """Its weights' memory: a model on OpenVINO counts its converted copy and PyTorch's UNet,
-    which it lets go of but reads again for requests with LoRAs."""
+    which it lets go of but reads again for requests with LoRAs (not PyTorch's VAE decoder,
+    let go for good)."""
     total = 0
-    for component in model.pipe.components.values():
+    for name, component in model.pipe.components.items():
         if isinstance(component, torch.nn.Module):
-            total += sum(t.numel() * t.element_size() for t in component.parameters())
-            total += sum(t.numel() * t.element_size() for t in component.buffers())
+            for t in itertools.chain(component.parameters(), component.buffers()):
+                if t.device.type != "meta" or name == "unet":
+                    total += t.numel() * t.element_size()
     return total + (model.compiled.bytes if model.compiled else 0)

@@ -118,13 +118,14 @@ def generate(
             pipeline._interrupt = True  # diffusers' own "stop after this step" flag
         return tensors
 
-    compiled = model.compiled if can_run(loras) else None
+    # on OpenVINO (the CPU default) unless LoRAs change the UNet; the VAE decoder always
+    on_openvino = model.compiled is not None and can_run(loras)
     try:
         with (
-            pytorch_unet(model) if compiled is None else contextlib.nullcontext(),
+            contextlib.nullcontext() if on_openvino else pytorch_unet(model),
             applied(pipe, loras or []),
             deep_cache(pipe, settings.deep_cache) as cache,
-            running(compiled, pipe, cache),
+            running(model.compiled, pipe, cache, unet=on_openvino),
             torch.inference_mode(),
         ):
             embeddings = encode_prompts(

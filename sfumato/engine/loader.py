@@ -220,6 +220,7 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         else:
             if not components:  # OpenVINO has its own copy; PyTorch's is read when needed
                 _let_go(pipe.unet)
+            _let_go(pipe.vae.decoder)  # every decode runs on OpenVINO, LoRAs' too
     return LoadedModel(
         source,
         pipe,

@@ -10,10 +10,10 @@ DeepCache runs on OpenVINO too: the converted UNet also hands out what its deep 
 the last up block, and a second, shallow network (the first down block and the last up block)
 takes that in on the cached steps.
 
-Once converted, PyTorch's copy of the UNet is let go (``loader.py``): requests with LoRAs,
-which change the network's weights, read it from disk again for their duration. Everything
-else the pipeline does stays on PyTorch (text encoders, samplers, the VAE encoder of
-image-to-image).
+Once converted, PyTorch's copies of the UNet and the VAE decoder are let go (``loader.py``):
+requests with LoRAs, which change the UNet's weights, read it from disk again for their
+duration, and decode on OpenVINO still. Everything else the pipeline does stays on PyTorch
+(text encoders, samplers, the VAE encoder of image-to-image).
 """
 
 from __future__ import annotations
@@ -237,21 +237,20 @@ def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None 
 
 
 def can_run(loras) -> bool:
-    """Whether the converted network can run a request: LoRAs change the network's weights,
-    so those run on PyTorch's."""
+    """Whether the converted UNet can run a request: LoRAs change the UNet's weights, so those
+    run on PyTorch's (and their VAE decode on OpenVINO still: LoRAs leave the VAE alone)."""
     return not loras
 
 
 @contextlib.contextmanager
-def running(compiled: Compiled | None, pipe, cache: DeepCache | None = None):
+def running(compiled: Compiled | None, pipe, cache: DeepCache | None = None, unet: bool = True):
     """Within the block, ``pipe``'s UNet and VAE decoder calls run on ``compiled`` (anything
     with a compiled ``unet``, ``decoder`` and ``shallow`` of the ``Float32*`` wrappers; None:
     nothing changes). With ``cache`` (``shortcuts.deep_cache``'s), its cached steps run on the
-    shallow network."""
+    shallow network. ``unet=False``: only the decoder (the UNet is PyTorch's, for LoRAs)."""
     if compiled is None:
         yield
         return
-    unet, decoder = pipe.unet, pipe.vae.decoder
 
     def unet_forward(sample, timestep, encoder_hidden_states, *args, **kwargs):
         inputs = [
@@ -275,8 +274,13 @@ def running(compiled: Compiled | None, pipe, cache: DeepCache | None = None):
     def decoder_forward(latents, *args, **kwargs):
         return torch.from_numpy(compiled.decoder([latents.float().numpy()])[0]).to(latents.dtype)
 
-    unet.forward, decoder.forward = unet_forward, decoder_forward
+    patched = {pipe.vae.decoder: decoder_forward}
+    if unet:
+        patched[pipe.unet] = unet_forward
+    for module, forward in patched.items():
+        module.forward = forward
     try:
         yield
     finally:
-        del unet.forward, decoder.forward  # the classes' own forward again
+        for module in patched:
+            del module.forward  # the class's own forward again

@@ -57,6 +57,7 @@ def demo_pair(tmp_path_factory):
     torch_model = load_model(source, device="cpu", backend="torch")
     ov_model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=cache))
     ov_model.compiled.unet = Counting(ov_model.compiled.unet)
+    ov_model.compiled.decoder = Counting(ov_model.compiled.decoder)
     return torch_model, ov_model
 
 
@@ -197,17 +198,27 @@ def _holds_pytorch_unet(model) -> bool:
     return any(p.device.type != "meta" for p in model.pipe.unet.parameters())
 
 
+def _holds_pytorch_decoder(model) -> bool:
+    return any(p.device.type != "meta" for p in model.pipe.vae.decoder.parameters())
+
+
 def test_loras_run_on_pytorchs_weights(demo_pair):
     torch_model, ov_model = demo_pair
-    # converted, PyTorch's UNet is let go: it would double the model's memory
+    # converted, PyTorch's UNet and VAE decoder are let go: they would double their memory
     assert not _holds_pytorch_unet(ov_model) and _holds_pytorch_unet(torch_model)
+    assert not _holds_pytorch_decoder(ov_model) and _holds_pytorch_decoder(torch_model)
     lora = [LoraSpec(LORA, "demo-white-background", 0.9)]
-    calls = ov_model.compiled.unet.calls
+    calls, decodes = ov_model.compiled.unet.calls, ov_model.compiled.decoder.calls
     with_lora = generate(ov_model, _settings(ov_model), loras=lora)[0]
     assert ov_model.compiled.unet.calls == calls  # OpenVINO's network has no LoRA in it
+    assert ov_model.compiled.decoder.calls == decodes + 1  # LoRAs leave the VAE alone
     same = generate(torch_model, _settings(torch_model), loras=lora)[0]
-    # its weights were read from disk again for the request, exactly as loaded
-    assert np.array_equal(np.asarray(with_lora), np.asarray(same))
+    no_lora = generate(torch_model, _settings(torch_model))[0]
+    # its UNet was read from disk again for the request, as loaded: the picture is PyTorch's
+    # to within the decoder's rounding on OpenVINO (86 dB and more measured in f32; in bf16
+    # it rounds more, as in the test above), and the LoRA took effect (about 5 dB)
+    assert _psnr(np.asarray(with_lora), np.asarray(same)) >= 35
+    assert _psnr(np.asarray(with_lora), np.asarray(no_lora)) < 30
     assert not _holds_pytorch_unet(ov_model)  # and let go after it
     # and the next plain request is on OpenVINO again
     generate(ov_model, _settings(ov_model))
@@ -254,7 +265,8 @@ def test_a_lightning_model_reads_its_lightning_unet_again_for_pytorch(kind, tiny
         for model in (on_torch, on_openvino)
     ]
     # the SDXL UNet from the single file, then the Lightning UNet or LoRA on it, as at load
-    assert np.array_equal(*pictures)
+    # (the VAE decode on OpenVINO: within rounding)
+    assert _psnr(*pictures) >= 35
     assert not _holds_pytorch_unet(on_openvino)
 
 

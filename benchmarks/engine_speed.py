@@ -5,6 +5,9 @@ diffusers and for sfumato's engine with and without its speed-ups, measured in o
     python benchmarks/engine_speed.py           # SD 1.5 at 512 px, 8 steps, and
                                                 # SDXL-Lightning at 1024 px, 4 steps
     python benchmarks/engine_speed.py --peers   # adds OpenVINO's own fixed-shape pipeline
+    python benchmarks/engine_speed.py --case sd15 --path "OpenVINO (default)"
+                                                # a slow machine: one case, the baseline and
+                                                # the paths whose names contain these words
 
 The weights are random, made from the real architectures' configs: the compute and memory are
 those of the real models, the pictures are noise. Each path runs in a process of its own (its
@@ -115,6 +118,17 @@ def paths_for(case: Case, peers: bool) -> list[str]:
     if peers and case.architecture == "sd15":
         paths.append("OpenVINO (peer)")
     return paths + list(case.sfumato)
+
+
+def select(cases: list[Case], architecture: str | None, words: list[str]) -> list[Case]:
+    """The cases of ``architecture`` (all without one), with only the sfumato paths whose
+    names contain one of ``words`` (all without any); cases left with none are dropped."""
+    chosen = []
+    for case in cases:
+        paths = tuple(p for p in case.sfumato if not words or any(w in p for w in words))
+        if (architecture in (None, case.architecture)) and paths:
+            chosen.append(replace(case, sfumato=paths))
+    return chosen
 
 
 # --- one measurement, in its own process ------------------------------------------------------
@@ -416,7 +430,7 @@ def report(results: dict, conversions: dict) -> str:
 
 def chart(results: dict, path: Path) -> None:
     """Horizontal bars of seconds per picture, one group per case (Pillow, no plot library):
-    the first picture in a new process, and over it in a darker shade the next one."""
+    the first picture in a new process, and under it in a darker shade the next one."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=15)
@@ -441,13 +455,25 @@ def chart(results: dict, path: Path) -> None:
                 ("#cccccc", "#888888") if not name.startswith("sfumato") else ("#a9c1f0", "#3b6fd8")
             )
             draw.text((10, y + 4), name, fill="black", font=font)
-            draw.rectangle((label, y + 3, label + first, y + row - 5), fill=light)
-            draw.rectangle((label, y + 3, label + next_, y + row - 5), fill=dark)
+            # two half-height bars, so a next picture slower than the first hides nothing
+            middle = y + row // 2 - 1
+            draw.rectangle((label, y + 3, label + first, middle), fill=light)
+            draw.rectangle((label, middle + 1, label + next_, y + row - 5), fill=dark)
             figures = f"{r['picture_s']:.1f} / {r['next_picture_s']:.1f} s"
             draw.text((label + max(first, next_) + 8, y + 4), figures, fill="black", font=font)
             y += row
         y += row
     image.save(path)
+
+
+def vector_units() -> str:
+    """The CPU's widest vector and matrix instructions: what decides its speed here (bf16 in
+    hardware or not, int8 dot products or not)."""
+    have = torch.cpu.get_capabilities()
+    units = [
+        u for u in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if have.get(u)
+    ]
+    return " ".join(units).upper().replace("_", "-") or "none of AVX2, AVX-512, AMX"
 
 
 def cpu_name() -> str:
@@ -466,10 +492,22 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="Add OpenVINO (if installed).")
     parser.add_argument("--work-dir", type=Path, help="Keep the random models here for reruns.")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="JSON and chart.")
+    parser.add_argument(
+        "--case", choices=sorted({c.architecture for c in FULL}), help="Only this model."
+    )
+    parser.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        help="Only the sfumato paths whose names contain this (repeatable); "
+        "plain diffusers fp32 always runs, as the baseline.",
+    )
     args = parser.parse_args()
     if args.peers and importlib.util.find_spec("openvino") is None:
         parser.error("--peers needs OpenVINO: pip install openvino (not a dependency)")
-    cases = QUICK if args.quick else FULL
+    cases = select(QUICK if args.quick else FULL, args.case, args.path)
+    if not cases:
+        parser.error(f"no sfumato path's name contains {' or '.join(map(repr, args.path))}")
     rounds = args.rounds or (1 if args.quick else 2)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as temporary:
@@ -479,7 +517,7 @@ def main() -> None:
     from sfumato.engine.device import cpu_has_native_bf16
 
     header = (
-        f"{cpu_name()} · {os.cpu_count()} cores · native bf16: "
+        f"{cpu_name()} · {os.cpu_count()} cores · {vector_units()} · native bf16: "
         f"{'yes' if cpu_has_native_bf16() else 'no'} · torch "
         f"{torch.__version__} · {torch.get_num_threads()} threads · {rounds} round(s), "
         f"medians · {minutes:.1f} min\nRandom weights: compute and memory are the real "

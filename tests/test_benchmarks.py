@@ -41,3 +41,19 @@ def test_the_quick_engine_benchmark_measures_every_path(tmp_path):
     assert conversion["seconds"] > 0 and conversion["peak_rss_gb"] > 1.6
     with Image.open(tmp_path / "engine_speed_quick.png") as chart:
         assert chart.width > 500 and chart.height > 100
+
+
+def test_a_slow_machine_can_measure_one_case_and_some_paths():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import engine_speed
+
+    (case,) = engine_speed.select(engine_speed.FULL, "sd15", ["OpenVINO (default)", "both"])
+    assert case.architecture == "sd15"
+    assert case.sfumato == (
+        "sfumato PyTorch + both",
+        "sfumato OpenVINO (default)",
+        "sfumato OpenVINO + both",
+    )
+    assert engine_speed.select(engine_speed.FULL, None, ["no such path"]) == []
+    # without filters, every case and every path
+    assert engine_speed.select(engine_speed.FULL, None, []) == engine_speed.FULL

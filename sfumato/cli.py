@@ -381,6 +381,7 @@ def info(
         import json
         import shlex
 
+        from sfumato.engine.prompts import extract_lora_tags
         from sfumato.metadata.read import read_info
 
         found = read_info(image)
@@ -416,6 +417,13 @@ def info(
                 command += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
         if sampler := _known_sampler(found.sampler, found.scheduler):
             command += ["--sampler", sampler]
+        # LoRAs given outside the prompt (sfumato's --lora); A1111's are tags in the prompt
+        tagged = {name for name, _ in extract_lora_tags(found.prompt or "")[1]}
+        for lora in found.loras:
+            if lora["weight"] is not None and lora["name"] not in tagged:
+                command += ["--lora", f"{lora['name']}:{lora['weight']:g}"]
+        if (found.clip_skip or 1) > 1:
+            command += ["--clip-skip", str(found.clip_skip)]
         out.print("\nTo make it again (with the same model):", highlight=False)
         out.print(shlex.join(command), highlight=False)
 

@@ -160,7 +160,9 @@ def test_info_command_prints_the_settings_and_a_command_to_make_it_again(tmp_pat
     assert "Model:              dreamshaper_8, final: v2 [879db523c3]" in result.output
     assert "LoRAs:              citypop_v2:0.8" in result.output
     assert "--seed 3141592653 --steps 28 --cfg 6.5 -W 512 -H 768" in result.output
-    assert "--sampler 'DPM++ 2M Karras'" in result.output
+    assert "--sampler 'DPM++ 2M Karras' --clip-skip 2" in result.output
+    # its LoRA is a tag in the prompt, which the command carries: not given twice
+    assert "--lora" not in result.output
     as_json = json.loads(run("info", "--json", str(tmp_path / "a.png")).stdout)
     assert as_json["seed"] == 3141592653 and as_json["loras"][0]["hash"] == "1f2e3d4c5b6a"
     plain = run("info", str(png(tmp_path / "plain.png")))

@@ -140,8 +140,8 @@ class GenerationJob:
 
     def backend(self) -> str:
         """What ran the picture's UNet: pictures differ a little from one backend to another."""
-        compiled = self.model is not None and self.model.compiled is not None
-        return "openvino" if compiled and can_run(self.loras) else "torch"
+        compiled = self.model.compiled if self.model is not None else None
+        return "openvino" if can_run(compiled, self.loras) else "torch"
 
     def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
         """Generate and save to ``outputs``; returns (path, seed) per picture."""

@@ -119,7 +119,7 @@ def generate(
         return tensors
 
     # on OpenVINO (the CPU default) unless LoRAs change the UNet; the VAE decoder always
-    on_openvino = model.compiled is not None and can_run(loras)
+    on_openvino = can_run(model.compiled, loras)
     try:
         with (
             contextlib.nullcontext() if on_openvino else pytorch_unet(model),

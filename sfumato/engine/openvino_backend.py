@@ -236,10 +236,11 @@ def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None 
     )
 
 
-def can_run(loras) -> bool:
-    """Whether the converted UNet can run a request: LoRAs change the UNet's weights, so those
-    run on PyTorch's (and their VAE decode on OpenVINO still: LoRAs leave the VAE alone)."""
-    return not loras
+def can_run(compiled: Compiled | None, loras) -> bool:
+    """Whether a model's converted UNet (None: it has none) runs a request: LoRAs change the
+    UNet's weights, so those run on PyTorch's (and their VAE decode on OpenVINO still: LoRAs
+    leave the VAE alone)."""
+    return compiled is not None and not loras
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Seconds per picture and peak memory of full-size SD 1.5 and SDXL-Lightning, for plain
 diffusers and for sfumato's engine with and without its speed-ups, measured in one run.
 
-    python benchmarks/engine_speed.py --quick   # SD 1.5 at 192 px, 4 steps, 4 paths: 2-3 min
+    python benchmarks/engine_speed.py --quick   # SD 1.5 at 128 px, 4 steps, 3 paths: 2-4 min
     python benchmarks/engine_speed.py           # SD 1.5 at 512 px, 8 steps, and
                                                 # SDXL-Lightning at 1024 px, 4 steps
     python benchmarks/engine_speed.py --peers   # adds OpenVINO's own fixed-shape pipeline
@@ -76,10 +76,10 @@ SFUMATO = {
 }
 QUICK = [
     Case(
-        "SD 1.5, 192 px, 4 steps",
+        "SD 1.5, 128 px, 4 steps",
         "sd15",
         "sd15",
-        192,
+        128,
         4,
         7.5,
         "dpmpp_2m",
@@ -487,7 +487,7 @@ def cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="SD 1.5 at 192 px, one round.")
+    parser.add_argument("--quick", action="store_true", help="SD 1.5 at 128 px, one round.")
     parser.add_argument("--rounds", type=int, default=None, help="Default: 1 quick, 2 full.")
     parser.add_argument("--peers", action="store_true", help="Add OpenVINO (if installed).")
     parser.add_argument("--work-dir", type=Path, help="Keep the random models here for reruns.")

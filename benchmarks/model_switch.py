@@ -66,7 +66,9 @@ def main() -> None:
             from tests.fixtures.full_size import write_full_size_checkpoint
 
             path = folder / "sd15-full.safetensors"
-            models["full-size SD 1.5, zeros (fp16 file)"] = write_full_size_checkpoint("sd15", path)
+            models["full-size SD 1.5, zeros (fp16 file)"] = write_full_size_checkpoint(
+                "sd15", path, sparse=False
+            )
         for backend in BACKENDS:
             options = LoadOptions(device="cpu", backend=backend, cache_dir=folder / "cache")
             for name, path in models.items():

@@ -29,7 +29,7 @@ from transformers.utils import logging as transformers_logging
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.conversions import converted_folder, failed_before, is_converted
-from sfumato.engine.device import pick_device, pick_dtype
+from sfumato.engine.device import cpu_has_native_bf16, pick_device, pick_dtype
 from sfumato.engine.openvino_backend import (
     Compiled,
     check_backend,
@@ -177,6 +177,11 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
     torch_device = pick_device(options.device)
     torch_dtype = pick_dtype(torch_device, options.dtype)
     backend = check_backend(options.backend, torch_device)
+    if torch_device.type == "cpu" and torch_dtype == torch.bfloat16 and not cpu_has_native_bf16():
+        log.warning(
+            "This CPU has no bf16 in hardware (AVX512-BF16 or AMX): PyTorch emulates it, "
+            "1.5-9x slower than fp32 (measured). It only saves memory; --dtype auto picks fp32."
+        )
     if config_dir is not None and not (config_dir / "model_index.json").is_file():
         raise UnsupportedModel(
             f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."

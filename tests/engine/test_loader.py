@@ -7,6 +7,7 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
 from sfumato.engine.checkpoint import inspect_model
+from sfumato.engine.device import cpu_has_native_bf16
 from sfumato.engine.generate import generate
 from sfumato.engine.loader import load_model
 from sfumato.engine.request import GenerationRequest, resolve
@@ -62,10 +63,21 @@ def test_shipped_sd15_configs_fit_a_full_size_original_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_shipped_sdxl_configs_fit_a_full_size_original_checkpoint(tmp_path):
     path = write_full_size_checkpoint("sdxl", tmp_path / "sd_xl_base_1.0.safetensors")
-    model = load_model(inspect_model(path), dtype="bf16")
+    # the CPU's own dtype: bf16 where it has it (7 GB); fp32 elsewhere (14 GB), since PyTorch's
+    # emulated bf16 takes 2 minutes for this one small picture
+    model = load_model(inspect_model(path))
     assert sum(p.numel() for p in model.pipe.unet.parameters()) == 2_567_463_684
     assert sum(p.numel() for p in model.pipe.text_encoder_2.parameters()) == 694_659_840
     assert _one_image(model).shape == (64, 64, 3)
+
+
+def test_bf16_asked_of_a_cpu_without_it_says_it_is_emulated(tiny_models, caplog):
+    folder = inspect_model(tiny_models["sd15"]["folder"])
+    load_model(folder, device="cpu", dtype="fp32")
+    assert "emulates" not in caplog.text
+    load_model(folder, device="cpu", dtype="bf16")
+    # where the CPU multiplies bf16 itself there is nothing to say
+    assert ("PyTorch emulates it" in caplog.text) == (not cpu_has_native_bf16())
 
 
 def test_config_folder_must_be_a_diffusers_folder(tiny_models, tmp_path):

@@ -18,6 +18,7 @@ from sfumato import demo
 from sfumato.catalog.cards import describe_model
 from sfumato.demo.analyze import analyze, score
 from sfumato.demo.evaluate import canonical_prompt, eval_scenes
+from sfumato.engine.device import cpu_has_native_bf16
 from sfumato.engine.generate import generate
 from sfumato.engine.images import prepare
 from sfumato.engine.loader import load_model
@@ -84,8 +85,18 @@ def test_a_shortcut_keeps_the_pictures_close_to_the_full_path(
 @pytest.mark.parametrize(
     "options, fields, min_right, min_psnr",
     [
-        # bf16: 28 and 27 right on two CPUs, median 49 dB (differences of a level or two)
-        ({"dtype": "bf16", "backend": "torch"}, {}, 26, 40),
+        # bf16: 28 and 27 right on two CPUs, median 49 dB (differences of a level or two).
+        # Only where the CPU has it: elsewhere PyTorch emulates it at 5-6x fp32's time (3 min
+        # of this test), and sfumato never picks it there
+        pytest.param(
+            {"dtype": "bf16", "backend": "torch"},
+            {},
+            26,
+            40,
+            marks=pytest.mark.skipif(
+                not cpu_has_native_bf16(), reason="bf16 is emulated on this CPU"
+            ),
+        ),
         # OpenVINO (bf16 inside where the CPU has it): 26 right, median 49 dB; the scenes it
         # misses are borderline ones a level or two tips over
         ({"backend": "openvino"}, {}, 25, 40),

@@ -405,6 +405,8 @@ def info(
             ),
             "Denoising strength": found.denoise,
             "Clip skip": found.clip_skip if (found.clip_skip or 1) > 1 else None,
+            "Guidance cutoff": found.guidance_cutoff if _cut(found) else None,
+            "DeepCache": found.deep_cache if _cached(found) else None,
         }
         for label, value in rows.items():
             if value not in (None, ""):
@@ -424,8 +426,20 @@ def info(
                 command += ["--lora", f"{lora['name']}:{lora['weight']:g}"]
         if (found.clip_skip or 1) > 1:
             command += ["--clip-skip", str(found.clip_skip)]
+        if _cut(found):
+            command += ["--guidance-cutoff", f"{found.guidance_cutoff:g}"]
+        if _cached(found):
+            command += ["--deep-cache", str(found.deep_cache)]
         out.print("\nTo make it again (with the same model):", highlight=False)
         out.print(shlex.join(command), highlight=False)
+
+
+def _cut(found) -> bool:
+    return found.guidance_cutoff is not None and found.guidance_cutoff < 1
+
+
+def _cached(found) -> bool:
+    return (found.deep_cache or 1) > 1
 
 
 def _known_sampler(name: str | None, schedule: str | None) -> str | None:

@@ -260,19 +260,21 @@ def test_preview_frames_and_image_to_image_from_the_command_line(installed, tmp_
     assert "--init-image is not a picture sfumato can read" in broken.output
 
 
-def test_info_gives_a_command_that_makes_the_same_picture_again_loras_included(tmp_path):
+def test_info_gives_the_command_that_makes_the_same_picture_loras_and_shortcuts_included(tmp_path):
     from sfumato import demo
 
     lora = Path(__file__).parent / "data" / "demo-white-background.safetensors"
     model = ["--model", str(demo.WEIGHTS)]
     prompt = "a red circle on a blue background"
     settings = ["--seed", "3", "--lora", f"{lora}:0.9", "--clip-skip", "2"]
+    settings += ["--guidance-cutoff", "0.5", "--deep-cache", "2"]  # the speed shortcuts
     made = run("generate", prompt, *model, *settings, "-o", str(tmp_path / "a.png"))
     assert made.exit_code == 0, made.output
     info = run("info", str(tmp_path / "a.png"))
     command = shlex.split(info.output.strip().splitlines()[-1])
     assert command[:2] == ["sfumato", "generate"]
     assert f"{lora}:0.9" in command and "--clip-skip" in command
+    assert "Guidance cutoff:    0.5" in info.output and "DeepCache:          2" in info.output
     again = run(*command[1:], *model, "-o", str(tmp_path / "b.png"))
     assert again.exit_code == 0, again.output
     a, b = (Image.open(tmp_path / n) for n in ("a.png", "b.png"))

@@ -54,6 +54,8 @@ class GenerationInfo:
     loras: list[dict] = field(default_factory=list)  # {"name", "weight", "hash"}
     denoise: float | None = None  # image-to-image strength, when it was one
     clip_skip: int | None = None
+    guidance_cutoff: float | None = None  # sfumato's shortcuts, where they were on
+    deep_cache: int | None = None
     extra: dict = field(default_factory=dict)  # every other setting the tool wrote
 
     def to_dict(self) -> dict:
@@ -157,6 +159,8 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
         model_hash=model.get("hash"),
         clip_skip=_number(s.get("clip_skip"), int),
         denoise=_number(s.get("strength")),
+        guidance_cutoff=_number(s.get("guidance_cutoff")),
+        deep_cache=_number(s.get("deep_cache"), int),
         loras=[
             {"name": lora[0], "weight": _number(lora[1]), "hash": lora[2]}
             for lora in s.get("loras") or []
@@ -208,6 +212,8 @@ def parse_a1111(text: str) -> GenerationInfo | None:
     info.model_hash = s.pop("Model hash", None)
     info.denoise = _number(s.pop("Denoising strength", None))
     info.clip_skip = _number(s.pop("Clip skip", None), int)
+    info.guidance_cutoff = _number(s.pop("Guidance cutoff", None))
+    info.deep_cache = _number(s.pop("DeepCache interval", None), int)
     hashes = {}
     for item in s.pop("Lora hashes", "").split(","):
         name, _, value = item.partition(":")

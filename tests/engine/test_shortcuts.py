@@ -25,6 +25,7 @@ from sfumato.engine.loader import load_model
 from sfumato.engine.request import GenerationRequest, resolve
 from sfumato.errors import InvalidRequest
 from sfumato.metadata.a1111 import format_parameters
+from sfumato.metadata.read import parse_a1111
 
 TINY = {"width": 64, "height": 64}
 SCENES = eval_scenes(8)  # 28 scenes spread over colours, shapes and backgrounds
@@ -190,6 +191,9 @@ def test_pictures_say_they_were_made_with_a_shortcut(demo_fp32):
     text = format_parameters(_settings(demo_fp32, guidance_cutoff=0.6, deep_cache=3))
     assert "Guidance cutoff: 0.6" in text and "DeepCache interval: 3" in text
     assert "Guidance cutoff" not in format_parameters(_settings(demo_fp32))
+    # and a reader of that text (A1111's, as other tools write it) gets them back
+    read = parse_a1111(text)
+    assert (read.guidance_cutoff, read.deep_cache) == (0.6, 3)
 
 
 @pytest.mark.parametrize(

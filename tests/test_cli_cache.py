@@ -2,17 +2,23 @@
 cleaned up; the current one is kept and still loads from disk."""
 
 import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
+
+import torch
 
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import inspect_model
-from sfumato.engine.conversions import lock
+from sfumato.engine.conversions import RECORD, converted_folder, lock, made_from, record
 from sfumato.engine.loader import LoadOptions, load_model
 from tests.test_cli import run
 
 
-def _converted(tiny_models, data: DataDir, name: str):
-    """A copy of the tiny SD 1.5 file named ``name``, converted into the data folder."""
+def _converted(tiny_models, data: DataDir, name: str, like: Path | None = None):
+    """A copy of the tiny SD 1.5 file named ``name``, converted into the data folder; with
+    ``like``, that conversion copied under this file's key and recorded as made from it (the
+    same weights convert to the same files: this is what converting it gives, in no time)."""
     data.models.mkdir(parents=True, exist_ok=True)
     single = data.models / name
     single.write_bytes(tiny_models["sd15"]["single"].read_bytes())
@@ -22,7 +28,15 @@ def _converted(tiny_models, data: DataDir, name: str):
         cache_dir=data.cache,
         config_dir=tiny_models["sd15"]["config"],
     )
-    return single, options, load_model(inspect_model(single), options).compiled.folder
+    if like is None:
+        return single, options, load_model(inspect_model(single), options).compiled.folder
+    made = json.loads((like / RECORD).read_text())
+    dtype = getattr(torch, made["made_from"]["dtype"].removeprefix("torch."))
+    source = made_from(single, None, dtype)
+    folder = converted_folder(data.cache, single, None, dtype)
+    shutil.copytree(like, folder)
+    record(folder, source, **{k: v for k, v in made.items() if k not in ("format", "made_from")})
+    return single, options, folder
 
 
 def _listed() -> dict[str, str]:
@@ -37,9 +51,9 @@ def test_cache_list_and_clean_remove_only_what_nothing_loads_again(tiny_models):
     assert empty.exit_code == 0 and "No converted models" in empty.output
 
     kept_file, options, kept = _converted(tiny_models, data, "kept.safetensors")
-    deleted_file, _, deleted = _converted(tiny_models, data, "deleted.safetensors")
+    deleted_file, _, deleted = _converted(tiny_models, data, "deleted.safetensors", kept)
     deleted_file.unlink()
-    changed_file, _, changed = _converted(tiny_models, data, "changed.safetensors")
+    changed_file, _, changed = _converted(tiny_models, data, "changed.safetensors", kept)
     changed_file.touch()  # a new modification time: its next load converts it again
     crashed = kept.with_name(kept.name + ".tmp1234")  # a conversion a crash stopped
     crashed.mkdir()

@@ -388,6 +388,10 @@ def info(
         if as_json:
             out.print_json(json.dumps(found.to_dict()))
             return
+        # shown and carried only where they are not the default
+        clip_skip = found.clip_skip if (found.clip_skip or 1) > 1 else None
+        cutoff = found.guidance_cutoff if (found.guidance_cutoff or 1) < 1 else None
+        deep_cache = found.deep_cache if (found.deep_cache or 1) > 1 else None
         rows = {
             "Made with": found.tool,
             "Prompt": found.prompt,
@@ -404,42 +408,30 @@ def info(
                 f"{x['name']}:{x['weight']:g}" for x in found.loras if x["weight"] is not None
             ),
             "Denoising strength": found.denoise,
-            "Clip skip": found.clip_skip if (found.clip_skip or 1) > 1 else None,
-            "Guidance cutoff": found.guidance_cutoff if _cut(found) else None,
-            "DeepCache": found.deep_cache if _cached(found) else None,
+            "Clip skip": clip_skip,
+            "Guidance cutoff": cutoff,
+            "DeepCache": deep_cache,
         }
         for label, value in rows.items():
             if value not in (None, ""):
                 out.print(f"{label + ':':<20}{value}", highlight=False)
         command = ["sfumato", "generate", found.prompt]
-        for flag, value in (("-n", found.negative_prompt), ("--seed", found.seed),
-                            ("--steps", found.steps), ("--cfg", found.guidance),
-                            ("-W", found.width), ("-H", found.height)):  # fmt: skip
-            if value not in (None, ""):
-                command += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-        if sampler := _known_sampler(found.sampler, found.scheduler):
-            command += ["--sampler", sampler]
+
+        def add(*flags) -> None:
+            for flag, value in flags:
+                if value not in (None, ""):
+                    command.extend([flag, f"{value:g}" if isinstance(value, float) else str(value)])
+
+        add(("-n", found.negative_prompt), ("--seed", found.seed), ("--steps", found.steps),
+            ("--cfg", found.guidance), ("-W", found.width), ("-H", found.height),
+            ("--sampler", _known_sampler(found.sampler, found.scheduler)))  # fmt: skip
         # LoRAs given outside the prompt (sfumato's --lora); A1111's are tags in the prompt
         tagged = {name for name, _ in extract_lora_tags(found.prompt or "")[1]}
-        for lora in found.loras:
-            if lora["weight"] is not None and lora["name"] not in tagged:
-                command += ["--lora", f"{lora['name']}:{lora['weight']:g}"]
-        if (found.clip_skip or 1) > 1:
-            command += ["--clip-skip", str(found.clip_skip)]
-        if _cut(found):
-            command += ["--guidance-cutoff", f"{found.guidance_cutoff:g}"]
-        if _cached(found):
-            command += ["--deep-cache", str(found.deep_cache)]
+        add(*(("--lora", f"{x['name']}:{x['weight']:g}") for x in found.loras
+              if x["weight"] is not None and x["name"] not in tagged))  # fmt: skip
+        add(("--clip-skip", clip_skip), ("--guidance-cutoff", cutoff), ("--deep-cache", deep_cache))
         out.print("\nTo make it again (with the same model):", highlight=False)
         out.print(shlex.join(command), highlight=False)
-
-
-def _cut(found) -> bool:
-    return found.guidance_cutoff is not None and found.guidance_cutoff < 1
-
-
-def _cached(found) -> bool:
-    return (found.deep_cache or 1) > 1
 
 
 def _known_sampler(name: str | None, schedule: str | None) -> str | None:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from sfumato.engine.checkpoint import ModelSource, read_header
+from sfumato.engine import openvino_backend
+from sfumato.engine.checkpoint import UNET, ModelSource, read_header
 from sfumato.engine.device import pick_device, pick_dtype
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
-from sfumato.engine.openvino_backend import check_backend
 from sfumato.errors import OutOfMemory
 
 GB = 1024**3
@@ -55,11 +55,11 @@ class ModelCache:
                 self._models.move_to_end(key)
                 return self._models[key].model
             device = pick_device(options.device)
-            need = estimate_bytes(source.path, pick_dtype(device, options.dtype))
-            if check_backend(options.backend, device) == "openvino":
-                # its own copy of the UNet and VAE decoder, and room for PyTorch's UNet, which
-                # requests with LoRAs read again
-                need *= 2
+            need = estimate_bytes(
+                source.path,
+                pick_dtype(device, options.dtype),
+                openvino_backend.check_backend(options.backend, device),
+            )
             if self.max_bytes is not None and need > self.max_bytes:
                 raise OutOfMemory(
                     f"{source.name} needs about {need / GB:.1f} GB, more than the server's "
@@ -78,23 +78,70 @@ class ModelCache:
             return model
 
 
-def estimate_bytes(path: Path, dtype: torch.dtype) -> int:
-    """The memory a model's weights take once loaded in ``dtype``, from the files' headers
-    (a single file's EMA copy is not loaded; a folder's half-precision duplicates not counted)."""
-    files = [path] if path.is_file() else _weight_files(path)
-    size = torch.empty((), dtype=dtype).element_size()
-    total = 0
-    for file in files:
-        if file.suffix == ".safetensors":
-            shapes = read_header(file)[0]
-            total += size * sum(
-                math.prod(shape)
-                for key, shape in shapes.items()
-                if not key.startswith("model_ema.")
-            )
-        else:  # pickled weights: as large as they are on disk
-            total += file.stat().st_size
-    return total
+def estimate_bytes(path: Path, dtype: torch.dtype, backend: str = "torch") -> int:
+    """The memory a model takes once loaded in ``dtype`` on ``backend``, from its weights'
+    headers (a single file's EMA copy is not loaded; a folder's half-precision duplicates not
+    counted), with what the backend holds beside PyTorch's weights."""
+    parts = _weights_by_part(path, torch.empty((), dtype=dtype).element_size())
+    extra = openvino_backend.extra_bytes(parts, dtype) if backend == "openvino" else 0
+    return parts["unet"] + parts["vae_decoder"] + parts["other"] + extra  # outer: in the UNet
+
+
+def _weights_by_part(path: Path, element_size: int) -> dict[str, int]:
+    """Bytes of the UNet's, its outer blocks' (DeepCache's shallow network: ``_outer``), the
+    VAE decoder's and the other weights, in ``element_size``."""
+    parts = dict.fromkeys(("unet", "unet_outer", "vae_decoder", "other"), 0)
+    for file in [path] if path.is_file() else _weight_files(path):
+        folder = "" if file == path else file.relative_to(path).parts[0]
+        if file.suffix != ".safetensors":  # pickled: as large as on disk, and not split up
+            # a pickled single file counted as the UNet: the backend's estimate errs high
+            parts["unet" if folder in ("", "unet") else "other"] += file.stat().st_size
+            continue
+        shapes = {
+            f"{folder}.{key}" if folder else key: shape
+            for key, shape in read_header(file)[0].items()
+            if not key.startswith("model_ema.")
+        }
+        outer = _outer(shapes)
+        for key, shape in shapes.items():
+            size = element_size * math.prod(shape)
+            if key.startswith(("unet.", UNET)):
+                parts["unet"] += size
+                parts["unet_outer"] += size if key in outer else 0
+            elif key.startswith(("vae.decoder.", "first_stage_model.decoder.")):
+                parts["vae_decoder"] += size
+            else:
+                parts["other"] += size
+    return parts
+
+
+def _outer(keys) -> set[str]:
+    """The UNet's keys outside its deep blocks (all down blocks but the first, all up blocks
+    but the last, the middle block), in the diffusers layout and in the original one, where
+    the first down block ends with the first downsampler and the last up block begins after
+    the last upsampler."""
+
+    def index(key: str) -> int:  # "unet.up_blocks.3.x" or UNET + "output_blocks.11.x"
+        return int(key.removeprefix(UNET).split(".")[1 if key.startswith(UNET) else 2])
+
+    def indices(prefix: str, inside: str = "") -> list[int]:
+        return [index(k) for k in keys if k.startswith(prefix) and inside in k]
+
+    first_down_end = min(indices(UNET + "input_blocks.", ".0.op."), default=0)
+    last_up_start = max(indices(UNET + "output_blocks.", ".conv."), default=-1) + 1
+    last_up = f"unet.up_blocks.{max(indices('unet.up_blocks.'), default=0)}."
+
+    def is_outer(key: str) -> bool:
+        if key.startswith("unet."):
+            deep = ("unet.down_blocks.", "unet.up_blocks.", "unet.mid_block.")
+            return key.startswith(("unet.down_blocks.0.", last_up)) or not key.startswith(deep)
+        if key.startswith(UNET + "input_blocks."):
+            return index(key) <= first_down_end
+        if key.startswith(UNET + "output_blocks."):
+            return index(key) >= last_up_start
+        return key.startswith(UNET) and not key.startswith(UNET + "middle_block.")
+
+    return {key for key in keys if is_outer(key)}
 
 
 def _weight_files(folder: Path) -> list[Path]:

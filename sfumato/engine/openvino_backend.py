@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from sfumato.engine import conversions
+from sfumato.engine.device import cpu_has_native_bf16
 from sfumato.engine.shortcuts import DeepCache, stand_ins
 from sfumato.errors import InvalidRequest, UnsupportedModel
 
@@ -56,6 +57,18 @@ class Compiled:
         (bf16 where the CPU has it, else f32: twice the size)."""
         element = self.unet.get_property("INFERENCE_PRECISION_HINT").get_size()
         return sum(p.stat().st_size for p in self.folder.glob("*.bin")) * element // 2
+
+
+def extra_bytes(parts: dict[str, int], dtype: torch.dtype) -> int:
+    """What a model on this backend holds beyond PyTorch's weights in ``dtype`` (``parts``:
+    bytes of its ``unet``, the UNet's ``unet_outer`` blocks and its ``vae_decoder`` in that
+    dtype): its compiled UNet, DeepCache's shallow network (the outer blocks again) and VAE
+    decoder, in the precision it computes in, less PyTorch's VAE decoder, let go for good.
+    PyTorch's UNet stays counted: it is let go too, but requests with LoRAs read it again."""
+    compiled = 2 if cpu_has_native_bf16() else 4  # bf16 where the CPU has it, else f32
+    scale = compiled / torch.empty((), dtype=dtype).element_size()
+    converted = parts["unet"] + parts["unet_outer"] + parts["vae_decoder"]
+    return round(converted * scale) - parts["vae_decoder"]
 
 
 def requested_backend(backend: str | None) -> str:

@@ -60,3 +60,16 @@ def test_without_a_budget_one_model_stays(three):
     first = cache.get(a, OPTIONS)
     cache.get(b, OPTIONS)
     assert cache.get(a, OPTIONS) is not first and cache.loads == 3
+
+
+@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+def test_a_single_file_and_its_folder_are_estimated_alike(tiny_models, arch):
+    """The UNet and VAE decoder are told apart in both layouts: on OpenVINO the estimate adds
+    a converted copy of those two alone, not of the text encoders."""
+    dtype = torch.float32
+    folder, single = tiny_models[arch]["folder"], tiny_models[arch]["single"]
+    for backend in ("torch", "openvino"):
+        by_folder = estimate_bytes(folder, dtype, backend)
+        assert abs(estimate_bytes(single, dtype, backend) - by_folder) / by_folder < 0.01
+    plain, on_openvino = estimate_bytes(folder, dtype), estimate_bytes(folder, dtype, "openvino")
+    assert plain < on_openvino < 2 * plain

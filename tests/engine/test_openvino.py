@@ -17,8 +17,9 @@ from PIL import Image
 
 from sfumato import demo
 from sfumato.catalog.cards import describe_model
-from sfumato.engine.cache import ModelCache, loaded_bytes
+from sfumato.engine.cache import ModelCache, estimate_bytes, loaded_bytes
 from sfumato.engine.checkpoint import inspect_model
+from sfumato.engine.device import pick_dtype
 from sfumato.engine.generate import generate
 from sfumato.engine.images import prepare
 from sfumato.engine.loader import LoadOptions, load_model
@@ -293,6 +294,9 @@ def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, tmp_path)
     model = cache.get(source, options)
     assert isinstance(model.compiled, Compiled) and model.compiled.bytes > 0
     assert cache.used_bytes == loaded_bytes(model) > loaded_bytes(load_model(source, device="cpu"))
+    # and it made room for that much before loading: the estimate from the headers is close
+    estimate = estimate_bytes(source.path, pick_dtype(torch.device("cpu")), "openvino")
+    assert abs(estimate - loaded_bytes(model)) / loaded_bytes(model) < 0.02
 
 
 def test_auto_is_openvino_on_the_cpu_and_pytorch_elsewhere(monkeypatch):

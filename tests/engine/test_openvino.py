@@ -299,6 +299,27 @@ def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, tmp_path)
     assert abs(estimate - loaded_bytes(model)) / loaded_bytes(model) < 0.02
 
 
+def test_the_vae_decoder_is_compiled_for_the_size_it_decodes(tiny_models, tmp_path):
+    """Compiled for one shape, OpenVINO plans the decoder's working memory for it (less than
+    the open network keeps: benchmarks/RESULTS.md); compiled once per size, not per call, and
+    decoding what the open network decodes."""
+    import openvino as ov
+
+    source = describe_model(tiny_models["sd15"]["folder"])
+    model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path))
+    decoder, channels = model.compiled.decoder, model.pipe.vae.config.latent_channels
+    generate(model, _settings(model, width=64, height=64))
+    side = 64 // model.pipe.vae_scale_factor
+    assert decoder.compiled_for == (1, channels, side, side) and decoder.compilations == 1
+    open_network = ov.Core().compile_model(model.compiled.folder / "vae_decoder.xml", "CPU")
+    random = np.random.default_rng(0)
+    for shape in [(1, channels, side, side), (2, channels, 12, 8), (2, channels, 12, 8)]:
+        latents = random.standard_normal(shape, dtype=np.float32)
+        np.testing.assert_allclose(decoder([latents])[0], open_network([latents])[0], atol=1e-3)
+        assert decoder.compiled_for == shape
+    assert decoder.compilations == 2
+
+
 def test_auto_is_openvino_on_the_cpu_and_pytorch_elsewhere(monkeypatch):
     monkeypatch.delenv("SFUMATO_BACKEND")
     cpu, cuda = torch.device("cpu"), torch.device("cuda")

@@ -110,20 +110,13 @@ def routes(folder: Path, int8: bool) -> list[Route]:
         # NNCF quantizes the network converted from fp32 weights: from bf16 ones (this CPU's
         # dtype where it has bf16) its int8 network fails to compile (bf16 beside f32 inputs
         # in the attention; OpenVINO 2026.4, NNCF 3.4). OpenVINO computes in bf16 either way.
-        fp32 = (
-            load_model(
-                source,
-                device="cpu",
-                dtype="fp32",
-                backend="openvino",
-                cache_dir=folder.parent / "fp32",
-            ).compiled.folder
-            / "unet.xml"
-        )
+        options = {"device": "cpu", "dtype": "fp32", "backend": "openvino"}
+        fp32 = load_model(source, cache_dir=folder.parent / "fp32", **options).compiled.folder
         # first, while this process holds no network: the quantization takes most of the memory
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, __file__, "--quantize", str(fp32), str(quantized)], check=True
+            [sys.executable, __file__, "--quantize", str(fp32 / "unet.xml"), str(quantized)],
+            check=True,
         )
         print(f"int8 quantization: {time.perf_counter() - started:.0f} s", flush=True)
     started = time.perf_counter()

@@ -82,7 +82,7 @@ def estimate_bytes(path: Path, dtype: torch.dtype, backend: str = "torch") -> in
     """The memory a model takes once loaded in ``dtype`` on ``backend``, from its weights'
     headers (a single file's EMA copy is not loaded; a folder's half-precision duplicates not
     counted), with what the backend holds beside PyTorch's weights."""
-    parts = _weights_by_part(path, torch.empty((), dtype=dtype).element_size())
+    parts = _weights_by_part(path, dtype.itemsize)
     extra = openvino_backend.extra_bytes(parts, dtype) if backend == "openvino" else 0
     return parts["unet"] + parts["vae_decoder"] + parts["other"] + extra  # outer: in the UNet
 
@@ -117,9 +117,10 @@ def _weights_by_part(path: Path, element_size: int) -> dict[str, int]:
 
 def _outer(keys) -> set[str]:
     """The UNet's keys outside its deep blocks (all down blocks but the first, all up blocks
-    but the last, the middle block), in the diffusers layout and in the original one, where
-    the first down block ends with the first downsampler and the last up block begins after
-    the last upsampler."""
+    but the last, the middle block: those ``shortcuts.stand_ins`` skips, told here by key
+    names since no network is loaded yet), in the diffusers layout and in the original one,
+    where the first down block ends with the first downsampler and the last up block begins
+    after the last upsampler."""
 
     def index(key: str) -> int:  # "unet.up_blocks.3.x" or UNET + "output_blocks.11.x"
         return int(key.removeprefix(UNET).split(".")[1 if key.startswith(UNET) else 2])

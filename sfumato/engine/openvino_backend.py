@@ -66,7 +66,7 @@ def extra_bytes(parts: dict[str, int], dtype: torch.dtype) -> int:
     decoder, in the precision it computes in, less PyTorch's VAE decoder, let go for good.
     PyTorch's UNet stays counted: it is let go too, but requests with LoRAs read it again."""
     compiled = 2 if cpu_has_native_bf16() else 4  # bf16 where the CPU has it, else f32
-    scale = compiled / torch.empty((), dtype=dtype).element_size()
+    scale = compiled / dtype.itemsize
     converted = parts["unet"] + parts["unet_outer"] + parts["vae_decoder"]
     return round(converted * scale) - parts["vae_decoder"]
 

@@ -63,7 +63,10 @@ class Case:
 # with its opt-in shortcuts (engine/openvino_backend.py, engine/shortcuts.py):
 # name -> (load options, request fields)
 OPENVINO = {"backend": "openvino"}
+INT8 = {"backend": "openvino", "dtype": "int8"}  # needs NNCF: pip install "sfumato[int8]"
 PYTORCH = {"backend": "torch"}
+# what is converted once per model, before the rounds: name -> load options
+CONVERSIONS = {"OpenVINO conversion": OPENVINO, "int8 quantization": INT8}
 SFUMATO = {
     "sfumato PyTorch": (PYTORCH, {}),
     "sfumato PyTorch + guidance cutoff 0.5": (PYTORCH, {"guidance_cutoff": 0.5}),
@@ -73,6 +76,8 @@ SFUMATO = {
     "sfumato OpenVINO + guidance cutoff 0.5": (OPENVINO, {"guidance_cutoff": 0.5}),
     "sfumato OpenVINO + DeepCache 2": (OPENVINO, {"deep_cache": 2}),
     "sfumato OpenVINO + both": (OPENVINO, {"guidance_cutoff": 0.5, "deep_cache": 2}),
+    "sfumato OpenVINO int8": (INT8, {}),
+    "sfumato OpenVINO int8 + both": (INT8, {"guidance_cutoff": 0.5, "deep_cache": 2}),
 }
 QUICK = [
     Case(
@@ -243,13 +248,14 @@ def _openvino_peer(pipe, case: Case) -> SimpleNamespace:
     return SimpleNamespace(unet=unet, decoder=decoder)
 
 
-def convert(case: Case, folder: Path) -> dict:
-    """The one-time conversion for the OpenVINO backend: its time and memory."""
+def convert(case: Case, folder: Path, options: dict) -> dict:
+    """The one-time conversion for the OpenVINO backend (with ``options``): its time and
+    memory."""
     from sfumato.catalog.cards import describe_model
     from sfumato.engine.loader import load_model
 
     source = describe_model(folder, family_hint=case.family)
-    model = load_model(source, device="cpu", backend="openvino", cache_dir=folder.parent / "cache")
+    model = load_model(source, device="cpu", cache_dir=folder.parent / "cache", **options)
     return {
         "seconds": model.compiled.converted_s,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30,
@@ -365,16 +371,19 @@ def run(cases: list[Case], rounds: int, peers: bool, work: Path) -> tuple[dict, 
         if not (folder / "model_index.json").is_file():
             print(f"building a random-weight {case.architecture} model in {folder}", flush=True)
             _child("--build", json.dumps(asdict(case)), str(folder))
-        if any(SFUMATO[p][0] == OPENVINO for p in case.sfumato):
-            # once per model, before the rounds: every OpenVINO path then loads from the cache
-            shutil.rmtree(folder.parent / "cache", ignore_errors=True)
+        # once per model, before the rounds: every OpenVINO path then loads from the cache
+        shutil.rmtree(folder.parent / "cache", ignore_errors=True)
+        for name, options in CONVERSIONS.items():
+            if not any(SFUMATO[p][0] == options for p in case.sfumato):
+                continue
             try:
-                out = _child("--convert", json.dumps(asdict(case)), str(folder))
-                conversions[case.name] = json.loads(out.strip().splitlines()[-1])
+                made = (json.dumps(asdict(case)), str(folder), json.dumps(options))
+                out = _child("--convert", *made)
+                conversions.setdefault(case.name, {})[name] = json.loads(out.splitlines()[-1])
             except ChildFailed as e:  # e.g. out of memory: the other paths still run
-                print(f"  OpenVINO conversion failed, its paths left out: {e}", flush=True)
+                print(f"  {name} failed, its paths left out: {e}", flush=True)
                 case = replace(
-                    case, sfumato=tuple(p for p in case.sfumato if SFUMATO[p][0] != OPENVINO)
+                    case, sfumato=tuple(p for p in case.sfumato if SFUMATO[p][0] != options)
                 )
         runs: dict[str, list[dict]] = {path: [] for path in paths_for(case, peers)}
         for round_ in range(rounds):
@@ -419,11 +428,9 @@ def report(results: dict, conversions: dict) -> str:
                 f"{r['next_picture_s']:6.1f}s {base['next_picture_s'] / r['next_picture_s']:8.2f}x "
                 f"{r['peak_rss_gb']:6.1f} GiB {r['peak_private_gb']:4.1f} GiB  {r['dtype']}"
             )
-        if case in conversions:
-            c = conversions[case]
+        for name, c in conversions.get(case, {}).items():
             lines.append(
-                f"(OpenVINO conversion, once per model: {c['seconds']:.0f} s, "
-                f"peak {c['peak_rss_gb']:.1f} GiB)"
+                f"({name}, once per model: {c['seconds']:.0f} s, peak {c['peak_rss_gb']:.1f} GiB)"
             )
     return "\n".join(lines)
 
@@ -539,7 +546,8 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--build":
         build_random_model(Case(**json.loads(sys.argv[2])), Path(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--convert":
-        print(json.dumps(convert(Case(**json.loads(sys.argv[2])), Path(sys.argv[3]))))
+        case, options = Case(**json.loads(sys.argv[2])), json.loads(sys.argv[4])
+        print(json.dumps(convert(case, Path(sys.argv[3]), options)))
     elif len(sys.argv) > 1 and sys.argv[1] == "--measure":
         result = measure(Case(**json.loads(sys.argv[2])), sys.argv[3], Path(sys.argv[4]))
         print(json.dumps(result))

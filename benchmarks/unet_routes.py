@@ -9,11 +9,10 @@ Routes:
   cache holds (one conversion serves every request);
 - OpenVINO reshaped to this one request's shape, as optimum-intel exports it (a compile per
   shape; its first call makes no kernels);
-- ``--int8``: the same network quantized to int8 by NNCF's post-training quantization
-  (weights and activations of the convolutions and the matrix products, calibrated on a few
-  calls): the most int8 arithmetic the UNet allows, so an upper bound on what int8 gains in
-  speed. NNCF is not a dependency (``pip install nncf``); the quantization takes minutes and
-  about 18 GiB, and runs in a process of its own.
+- ``--int8``: sfumato's ``--dtype int8``, the network quantized to int8 by NNCF (weights and
+  activations of every convolution and matrix product, calibrated on pictures drawn on the
+  model; ``pip install "sfumato[int8]"``). The quantization, once per model, is in its setup
+  (minutes, about 15 GiB for SD 1.5).
 
 The first call of each route is reported apart (OpenVINO makes its kernels for a new shape
 there), with the compile.
@@ -24,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +36,6 @@ import engine_speed  # noqa: E402  (the random model and its conversion)
 
 CASE = engine_speed.FULL[0]  # SD 1.5, 512 px, guidance
 BATCH, LATENT, TEXT = 2, CASE.size // 8, (77, 768)
-INT8 = "unet_int8.xml"
 
 
 def inputs(count: int, seed: int) -> list[tuple]:
@@ -52,26 +49,6 @@ def inputs(count: int, seed: int) -> list[tuple]:
         )
         for k in range(count)
     ]
-
-
-def quantize(converted: Path, out: Path) -> None:
-    """NNCF's post-training int8 quantization of the converted UNet, saved as ``out``."""
-    os.environ.setdefault("NNCF_CI", "1")  # its usage reports would go over the network
-    import nncf
-    import openvino as ov
-
-    model = ov.Core().read_model(converted)
-    calibration = [[t.numpy() for t in x] for x in inputs(6, seed=2)]
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(calibration),
-        model_type=nncf.ModelType.TRANSFORMER,
-        subset_size=len(calibration),
-        # bias correction changes biases, not the arithmetic: for speed alone it is 9 of the
-        # quantization's 13 minutes (AMX Xeon) spent for nothing
-        advanced_parameters=nncf.AdvancedQuantizationParameters(disable_bias_correction=True),
-    )
-    ov.save_model(quantized, out)
 
 
 @dataclass
@@ -102,23 +79,15 @@ def routes(folder: Path, int8: bool) -> list[Route]:
     from sfumato.engine.loader import load_model
 
     source = describe_model(folder, family_hint=CASE.family)
-    loaded = load_model(source, device="cpu", backend="openvino", cache_dir=folder.parent / "cache")
-    converted = loaded.compiled.folder / "unet.xml"
-    del loaded
-    quantized = folder.parent / INT8
-    if int8 and not quantized.is_file():
-        # NNCF quantizes the network converted from fp32 weights: from bf16 ones (this CPU's
-        # dtype where it has bf16) its int8 network fails to compile (bf16 beside f32 inputs
-        # in the attention; OpenVINO 2026.4, NNCF 3.4). OpenVINO computes in bf16 either way.
-        options = {"device": "cpu", "dtype": "fp32", "backend": "openvino"}
-        fp32 = load_model(source, cache_dir=folder.parent / "fp32", **options).compiled.folder
-        # first, while this process holds no network: the quantization takes most of the memory
+    options = {"device": "cpu", "backend": "openvino", "cache_dir": folder.parent / "cache"}
+    quantized = None
+    if int8:  # first, while this process holds no network: the quantization takes the most
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, __file__, "--quantize", str(fp32 / "unet.xml"), str(quantized)],
-            check=True,
-        )
-        print(f"int8 quantization: {time.perf_counter() - started:.0f} s", flush=True)
+        network = load_model(source, dtype="int8", **options).compiled.unet
+        setup_s = time.perf_counter() - started
+        name = "OpenVINO, int8 (sfumato --dtype int8)"
+        quantized = Route(name, lambda *x: network([t.numpy() for t in x]), setup_s)
+    converted = load_model(source, **options).compiled.folder / "unet.xml"
     started = time.perf_counter()
     unet = load_model(source, device="cpu", backend="torch").pipe.unet
     torch_s = time.perf_counter() - started
@@ -133,16 +102,14 @@ def routes(folder: Path, int8: bool) -> list[Route]:
         openvino_route("OpenVINO, shapes open (sfumato)", core.read_model(converted), False),
         openvino_route("OpenVINO, this shape fixed", core.read_model(converted), True),
     ]
-    if int8:
-        chosen.append(openvino_route("OpenVINO, int8 (NNCF)", core.read_model(quantized), False))
-    return chosen
+    return chosen + ([quantized] if quantized else [])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work-dir", type=Path, help="Keep the random model here for reruns.")
-    parser.add_argument("--int8", action="store_true", help="Add NNCF's int8 quantization.")
+    parser.add_argument("--int8", action="store_true", help="Add sfumato's --dtype int8.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         folder = (args.work_dir or Path(temporary)) / CASE.architecture
@@ -167,18 +134,15 @@ def main() -> None:
         "native bf16: "
         f"{'yes' if cpu_has_native_bf16() else 'no'}; {args.rounds} rounds, medians"
     )
-    print(f"{'route':34} {'setup':>7} {'first call':>11} {'call':>7}  vs sfumato's")
+    print(f"{'route':38} {'setup':>7} {'first call':>11} {'call':>7}  vs sfumato's")
     ours = statistics.median(measured[1].times)
     for route in measured:
         median = statistics.median(route.times)
         print(
-            f"{route.name:34} {route.setup_s:6.1f}s {first[route.name]:10.2f}s "
+            f"{route.name:38} {route.setup_s:6.1f}s {first[route.name]:10.2f}s "
             f"{median:6.2f}s  {median / ours:5.2f}x"
         )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--quantize":
-        quantize(Path(sys.argv[2]), Path(sys.argv[3]))
-    else:
-        main()
+    main()

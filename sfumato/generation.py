@@ -139,9 +139,12 @@ class GenerationJob:
         return settings, format_parameters(settings, self.source.name, self.model_hash), data
 
     def backend(self) -> str:
-        """What ran the picture's UNet: pictures differ a little from one backend to another."""
+        """What ran the picture's UNet: pictures differ a little from one backend to another
+        (and more in int8)."""
         compiled = self.model.compiled if self.model is not None else None
-        return "openvino" if can_run(compiled, self.loras) else "torch"
+        if not can_run(compiled, self.loras):
+            return "torch"
+        return "openvino int8" if compiled.int8 else "openvino"
 
     def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
         """Generate and save to ``outputs``; returns (path, seed) per picture."""

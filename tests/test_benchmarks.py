@@ -37,7 +37,9 @@ def test_the_quick_engine_benchmark_measures_every_path(tmp_path):
         # the full-size model: its 860 M UNet parameters alone take 3.2 GiB in fp32, 1.6 in bf16
         assert figures["peak_rss_gb"] > (3.2 if figures["dtype"] == "float32" else 1.6), path
         assert 0 < figures["peak_private_gb"] <= figures["peak_rss_gb"], path
-    (conversion,) = written["openvino_conversion"].values()
+    (conversions,) = written["openvino_conversion"].values()
+    conversion = conversions["OpenVINO conversion"]  # the quick run has no int8 path
+    assert list(conversions) == ["OpenVINO conversion"]
     assert conversion["seconds"] > 0 and conversion["peak_rss_gb"] > 1.6
     with Image.open(tmp_path / "engine_speed_quick.png") as chart:
         assert chart.width > 500 and chart.height > 100
@@ -53,6 +55,7 @@ def test_a_slow_machine_can_measure_one_case_and_some_paths():
         "sfumato PyTorch + both",
         "sfumato OpenVINO (default)",
         "sfumato OpenVINO + both",
+        "sfumato OpenVINO int8 + both",
     )
     assert engine_speed.select(engine_speed.FULL, None, ["no such path"]) == []
     # without filters, every case and every path

@@ -80,6 +80,19 @@ def test_the_cpus_default_backend_is_openvino_converted_once_into_the_data_folde
         assert plain.exit_code == 0 and read_sfumato_data(out)["model"]["backend"] == "torch"
 
 
+def test_int8_is_asked_for_by_dtype_and_said_in_the_picture(installed, tmp_path, monkeypatch):
+    monkeypatch.delenv("SFUMATO_BACKEND")
+    out = tmp_path / "int8.png"
+    made = run("generate", "a red circle", *FAST, "--seed", "3", "--dtype", "int8", "-o", str(out))
+    assert made.exit_code == 0, made.output
+    assert read_sfumato_data(out)["model"]["backend"] == "openvino int8"
+    (unet,) = (installed.cache / "openvino").glob("*/unet.xml")  # the int8 one only
+    assert "FakeQuantize" in unet.read_text()
+    refused = run("generate", "a red circle", *FAST, "--dtype", "int8", "--backend", "torch")
+    assert refused.exit_code != 0
+    assert "--dtype int8 runs on the OpenVINO backend" in " ".join(refused.output.split())
+
+
 def test_same_command_same_seed_same_pixels(installed, tmp_path):
     for name in ("a.png", "b.png"):
         assert (

@@ -22,7 +22,7 @@ import torch
 
 from sfumato.engine import openvino_backend
 from sfumato.engine.checkpoint import UNET, ModelSource, read_header
-from sfumato.engine.device import pick_device, pick_dtype
+from sfumato.engine.device import INT8, pick_device, pick_dtype
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.errors import OutOfMemory
 
@@ -58,7 +58,8 @@ class ModelCache:
             need = estimate_bytes(
                 source.path,
                 pick_dtype(device, options.dtype),
-                openvino_backend.check_backend(options.backend, device),
+                openvino_backend.check_backend(options.backend, device, options.dtype),
+                quantized=options.dtype == INT8,
             )
             if self.max_bytes is not None and need > self.max_bytes:
                 raise OutOfMemory(
@@ -78,12 +79,17 @@ class ModelCache:
             return model
 
 
-def estimate_bytes(path: Path, dtype: torch.dtype, backend: str = "torch") -> int:
-    """The memory a model takes once loaded in ``dtype`` on ``backend``, from its weights'
-    headers (a single file's EMA copy is not loaded; a folder's half-precision duplicates not
-    counted), with what the backend holds beside PyTorch's weights."""
+def estimate_bytes(
+    path: Path, dtype: torch.dtype, backend: str = "torch", quantized: bool = False
+) -> int:
+    """The memory a model takes once loaded in ``dtype`` on ``backend`` (``quantized``: its
+    UNet in int8 on OpenVINO), from its weights' headers (a single file's EMA copy is not
+    loaded; a folder's half-precision duplicates not counted), with what the backend holds
+    beside PyTorch's weights."""
     parts = _weights_by_part(path, dtype.itemsize)
-    extra = openvino_backend.extra_bytes(parts, dtype) if backend == "openvino" else 0
+    extra = 0
+    if backend == "openvino":
+        extra = openvino_backend.extra_bytes(parts, dtype, quantized)
     return parts["unet"] + parts["vae_decoder"] + parts["other"] + extra  # outer: in the UNet
 
 

@@ -34,8 +34,8 @@ OUTDATED = "outdated"  # its model file changed since, or another OpenVINO or sf
 UNFINISHED = "unfinished"  # a conversion that stopped half-way (a crash)
 
 
-def made_from(source_path: Path, lightning: Path | None, dtype: torch.dtype) -> dict:
-    """The files and dtype a conversion is made from."""
+def made_from(source_path: Path, lightning: Path | None, dtype: torch.dtype | str) -> dict:
+    """The files and dtype (a torch dtype, or ``int8``) a conversion is made from."""
     return {
         "model": str(Path(source_path).resolve()),
         "lightning": str(Path(lightning).resolve()) if lightning else None,
@@ -55,7 +55,7 @@ def _key(source: dict) -> str:
 
 
 def converted_folder(
-    cache: Path, source_path: Path, lightning: Path | None, dtype: torch.dtype
+    cache: Path, source_path: Path, lightning: Path | None, dtype: torch.dtype | str
 ) -> Path:
     """Where a model's converted form lies in ``cache`` (the data folder's cache)."""
     return cache / "openvino" / _key(made_from(source_path, lightning, dtype))

@@ -9,6 +9,8 @@ from sfumato.errors import InvalidRequest
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+# the UNet quantized, on OpenVINO (engine/int8.py); PyTorch's parts run in auto's dtype
+INT8 = "int8"
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -34,9 +36,10 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
-    if requested and requested != "auto":
+    if requested and requested not in ("auto", INT8):
         if requested not in DTYPES:
-            raise InvalidRequest(f"Unknown dtype '{requested}'. Use one of: {', '.join(DTYPES)}.")
+            names = ", ".join([*DTYPES, INT8])
+            raise InvalidRequest(f"Unknown dtype '{requested}'. Use one of: {names}.")
         return DTYPES[requested]
     # half precision halves memory and is the fast path on GPUs; CPUs have no fast fp16
     if device.type != "cpu":

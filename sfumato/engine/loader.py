@@ -29,7 +29,7 @@ from transformers.utils import logging as transformers_logging
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.conversions import converted_folder, failed_before, is_converted
-from sfumato.engine.device import cpu_has_native_bf16, pick_device, pick_dtype
+from sfumato.engine.device import INT8, cpu_has_native_bf16, pick_device, pick_dtype
 from sfumato.engine.openvino_backend import (
     Compiled,
     check_backend,
@@ -59,7 +59,8 @@ transformers_logging.disable_progress_bar()
 @dataclass(frozen=True)
 class LoadOptions:
     device: str | None = None  # None or "auto": CUDA, else MPS, else CPU
-    dtype: str | None = None  # None or "auto": fp16 on GPUs, bf16 or fp32 on the CPU
+    # None or "auto": fp16 on GPUs, bf16 or fp32 on the CPU; "int8": the UNet quantized
+    dtype: str | None = None
     config_dir: Path | None = None  # configs for an unusual single-file checkpoint
     lightning: Path | None = None  # a Lightning UNet or LoRA to run an SDXL model with
     # None or "auto": SFUMATO_BACKEND, else OpenVINO on the CPU (UNet and VAE decoder), else torch
@@ -176,7 +177,8 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
     config_dir = Path(options.config_dir) if options.config_dir else None
     torch_device = pick_device(options.device)
     torch_dtype = pick_dtype(torch_device, options.dtype)
-    backend = check_backend(options.backend, torch_device)
+    backend = check_backend(options.backend, torch_device, options.dtype)
+    quantized = options.dtype == INT8
     if torch_device.type == "cpu" and torch_dtype == torch.bfloat16 and not cpu_has_native_bf16():
         log.warning(
             "This CPU has no bf16 in hardware (AVX512-BF16 or AMX): PyTorch emulates it, "
@@ -187,11 +189,12 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
             f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."
         )
     # OpenVINO chosen by default, not by the user: a model it cannot convert runs on PyTorch
-    by_default = requested_backend(options.backend) == "auto"
+    by_default = requested_backend(options.backend) == "auto" and not quantized
     folder = None  # the OpenVINO backend's converted form
     if backend == "openvino":
         cache = options.cache_dir or DataDir.resolve().cache
-        folder = converted_folder(cache, source.path, options.lightning, torch_dtype)
+        precision = INT8 if quantized else torch_dtype
+        folder = converted_folder(cache, source.path, options.lightning, precision)
         failed = failed_before(folder)
         if failed and by_default:  # not tried again at every load
             log.warning("%s Running it on PyTorch.", failed)
@@ -217,7 +220,7 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         pipe.to(torch_device)
     else:  # loaded on the CPU, where OpenVINO runs
         try:
-            compiled = compile_model(pipe, folder, source.path, options.lightning)
+            compiled = compile_model(pipe, folder, source.path, options.lightning, quantized)
         except UnsupportedModel as e:
             if not by_default:
                 raise

@@ -10,6 +10,9 @@ DeepCache runs on OpenVINO too: the converted UNet also hands out what its deep 
 the last up block, and a second, shallow network (the first down block and the last up block)
 takes that in on the cached steps.
 
+``--dtype int8`` quantizes the converted UNet to int8 (``int8.py``), calibrated on a few
+pictures drawn on it when the model is converted.
+
 Once converted, PyTorch's copies of the UNet and the VAE decoder are let go (``loader.py``):
 requests with LoRAs, which change the UNet's weights, read it from disk again for their
 duration, and decode on OpenVINO still. Everything else the pipeline does stays on PyTorch
@@ -27,11 +30,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
-from sfumato.engine import conversions
-from sfumato.engine.device import cpu_has_native_bf16
+from sfumato.engine import conversions, int8
+from sfumato.engine.device import INT8, cpu_has_native_bf16
 from sfumato.engine.shortcuts import DeepCache, stand_ins
 from sfumato.errors import InvalidRequest, UnsupportedModel
 
@@ -50,34 +54,53 @@ class Compiled:
     shallow: object  # DeepCache's cached steps: the UNet's outer blocks on kept features
     folder: Path  # where their converted form lies
     converted_s: float | None  # None: read from the cache
+    int8: bool = False  # the UNet quantized
 
     @property
     def bytes(self) -> int:
         """Memory their weights take: saved in fp16, held in the precision they compute in
-        (bf16 where the CPU has it, else f32: twice the size)."""
+        (bf16 where the CPU has it, else f32: twice the size); an int8 UNet's as saved."""
         element = self.unet.get_property("INFERENCE_PRECISION_HINT").get_size()
-        return sum(p.stat().st_size for p in self.folder.glob("*.bin")) * element // 2
+        total = 0
+        for path in self.folder.glob("*.bin"):
+            as_saved = self.int8 and path.stem == "unet"
+            total += path.stat().st_size * (2 if as_saved else element) // 2
+        return total
 
 
-def extra_bytes(parts: dict[str, int], dtype: torch.dtype) -> int:
+def extra_bytes(parts: dict[str, int], dtype: torch.dtype, quantized: bool = False) -> int:
     """What a model on this backend holds beyond PyTorch's weights in ``dtype`` (``parts``:
     bytes of its ``unet``, the UNet's ``unet_outer`` blocks and its ``vae_decoder`` in that
-    dtype): its compiled UNet, DeepCache's shallow network (the outer blocks again) and VAE
-    decoder, in the precision it computes in, less PyTorch's VAE decoder, let go for good.
-    PyTorch's UNet stays counted: it is let go too, but requests with LoRAs read it again."""
+    dtype): its compiled UNet (a byte a weight if ``quantized``), DeepCache's shallow network
+    (the outer blocks again) and VAE decoder, in the precision it computes in, less PyTorch's
+    VAE decoder, let go for good. PyTorch's UNet stays counted: it is let go too, but requests
+    with LoRAs read it again."""
     compiled = 2 if cpu_has_native_bf16() else 4  # bf16 where the CPU has it, else f32
     scale = compiled / dtype.itemsize
-    converted = parts["unet"] + parts["unet_outer"] + parts["vae_decoder"]
-    return round(converted * scale) - parts["vae_decoder"]
+    unet = parts["unet"] * (1 / dtype.itemsize if quantized else scale)
+    converted = unet + (parts["unet_outer"] + parts["vae_decoder"]) * scale
+    return round(converted) - parts["vae_decoder"]
 
 
 def requested_backend(backend: str | None) -> str:
     return backend or os.environ.get(ENV_VAR) or "auto"
 
 
-def check_backend(backend: str | None, device: torch.device) -> str:
+def check_backend(backend: str | None, device: torch.device, dtype: str | None = None) -> str:
     """The backend that runs: ``auto`` (the default) is OpenVINO on the CPU, PyTorch on GPUs
-    and where the openvino package is missing."""
+    and where the openvino package is missing. ``dtype`` int8 runs on OpenVINO only."""
+    chosen = _backend(backend, device)
+    if dtype == INT8:
+        if chosen != "openvino":
+            raise InvalidRequest(
+                "--dtype int8 runs on the OpenVINO backend, on the CPU: leave --backend at "
+                "auto or openvino, and --device at auto or cpu (GPUs run fp16)."
+            )
+        int8.check_installed()
+    return chosen
+
+
+def _backend(backend: str | None, device: torch.device) -> str:
     named = backend
     backend = requested_backend(backend)
     if backend not in BACKENDS:
@@ -169,9 +192,10 @@ def _save(ov, module: torch.nn.Module, example: list, shapes: list, path: Path) 
     ov.save_model(converted, path)
 
 
-def _convert(pipe, folder: Path, source: dict) -> None:
+def _convert(pipe, folder: Path, source: dict, quantized: bool) -> None:
     ov = converter()
     unet = pipe.unet
+    dtype = unet.dtype
     sdxl = unet.config.addition_embed_type == "text_time"
     channels, width = unet.config.in_channels, unet.config.cross_attention_dim
     # latents of a size no UNet divides evenly: the traced network then passes every upsampler
@@ -189,16 +213,24 @@ def _convert(pipe, folder: Path, source: dict) -> None:
         shapes += [[-1, pooled], [-1, 6]]
     latent = pipe.vae.config.latent_channels
     whole, shallow = Float32Unet(unet, sdxl), Float32Unet(unet, sdxl, shallow=True)
+    # the network to quantize is converted from fp32 weights: NNCF's int8 network of one
+    # converted from bf16 weights fails to compile (bf16 and f32 meet in the attention;
+    # OpenVINO 2026.4, NNCF 3.4). OpenVINO computes the rest in bf16 either way.
+    unet_file = folder / ("unet_f32.xml" if quantized else "unet.xml")
     with torch.no_grad(), warnings.catch_warnings():
         # the trace fixes Python-side shape checks; the shapes that matter stay open
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        with stand_ins(unet, whole.state):
-            features = whole(*example)[1]  # what the shallow network takes in, at this size
-            _save(ov, whole, example, shapes, folder / "unet.xml")
-        with stand_ins(unet, shallow.state):
-            example.append(torch.randn(features.shape))
-            shapes.append([-1, features.shape[1], -1, -1])
-            _save(ov, shallow, example, shapes, folder / "unet_shallow.xml")
+        try:
+            unet.to(torch.float32 if quantized else dtype)
+            with stand_ins(unet, whole.state):
+                features = whole(*example)[1]  # what the shallow network takes in, this size
+                _save(ov, whole, example, shapes, unet_file)
+            with stand_ins(unet, shallow.state):
+                example.append(torch.randn(features.shape))
+                shapes.append([-1, features.shape[1], -1, -1])
+                _save(ov, shallow, example, shapes, folder / "unet_shallow.xml")
+        finally:
+            unet.to(dtype)
         decoder = Float32Decoder(pipe.vae.decoder)
         _save(
             ov,
@@ -207,13 +239,58 @@ def _convert(pipe, folder: Path, source: dict) -> None:
             [[-1, latent, -1, -1]],
             folder / "vae_decoder.xml",
         )
+    if quantized:
+        _quantize(pipe, unet_file, folder / "unet.xml")
     conversions.record(folder, source, sdxl=sdxl, openvino=ov.__version__)
 
 
-def _convert_into(pipe, folder: Path, name: str, source: dict) -> None:
+def _quantize(pipe, network: Path, out: Path) -> None:
+    """The converted UNet at ``network`` quantized to int8 into ``out``."""
+    samples = _calibration_samples(pipe, network)
+    int8.quantize(network, samples, out)
+    for path in (network, network.with_suffix(".bin")):
+        path.unlink()
+
+
+def _calibration_samples(pipe, network: Path) -> list[list]:
+    """The inputs of the converted UNet at ``network`` over a few pictures drawn on it
+    (``int8.PROMPTS``, at the model's native size), as a compiled network takes them."""
+    import numpy as np
+    import openvino as ov
+    from PIL import Image
+
+    compiled = ov.Core().compile_model(network, "CPU")
+    samples = []
+
+    def recorded(inputs):
+        samples.append([np.array(x) for x in inputs])  # copies: the pipeline reuses tensors
+        return compiled(inputs)
+
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    extra = {}
+    if pipe.unet.config.in_channels == 9:  # an inpainting model: all of a grey picture to paint
+        extra["image"] = Image.new("RGB", (size, size), "grey")
+        extra["mask_image"] = Image.new("L", (size, size), 255)
+    log.info("Calibrating the int8 UNet on %d pictures", len(int8.PROMPTS))
+    with running(SimpleNamespace(unet=recorded, decoder=None), pipe), torch.no_grad():
+        for seed, prompt in enumerate(int8.PROMPTS):
+            pipe(
+                prompt,
+                height=size,
+                width=size,
+                num_inference_steps=int8.STEPS,
+                guidance_scale=int8.GUIDANCE,
+                generator=torch.Generator().manual_seed(seed),
+                output_type="latent",
+                **extra,
+            )
+    return samples
+
+
+def _convert_into(pipe, folder: Path, name: str, source: dict, quantized: bool) -> None:
     partial = conversions.partial_folder(folder)
     try:
-        _convert(pipe, partial, source)
+        _convert(pipe, partial, source, quantized)
     except Exception as e:
         message = (
             f"Could not convert {name} for OpenVINO "
@@ -229,9 +306,12 @@ def _convert_into(pipe, folder: Path, name: str, source: dict) -> None:
     partial.rename(folder)
 
 
-def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None = None) -> Compiled:
+def compile_model(
+    pipe, folder: Path, source_path: Path, lightning: Path | None = None, quantized: bool = False
+) -> Compiled:
     """The UNet and VAE decoder converted into ``folder`` (from ``pipe``'s, the model read
-    from ``source_path``, unless done already), compiled for the CPU."""
+    from ``source_path``, unless done already; the UNet in int8 if ``quantized``), compiled
+    for the CPU."""
     import openvino as ov
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -242,8 +322,9 @@ def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None 
         if not conversions.is_converted(folder):
             log.info("Converting %s for OpenVINO (once per model)", source_path.name)
             started = time.perf_counter()
-            source = conversions.made_from(source_path, lightning, pipe.unet.dtype)
-            _convert_into(pipe, folder, source_path.name, source)
+            precision = INT8 if quantized else pipe.unet.dtype
+            source = conversions.made_from(source_path, lightning, precision)
+            _convert_into(pipe, folder, source_path.name, source, quantized)
             converted_s = time.perf_counter() - started
             conversions.note_failure(folder, None)  # converted when asked by name
             conversions.drop_replaced(folder, source)
@@ -255,6 +336,7 @@ def compile_model(pipe, folder: Path, source_path: Path, lightning: Path | None 
         core.compile_model(shallow, "CPU"),
         folder,
         converted_s,
+        quantized,
     )
 
 

@@ -1,0 +1,90 @@
+"""--dtype int8: the UNet quantized by NNCF on the OpenVINO backend, once per model, calibrated
+on pictures drawn on the model itself. Its pictures against fp32's on the demo model (the
+quality guard) are in test_shortcuts.py."""
+
+import collections
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sfumato.engine.cache import estimate_bytes, loaded_bytes
+from sfumato.engine.checkpoint import inspect_model
+from sfumato.engine.device import pick_dtype
+from sfumato.engine.generate import generate
+from sfumato.engine.loader import LoadOptions, load_model
+from sfumato.engine.openvino_backend import check_backend
+from sfumato.errors import InvalidRequest
+from tests.engine.test_openvino import Counting, _settings
+from tests.engine.test_shortcuts import _psnr
+
+
+def _precisions(compiled) -> collections.Counter:
+    """How many of a compiled network's convolutions and matrix products run in each
+    precision (u8 and i8: int8)."""
+    counted = collections.Counter()
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in ("Convolution", "FullyConnected"):
+            counted[info["runtimePrecision"].astype(str)] += 1
+    return counted
+
+
+@pytest.mark.parametrize("arch", ["sd15", "sdxl"])
+def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_path):
+    source = inspect_model(tiny_models[arch]["single"])
+    config = tiny_models[arch]["config"]
+    options = LoadOptions(
+        device="cpu", dtype="int8", backend="openvino", cache_dir=tmp_path, config_dir=config
+    )
+    first = load_model(source, options)
+    assert first.compiled.int8 and first.compiled.converted_s is not None
+    # every convolution and matrix product of the UNet in int8; the rest as without int8
+    unet = _precisions(first.compiled.unet)
+    assert set(unet) <= {"u8", "i8"} and unet.total() > 10, unet
+    assert not {"u8", "i8"} & set(_precisions(first.compiled.shallow))
+    # the fp32 network it was quantized from is not kept
+    assert sorted(p.name for p in first.compiled.folder.glob("unet*")) == [
+        "unet.bin",
+        "unet.xml",
+        "unet_shallow.bin",
+        "unet_shallow.xml",
+    ]
+    # a server makes room for the int8 UNet as a byte a weight
+    dtype = pick_dtype(torch.device("cpu"))
+    estimate = estimate_bytes(source.path, dtype, "openvino", quantized=True)
+    assert abs(estimate - loaded_bytes(first)) / loaded_bytes(first) < 0.02  # 0.5 % measured
+    assert estimate < estimate_bytes(source.path, dtype, "openvino")
+
+    again = load_model(source, options)
+    assert again.compiled.converted_s is None and again.compiled.folder == first.compiled.folder
+    # the default's conversion is another, kept beside it
+    default = load_model(source, replace(options, dtype=None))
+    assert not default.compiled.int8 and default.compiled.folder != again.compiled.folder
+    assert first.compiled.folder.is_dir()
+
+    # guidance, several pictures, another size; the cutoff's batch change and DeepCache's
+    # shallow network run too
+    again.compiled.unet = Counting(again.compiled.unet)
+    fields = {"width": 96, "height": 64, "steps": 6, "batch_size": 2, "guidance": 5.0}
+    shortcuts = {"guidance_cutoff": 0.5, "deep_cache": 2}
+    for extra in [{}, shortcuts]:
+        a = generate(default, _settings(default, **fields, **extra))
+        b = generate(again, _settings(again, **fields, **extra))
+        for x, y in zip(a, b, strict=True):
+            assert y.size == (96, 64)
+            # these tiny random networks: 35-39 dB from the default's pictures, measured
+            assert _psnr(np.asarray(x), np.asarray(y)) >= 30
+    assert again.compiled.unet.calls == 6 + 4  # DeepCache: 2 of the 6 steps on kept features
+
+
+def test_int8_runs_only_on_openvino_and_says_so():
+    cpu = torch.device("cpu")
+    assert check_backend("auto", cpu, "int8") == check_backend("openvino", cpu, "int8")
+    assert check_backend("auto", cpu, "int8") == "openvino"
+    for backend, device in [("torch", cpu), ("auto", torch.device("cuda"))]:
+        with pytest.raises(InvalidRequest, match="--dtype int8 runs on the OpenVINO backend"):
+            check_backend(backend, device, "int8")
+    with pytest.raises(InvalidRequest, match="Use one of: fp32, fp16, bf16, int8"):
+        pick_dtype(cpu, "int4")

@@ -395,6 +395,8 @@ def info(
         clip_skip = found.clip_skip if (found.clip_skip or 1) > 1 else None
         cutoff = found.guidance_cutoff if (found.guidance_cutoff or 1) < 1 else None
         deep_cache = found.deep_cache if (found.deep_cache or 1) > 1 else None
+        # int8 pictures differ from the default's: the command carries it
+        int8 = "int8" if found.extra.get("backend") == "openvino int8" else None
         rows = {
             "Made with": found.tool,
             "Prompt": found.prompt,
@@ -414,6 +416,7 @@ def info(
             "Clip skip": clip_skip,
             "Guidance cutoff": cutoff,
             "DeepCache": deep_cache,
+            "UNet": int8,
         }
         for label, value in rows.items():
             if value not in (None, ""):
@@ -432,7 +435,8 @@ def info(
         tagged = {name for name, _ in extract_lora_tags(found.prompt or "")[1]}
         add(*(("--lora", f"{x['name']}:{x['weight']:g}") for x in found.loras
               if x["weight"] is not None and x["name"] not in tagged))  # fmt: skip
-        add(("--clip-skip", clip_skip), ("--guidance-cutoff", cutoff), ("--deep-cache", deep_cache))
+        add(("--clip-skip", clip_skip), ("--guidance-cutoff", cutoff), ("--deep-cache", deep_cache),
+            ("--dtype", int8))  # fmt: skip
         out.print("\nTo make it again (with the same model):", highlight=False)
         out.print(shlex.join(command), highlight=False)
 

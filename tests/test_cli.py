@@ -88,6 +88,12 @@ def test_int8_is_asked_for_by_dtype_and_said_in_the_picture(installed, tmp_path,
     assert read_sfumato_data(out)["model"]["backend"] == "openvino int8"
     (unet,) = (installed.cache / "openvino").glob("*/unet.xml")  # the int8 one only
     assert "FakeQuantize" in unet.read_text()
+    # info's command carries it, and makes the same picture again
+    told = run("info", str(out)).output.strip().splitlines()[-1]
+    assert "--dtype int8" in told
+    again = tmp_path / "again.png"
+    assert run(*shlex.split(told)[1:], "-o", str(again)).exit_code == 0
+    assert Image.open(again).tobytes() == Image.open(out).tobytes()
     refused = run("generate", "a red circle", *FAST, "--dtype", "int8", "--backend", "torch")
     assert refused.exit_code != 0
     assert "--dtype int8 runs on the OpenVINO backend" in " ".join(refused.output.split())

@@ -166,7 +166,11 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
             for lora in s.get("loras") or []
             if isinstance(lora, list) and len(lora) == 3
         ],
-        extra={"family": s.get("family"), "generator": data.get("generator")},
+        extra={
+            "family": s.get("family"),
+            "generator": data.get("generator"),
+            "backend": model.get("backend"),  # what ran its UNet: openvino, openvino int8, torch
+        },
     )
 
 

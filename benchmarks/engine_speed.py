@@ -215,9 +215,10 @@ def _openvino_peer(pipe, case: Case) -> SimpleNamespace:
     """Plain diffusers' UNet and VAE decoder converted to OpenVINO at this one shape (as
     optimum-intel exports them), compiled in bf16 where the CPU has it (OpenVINO's own
     default), else fp32."""
-    from sfumato.engine.openvino_backend import Float32Decoder, Float32Unet, converter
+    import openvino as ov
 
-    ov = converter()
+    from sfumato.engine.openvino_backend import Float32Decoder, Float32Unet
+
     core = ov.Core()
     latent = case.size // 8
     batch = 2 if case.guidance > 1 else 1

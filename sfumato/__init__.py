@@ -11,4 +11,9 @@ os.environ.setdefault("DIFFUSERS_NO_ADVISORY_WARNINGS", "1")
 # the install on purpose (it would replace the CPU torch with a multi-GB CUDA build)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+# nor may OpenVINO and NNCF send their usage reports (usage_reports.py)
+from sfumato import usage_reports  # noqa: E402
+
+usage_reports.switch_off()
+
 __version__ = "0.1.0"

@@ -14,7 +14,6 @@ NNCF is an optional dependency (``pip install "sfumato[int8]"``).
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from sfumato.errors import InvalidRequest
@@ -40,8 +39,6 @@ def check_installed() -> None:
 def quantize(network: Path, samples: list[list], out: Path) -> None:
     """The converted UNet at ``network`` quantized, saved as ``out``; its activations' ranges
     read on ``samples`` (its inputs, as the compiled network takes them)."""
-    # NNCF's usage reports would go over the network; sfumato is offline. This is its switch.
-    os.environ.setdefault("NNCF_CI", "1")
     import nncf
     import openvino as ov
 

@@ -168,16 +168,6 @@ class Float32Decoder(torch.nn.Module):
         return self.decoder(latents.to(dtype)).float()
 
 
-def converter():
-    """The ``openvino`` module, its model converter's usage reports switched off: it would send
-    them over the network, and sfumato is offline."""
-    import openvino as ov
-    from openvino.tools.ovc import telemetry_stub, telemetry_utils
-
-    telemetry_utils.tm = telemetry_stub
-    return ov
-
-
 def _save(ov, module: torch.nn.Module, example: list, shapes: list, path: Path) -> None:
     """Convert ``module`` traced on ``example``, with ``shapes`` (-1: left open), to ``path``."""
     from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
@@ -193,7 +183,8 @@ def _save(ov, module: torch.nn.Module, example: list, shapes: list, path: Path) 
 
 
 def _convert(pipe, folder: Path, source: dict, quantized: bool) -> None:
-    ov = converter()
+    import openvino as ov
+
     unet = pipe.unet
     dtype = unet.dtype
     sdxl = unet.config.addition_embed_type == "text_time"

@@ -63,7 +63,7 @@ class Case:
 # with its opt-in shortcuts (engine/openvino_backend.py, engine/shortcuts.py):
 # name -> (load options, request fields)
 OPENVINO = {"backend": "openvino"}
-INT8 = {"backend": "openvino", "dtype": "int8"}  # needs NNCF: pip install "sfumato[int8]"
+INT8 = {"backend": "openvino", "dtype": "int8"}  # needs NNCF: pip install nncf
 PYTORCH = {"backend": "torch"}
 # what is converted once per model, before the rounds: name -> load options
 CONVERSIONS = {"OpenVINO conversion": OPENVINO, "int8 quantization": INT8}

@@ -11,7 +11,7 @@ Routes:
   shape; its first call makes no kernels);
 - ``--int8``: sfumato's ``--dtype int8``, the network quantized to int8 by NNCF (weights and
   activations of every convolution and matrix product, calibrated on pictures drawn on the
-  model; ``pip install "sfumato[int8]"``). The quantization, once per model, is in its setup
+  model; needs ``pip install nncf``). The quantization, once per model, is in its setup
   (minutes, about 15 GiB for SD 1.5).
 
 The first call of each route is reported apart (OpenVINO makes its kernels for a new shape

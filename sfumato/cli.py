@@ -252,7 +252,7 @@ def generate(
             "--dtype",
             help="auto (fp16 on GPUs; bf16 on CPUs with native bf16, else fp32), fp32, fp16, "
             "bf16, or int8: the UNet quantized on OpenVINO, faster on CPUs with VNNI or AMX "
-            '(quantized once per model, minutes; pip install "sfumato[int8]").',
+            "(quantized once per model, minutes; needs pip install nncf).",
             rich_help_panel="Model loading",
         ),
     ] = "auto",

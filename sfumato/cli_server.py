@@ -87,7 +87,7 @@ def serve(
         import uvicorn
 
         from sfumato.api.app import create_app
-        from sfumato.engine.device import pick_device
+        from sfumato.engine.device import INT8, pick_device
         from sfumato.engine.loader import LoadOptions
         from sfumato.engine.openvino_backend import check_backend
         from sfumato.errors import InvalidRequest
@@ -115,7 +115,7 @@ def serve(
         err.print(
             f"sfumato on http://{host}:{port}  (API docs: /docs; data: {studio.data.root}; "
             f"models run on {'OpenVINO' if runs_on == 'openvino' else 'PyTorch'}"
-            + (", the UNet in int8" if dtype == "int8" else "")
+            + (", the UNet in int8" if dtype == INT8 else "")
             + ("; personal mode: no login" if personal else "")
             + ")",
             highlight=False,

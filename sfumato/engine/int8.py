@@ -8,7 +8,7 @@ model, when it is converted. Everything else stays as the default backend runs i
 encoders on PyTorch, the VAE decoder and DeepCache's shallow network on OpenVINO in bf16 or
 f32).
 
-NNCF is an optional dependency (``pip install "sfumato[int8]"``).
+NNCF is an optional dependency: ``pip install nncf``, or the ``int8`` extra of sfumato.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ GUIDANCE = 7.0
 
 def check_installed() -> None:
     if importlib.util.find_spec("nncf") is None:
-        raise InvalidRequest(
-            '--dtype int8 needs the nncf package: pip install "sfumato[int8]" (or nncf).'
-        )
+        raise InvalidRequest("--dtype int8 needs the nncf package: pip install nncf")
 
 
 def quantize(network: Path, samples: list[list], out: Path) -> None:

@@ -283,9 +283,10 @@ def _convert_into(pipe, folder: Path, name: str, source: dict, quantized: bool) 
     try:
         _convert(pipe, partial, source, quantized)
     except Exception as e:
+        remedy = "without --dtype int8" if quantized else "with --backend torch"
         message = (
             f"Could not convert {name} for OpenVINO "
-            f"({str(e).splitlines()[0][:300]}); run it with --backend torch."
+            f"({str(e).splitlines()[0][:300]}); run it {remedy}."
         )
         if not isinstance(e, OSError | MemoryError):  # the network itself: it would fail again
             conversions.note_failure(folder, message)

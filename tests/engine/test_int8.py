@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sfumato.catalog.cards import describe_model
 from sfumato.engine.cache import estimate_bytes, loaded_bytes
 from sfumato.engine.checkpoint import inspect_model
 from sfumato.engine.device import pick_dtype
@@ -18,6 +19,7 @@ from sfumato.engine.openvino_backend import check_backend
 from sfumato.errors import InvalidRequest
 from tests.engine.test_openvino import Counting, _settings
 from tests.engine.test_shortcuts import _psnr
+from tests.fixtures.tiny_models import tiny_sd15
 
 
 def _precisions(compiled) -> collections.Counter:
@@ -77,6 +79,17 @@ def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_p
             # these tiny random networks: 35-39 dB from the default's pictures, measured
             assert _psnr(np.asarray(x), np.asarray(y)) >= 30
     assert again.compiled.unet.calls == 6 + 4  # DeepCache: 2 of the 6 steps on kept features
+
+
+def test_an_inpainting_model_is_calibrated_on_its_own_pipeline(tmp_path):
+    # its pipeline takes a picture and a mask: the calibration draws with both
+    folder = tmp_path / "tiny-inpainting"
+    tiny_sd15(in_channels=9).save_pretrained(folder)
+    source = describe_model(folder)
+    model = load_model(source, device="cpu", dtype="int8", backend="openvino", cache_dir=tmp_path)
+    assert model.compiled.int8 and source.inpainting
+    image = generate(model, _settings(model, width=64, height=64, steps=3))[0]
+    assert image.size == (64, 64) and np.asarray(image).std() > 0
 
 
 def test_int8_runs_only_on_openvino_and_says_so():

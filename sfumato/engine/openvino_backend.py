@@ -221,7 +221,10 @@ def _convert(pipe, folder: Path, source: dict, quantized: bool) -> None:
                 shapes.append([-1, features.shape[1], -1, -1])
                 _save(ov, shallow, example, shapes, folder / "unet_shallow.xml")
         finally:
-            unet.to(dtype)
+            # int8: PyTorch's UNet goes now, not after the conversion as the loader lets it go
+            # (the calibration runs the converted network): NNCF's statistics are the
+            # conversion's largest moment. A failed int8 conversion fails the load.
+            unet.to("meta" if quantized else dtype)
         decoder = Float32Decoder(pipe.vae.decoder)
         _save(
             ov,

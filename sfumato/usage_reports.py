@@ -1,6 +1,6 @@
 """OpenVINO reports each import of itself and each model conversion, and NNCF each
 quantization, to Google Analytics through the ``openvino_telemetry`` package, unless a consent
-file in the user's home folder says no (and writes a client id there either way). sfumato is
+file in the user's home folder says no (and writes a client id there). sfumato is
 offline: ``switch_off`` puts a module in that package's place before anything imports it, so
 that OpenVINO falls back to its own stand-in and NNCF takes ``NoReports``. Neither library has
 a switch of its own for this, short of the consent file or pretending to be a CI job.

@@ -223,8 +223,9 @@ def _convert(pipe, folder: Path, source: dict, quantized: bool) -> None:
         finally:
             # int8: PyTorch's UNet goes now, not after the conversion as the loader lets it go
             # (the calibration runs the converted network): NNCF's statistics are the
-            # conversion's largest moment. A failed int8 conversion fails the load.
-            unet.to("meta" if quantized else dtype)
+            # conversion's largest moment. A failed int8 conversion fails the load. Either
+            # way in the model's dtype: a request with LoRAs reads its weights in that again
+            unet.to("meta" if quantized else unet.device, dtype)
         decoder = Float32Decoder(pipe.vae.decoder)
         _save(
             ov,

@@ -22,7 +22,7 @@ import torch
 
 from sfumato.engine import openvino_backend
 from sfumato.engine.checkpoint import UNET, ModelSource, read_header
-from sfumato.engine.device import INT8, pick_device, pick_dtype
+from sfumato.engine.device import pick_device, pick_dtype
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.errors import OutOfMemory
 
@@ -59,7 +59,7 @@ class ModelCache:
                 source.path,
                 pick_dtype(device, options.dtype),
                 openvino_backend.check_backend(options.backend, device, options.dtype),
-                quantized=options.dtype == INT8,
+                quantized=options.quantized,
             )
             if self.max_bytes is not None and need > self.max_bytes:
                 raise OutOfMemory(

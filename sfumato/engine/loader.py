@@ -67,6 +67,10 @@ class LoadOptions:
     backend: str | None = None
     cache_dir: Path | None = None  # where converted forms are kept (the data folder's cache)
 
+    @property
+    def quantized(self) -> bool:
+        return self.dtype == INT8
+
     def cached_in(self, folder: Path) -> LoadOptions:
         """These options, converted forms kept in ``folder`` unless they name their own."""
         return replace(self, cache_dir=self.cache_dir or folder)
@@ -178,7 +182,6 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
     torch_device = pick_device(options.device)
     torch_dtype = pick_dtype(torch_device, options.dtype)
     backend = check_backend(options.backend, torch_device, options.dtype)
-    quantized = options.dtype == INT8
     if torch_device.type == "cpu" and torch_dtype == torch.bfloat16 and not cpu_has_native_bf16():
         log.warning(
             "This CPU has no bf16 in hardware (AVX512-BF16 or AMX): PyTorch emulates it, "
@@ -189,11 +192,12 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
             f"--config {config_dir} is not a diffusers-format folder (no model_index.json)."
         )
     # OpenVINO chosen by default, not by the user: a model it cannot convert runs on PyTorch
-    by_default = requested_backend(options.backend) == "auto" and not quantized
+    by_default = requested_backend(options.backend) == "auto" and not options.quantized
     folder = None  # the OpenVINO backend's converted form
     if backend == "openvino":
         cache = options.cache_dir or DataDir.resolve().cache
-        precision = INT8 if quantized else torch_dtype
+        # what the conversion is made in: the model's dtype, or int8
+        precision = INT8 if options.quantized else torch_dtype
         folder = converted_folder(cache, source.path, options.lightning, precision)
         failed = failed_before(folder)
         if failed and by_default:  # not tried again at every load
@@ -220,7 +224,7 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         pipe.to(torch_device)
     else:  # loaded on the CPU, where OpenVINO runs
         try:
-            compiled = compile_model(pipe, folder, source.path, options.lightning, quantized)
+            compiled = compile_model(pipe, folder, source.path, options.lightning, precision)
         except UnsupportedModel as e:
             if not by_default:
                 raise

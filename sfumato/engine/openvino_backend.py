@@ -303,13 +303,18 @@ def _convert_into(pipe, folder: Path, name: str, source: dict, quantized: bool) 
 
 
 def compile_model(
-    pipe, folder: Path, source_path: Path, lightning: Path | None = None, quantized: bool = False
+    pipe,
+    folder: Path,
+    source_path: Path,
+    lightning: Path | None = None,
+    precision: torch.dtype | str | None = None,
 ) -> Compiled:
     """The UNet and VAE decoder converted into ``folder`` (from ``pipe``'s, the model read
-    from ``source_path``, unless done already; the UNet in int8 if ``quantized``), compiled
-    for the CPU."""
+    from ``source_path``, unless done already), compiled for the CPU. ``precision``: int8
+    quantizes the UNet; None or a dtype: ``pipe``'s own."""
     import openvino as ov
 
+    quantized = precision == INT8
     folder.parent.mkdir(parents=True, exist_ok=True)
     converted_s = None
     # a second process (or server) loading the same model waits for this one's conversion
@@ -318,8 +323,7 @@ def compile_model(
         if not conversions.is_converted(folder):
             log.info("Converting %s for OpenVINO (once per model)", source_path.name)
             started = time.perf_counter()
-            precision = INT8 if quantized else pipe.unet.dtype
-            source = conversions.made_from(source_path, lightning, precision)
+            source = conversions.made_from(source_path, lightning, precision or pipe.unet.dtype)
             _convert_into(pipe, folder, source_path.name, source, quantized)
             converted_s = time.perf_counter() - started
             conversions.note_failure(folder, None)  # converted when asked by name

@@ -13,10 +13,14 @@ NNCF is an optional dependency: ``pip install nncf``, or the ``int8`` extra of s
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 from pathlib import Path
 
-from sfumato.errors import InvalidRequest
+from sfumato.errors import InvalidRequest, OutOfMemory
+
+log = logging.getLogger(__name__)
 
 # varied subjects, so that the activations' ranges are those of real requests; each is drawn
 # with guidance (the prompt and the empty negative prompt, as most requests)
@@ -27,6 +31,12 @@ PROMPTS = (
 )
 STEPS = 4  # per prompt: 12 UNet calls, spread over the whole schedule
 GUIDANCE = 7.0
+# the private memory a quantization takes beyond the model as loaded, per UNet parameter:
+# SD 1.5's (860 M) went from 2.3 to 16.0 GiB, most of it OpenVINO compiling and running NNCF's
+# statistics network, which grows with the network, not with the calibration's pictures
+# (benchmarks/RESULTS.md); 19 bytes a parameter is that and a tenth. SDXL's UNet (2.6 G)
+# would take about 45 GiB.
+BYTES_PER_PARAMETER = 19
 
 
 def check_installed() -> None:
@@ -34,18 +44,56 @@ def check_installed() -> None:
         raise InvalidRequest("--dtype int8 needs the nncf package: pip install nncf")
 
 
+def check_memory(parameters: int, name: str) -> None:
+    """Refuses, before anything is converted, a quantization this machine has not the memory
+    for: the system would kill the process (a server with it) part way through."""
+    need, have = parameters * BYTES_PER_PARAMETER, _available_bytes()
+    if have is not None and need > have:
+        raise OutOfMemory(
+            f"Quantizing {name}'s UNet to int8 needs about {need / 2**30:.0f} GiB of free memory "
+            f"and this machine has {have / 2**30:.0f} GiB free; run it without --dtype int8."
+        )
+
+
+def _available_bytes() -> int | None:
+    """The memory the system has free (None where /proc does not say: nothing is refused)."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    for line in meminfo.splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 def quantize(network: Path, samples: list[list], out: Path) -> None:
     """The converted UNet at ``network`` quantized, saved as ``out``; its activations' ranges
     read on ``samples`` (its inputs, as the compiled network takes them)."""
     import nncf
     import openvino as ov
+    import rich
 
     model = ov.Core().read_model(network)
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(samples),
-        # SmoothQuant for the attention's matrix products, as NNCF does for transformers
-        model_type=nncf.ModelType.TRANSFORMER,
-        subset_size=len(samples),
-    )
+    log.info("Quantizing the UNet to int8 (a few minutes, once per model)")
+    # NNCF draws progress bars (rich's) on stdout, which would run through the CLI's spinner
+    # and a server's log; its own log lines say no more than ours
+    nncf.set_log_level(logging.WARNING)
+    with _quiet(rich.get_console()):
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(samples),
+            # SmoothQuant for the attention's matrix products, as NNCF does for transformers
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(samples),
+        )
     ov.save_model(quantized, out)
+
+
+@contextlib.contextmanager
+def _quiet(console):
+    before, console.quiet = console.quiet, True
+    try:
+        yield
+    finally:
+        console.quiet = before

@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from sfumato.catalog.cards import describe_model
+from sfumato.engine import int8
 from sfumato.engine.cache import estimate_bytes, loaded_bytes
 from sfumato.engine.checkpoint import inspect_model
 from sfumato.engine.device import pick_dtype
 from sfumato.engine.generate import generate
 from sfumato.engine.loader import LoadOptions, load_model
 from sfumato.engine.openvino_backend import check_backend
-from sfumato.errors import InvalidRequest
+from sfumato.errors import InvalidRequest, OutOfMemory
 from tests.engine.test_openvino import Counting, _settings
 from tests.engine.test_shortcuts import _psnr
 from tests.fixtures.tiny_models import tiny_sd15
@@ -34,7 +35,7 @@ def _precisions(compiled) -> collections.Counter:
 
 
 @pytest.mark.parametrize("arch", ["sd15", "sdxl"])
-def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_path):
+def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_path, capfd):
     source = inspect_model(tiny_models[arch]["single"])
     config = tiny_models[arch]["config"]
     options = LoadOptions(
@@ -42,6 +43,8 @@ def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_p
     )
     first = load_model(source, options)
     assert first.compiled.int8 and first.compiled.converted_s is not None
+    # NNCF's progress bars kept off the terminal, where the CLI's spinner is
+    assert "Statistics collection" not in capfd.readouterr().out
     # every convolution and matrix product of the UNet in int8; the rest as without int8
     unet = _precisions(first.compiled.unet)
     assert set(unet) <= {"u8", "i8"} and unet.total() > 10, unet
@@ -101,3 +104,18 @@ def test_int8_runs_only_on_openvino_and_says_so():
             check_backend(backend, device, "int8")
     with pytest.raises(InvalidRequest, match="Use one of: fp32, fp16, bf16, int8"):
         pick_dtype(cpu, "int4")
+
+
+def test_a_quantization_the_memory_cannot_hold_is_refused_before_it_starts(
+    tiny_models, tmp_path, monkeypatch
+):
+    # as SDXL's would be on a 24 GiB machine (about 48 GiB): a sentence, not the process
+    # killed part way through; nothing converted, and nothing held against the model
+    source = describe_model(tiny_models["sd15"]["folder"])
+    options = LoadOptions(device="cpu", dtype="int8", backend="openvino", cache_dir=tmp_path)
+    monkeypatch.setattr(int8, "BYTES_PER_PARAMETER", 2**40)
+    with pytest.raises(OutOfMemory, match=r"needs about \d+ GiB of free memory and this machine has"):
+        load_model(source, options)
+    assert not [p for p in tmp_path.rglob("*.xml")]
+    monkeypatch.undo()
+    assert load_model(source, options).compiled.int8  # with the memory there, it converts

@@ -51,7 +51,8 @@ def serve(
         str | None,
         typer.Option(
             help="auto, fp32, fp16, bf16 or int8 (the UNet quantized on OpenVINO: faster on "
-            "CPUs with VNNI or AMX). Default: fp16 on GPUs, bf16 or fp32 on the CPU."
+            "CPUs with VNNI or AMX; a model the free memory cannot quantize runs without). "
+            "Default: fp16 on GPUs, bf16 or fp32 on the CPU."
         ),
     ] = None,
     backend: Annotated[

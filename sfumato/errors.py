@@ -27,6 +27,11 @@ class OutOfMemory(SfumatoError):
     code = "out_of_memory"
 
 
+class NoMemoryToQuantize(OutOfMemory):
+    """``--dtype int8``'s quantization would not fit in the free memory (a server runs such a
+    model without int8)."""
+
+
 class OutputExists(SfumatoError):
     code = "output_exists"
 

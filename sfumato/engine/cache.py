@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,7 +25,9 @@ from sfumato.engine import openvino_backend
 from sfumato.engine.checkpoint import UNET, ModelSource, read_header
 from sfumato.engine.device import pick_device, pick_dtype
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
-from sfumato.errors import OutOfMemory
+from sfumato.errors import NoMemoryToQuantize, OutOfMemory
+
+log = logging.getLogger(__name__)
 
 GB = 1024**3
 
@@ -43,6 +46,7 @@ class ModelCache:
         self._models: OrderedDict[tuple, Cached] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0  # how many times a model was read from disk (for tests and stats)
+        self._not_quantized: set[Path] = set()  # refused --dtype int8 for want of memory
 
     @property
     def used_bytes(self) -> int:
@@ -54,29 +58,46 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key].model
-            device = pick_device(options.device)
-            need = estimate_bytes(
-                source.path,
-                pick_dtype(device, options.dtype),
-                openvino_backend.check_backend(options.backend, device, options.dtype),
-                quantized=options.quantized,
-            )
-            if self.max_bytes is not None and need > self.max_bytes:
-                raise OutOfMemory(
-                    f"{source.name} needs about {need / GB:.1f} GB, more than the server's "
-                    f"memory for models ({self.max_bytes / GB:.1f} GB, --model-memory)."
-                )
-            # make room before loading: two large models side by side may not fit
-            while self._models and (
-                len(self._models) >= self.max_models
-                or (self.max_bytes is not None and self.used_bytes + need > self.max_bytes)
-            ):
-                self._models.popitem(last=False)
-                gc.collect()
-            model = load_model(source, options)
+            try:
+                model = self._load(source, self._as_run(source, options))
+            except NoMemoryToQuantize as e:
+                # --dtype int8 and a model this machine has not the memory to quantize (SDXL
+                # on 24 GiB): the server's int8 means int8 where it can be; the model's
+                # pictures say which they were made with
+                log.warning("%s The server runs it without int8.", e.message)
+                self._not_quantized.add(source.path)
+                model = self._load(source, self._as_run(source, options))
             self.loads += 1
             self._models[key] = Cached(model, loaded_bytes(model))
             return model
+
+    def _as_run(self, source: ModelSource, options: LoadOptions) -> LoadOptions:
+        if options.quantized and source.path in self._not_quantized:
+            return replace(options, dtype=None)
+        return options
+
+    def _load(self, source: ModelSource, options: LoadOptions) -> LoadedModel:
+        """``source`` loaded with ``options``, once there is room for it."""
+        device = pick_device(options.device)
+        need = estimate_bytes(
+            source.path,
+            pick_dtype(device, options.dtype),
+            openvino_backend.check_backend(options.backend, device, options.dtype),
+            quantized=options.quantized,
+        )
+        if self.max_bytes is not None and need > self.max_bytes:
+            raise OutOfMemory(
+                f"{source.name} needs about {need / GB:.1f} GB, more than the server's "
+                f"memory for models ({self.max_bytes / GB:.1f} GB, --model-memory)."
+            )
+        # make room before loading: two large models side by side may not fit
+        while self._models and (
+            len(self._models) >= self.max_models
+            or (self.max_bytes is not None and self.used_bytes + need > self.max_bytes)
+        ):
+            self._models.popitem(last=False)
+            gc.collect()
+        return load_model(source, options)
 
 
 def estimate_bytes(

@@ -18,7 +18,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from sfumato.errors import InvalidRequest, OutOfMemory
+from sfumato.errors import InvalidRequest, NoMemoryToQuantize
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def check_memory(parameters: int, name: str) -> None:
     for: the system would kill the process (a server with it) part way through."""
     need, have = parameters * BYTES_PER_PARAMETER, _available_bytes()
     if have is not None and need > have:
-        raise OutOfMemory(
+        raise NoMemoryToQuantize(
             f"Quantizing {name}'s UNet to int8 needs about {need / 2**30:.0f} GiB of free memory "
             f"and this machine has {have / 2**30:.0f} GiB free; run it without --dtype int8."
         )

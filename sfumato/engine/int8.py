@@ -31,12 +31,12 @@ PROMPTS = (
 )
 STEPS = 4  # per prompt: 12 UNet calls, spread over the whole schedule
 GUIDANCE = 7.0
-# the private memory a quantization takes beyond the model as loaded, per UNet parameter:
-# SD 1.5's (860 M) went from 2.3 to 16.0 GiB, most of it OpenVINO compiling and running NNCF's
+# the most private memory a quantization takes, per UNet parameter: SD 1.5's (860 M) peaked at
+# 16.0 GiB, the model loaded included, most of it OpenVINO compiling and running NNCF's
 # statistics network, which grows with the network, not with the calibration's pictures
-# (benchmarks/RESULTS.md); 19 bytes a parameter is that and a tenth. SDXL's UNet (2.6 G)
-# would take about 45 GiB.
-BYTES_PER_PARAMETER = 19
+# (benchmarks/RESULTS.md); 22 bytes a parameter is that and a tenth. SDXL's UNet (2.6 G)
+# would take about 53 GiB.
+BYTES_PER_PARAMETER = 22
 
 
 def check_installed() -> None:
@@ -45,8 +45,8 @@ def check_installed() -> None:
 
 
 def check_memory(parameters: int, name: str) -> None:
-    """Refuses, before anything is converted, a quantization this machine has not the memory
-    for: the system would kill the process (a server with it) part way through."""
+    """Refuses, before the model is read, a quantization this machine has not the memory for:
+    the system would kill the process (a server with it) part way through."""
     need, have = parameters * BYTES_PER_PARAMETER, _available_bytes()
     if have is not None and need > have:
         raise NoMemoryToQuantize(

@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from transformers.utils import logging as transformers_logging
 
 from sfumato.datadir import DataDir
+from sfumato.engine import int8
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.conversions import converted_folder, failed_before, is_converted
 from sfumato.engine.device import INT8, cpu_has_native_bf16, pick_device, pick_dtype
@@ -209,6 +210,9 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
         if (folder and is_converted(folder))
         else {}
     )
+    if folder and options.quantized and not components:  # to quantize: refused before reading
+        unet = _empty_unet(source, torch_dtype, config_dir)
+        int8.check_memory(sum(p.numel() for p in unet.parameters()), source.name)
     try:
         pipe = _from_disk(source, torch_dtype, config_dir, **components)
     except (OSError, ValueError, RuntimeError, KeyError) as e:

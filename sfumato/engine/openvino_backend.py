@@ -321,9 +321,6 @@ def compile_model(
     # and reads it, rather than converting too and replacing the folder under the first
     with conversions.lock(folder):
         if not conversions.is_converted(folder):
-            if quantized:
-                parameters = sum(p.numel() for p in pipe.unet.parameters())
-                int8.check_memory(parameters, source_path.name)
             log.info("Converting %s for OpenVINO (once per model)", source_path.name)
             started = time.perf_counter()
             source = conversions.made_from(source_path, lightning, precision or pipe.unet.dtype)

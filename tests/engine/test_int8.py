@@ -3,6 +3,7 @@ on pictures drawn on the model itself. Its pictures against fp32's on the demo m
 quality guard) are in test_shortcuts.py."""
 
 import collections
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -109,15 +110,19 @@ def test_int8_runs_only_on_openvino_and_says_so():
 def test_a_quantization_the_memory_cannot_hold_is_refused_before_it_starts(
     tiny_models, tmp_path, monkeypatch
 ):
-    # as SDXL's would be on a 24 GiB machine (about 45 GiB): a sentence, not the process
-    # killed part way through; nothing converted, and nothing held against the model
-    source = describe_model(tiny_models["sd15"]["folder"])
+    # as SDXL's would be on a 24 GiB machine (about 53 GiB): a sentence, not the process
+    # killed part way through; before its weights are read (these cannot be), nothing
+    # converted, and nothing held against the model
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_models["sd15"]["folder"], broken)
+    (broken / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not weights")
     options = LoadOptions(device="cpu", dtype="int8", backend="openvino", cache_dir=tmp_path)
     monkeypatch.setattr(int8, "BYTES_PER_PARAMETER", 2**40)
     with pytest.raises(OutOfMemory, match=r"needs about \d+ GiB of free memory and this"):
-        load_model(source, options)
+        load_model(describe_model(broken), options)
     assert not [p for p in tmp_path.rglob("*.xml")]
     monkeypatch.undo()
+    source = describe_model(tiny_models["sd15"]["folder"])
     assert load_model(source, options).compiled.int8  # with the memory there, it converts
 
 

@@ -66,7 +66,7 @@ class ModelCache:
                 # pictures say which they were made with
                 log.warning("%s The server runs it without int8.", e.message)
                 self._not_quantized.add(source.path)
-                model = self._load(source, self._as_run(source, options))
+                model = self._load(source, replace(options, dtype=None))
             self.loads += 1
             self._models[key] = Cached(model, loaded_bytes(model))
             return model

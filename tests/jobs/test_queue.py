@@ -1,12 +1,17 @@
 """The queue in the database: fair between users, bounded per user, safe to claim from two
 workers, and what a dead process was running runs again."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from sqlalchemy import select, update
 
 from sfumato.errors import QueueFull
 from sfumato.jobs.queue import (
     QUEUED,
     RUNNING,
+    SUCCEEDED,
     claim_next,
     enqueue,
     fair_order,
@@ -14,6 +19,7 @@ from sfumato.jobs.queue import (
     queue_positions,
     requeue_interrupted,
 )
+from sfumato.store.db import Database
 from sfumato.store.tables import Job, User
 
 
@@ -77,12 +83,47 @@ def test_a_user_beyond_the_limit_gets_a_sentence(db):
     _queue(db, ann, 1, limit=3)  # finished jobs do not count
 
 
-def test_two_claims_never_get_the_same_job(db):
-    ann = _user(db, "ann")
-    _queue(db, ann, 2)
-    first, second = claim_next(db), claim_next(db)
-    assert first.id != second.id and first.status == second.status == RUNNING
-    assert claim_next(db) is None
+WORKERS, ROUNDS, JOBS_PER_ROUND = 4, 6, 12
+
+
+def test_workers_claiming_at_the_same_moment_never_get_the_same_job(database_url):
+    """A real race: four workers, each with its own connection pool as separate processes
+    would have, released together by a barrier, claim until the queue is empty, round after
+    round. Each worker reads the same fair order and goes for the same first job; only the
+    claim's condition (still queued) keeps two of them from both taking it: without it, this
+    fails in the first rounds on both databases."""
+    workers = [Database(database_url) for _ in range(WORKERS)]
+    workers[0].migrate()
+    users = [_user(workers[0], name) for name in ("ann", "bob", "cy")]
+    barrier = threading.Barrier(WORKERS)
+    try:
+        for _ in range(ROUNDS):
+            queued = []
+            for i in range(JOBS_PER_ROUND):
+                queued += _queue(workers[0], users[i % len(users)])
+            claims: list[list[str]] = [[] for _ in workers]
+            with ThreadPoolExecutor(WORKERS) as pool:
+                running = [
+                    pool.submit(_claim_until_empty, db, barrier, mine)
+                    for db, mine in zip(workers, claims, strict=True)
+                ]
+                for future in running:
+                    future.result()
+            claimed = [job_id for mine in claims for job_id in mine]
+            assert sorted(claimed) == sorted(queued)  # each job once: none twice, none missed
+            with workers[0].session() as session:
+                rows = session.scalars(select(Job).where(Job.id.in_(queued))).all()
+                assert {(job.status, job.attempts) for job in rows} == {(RUNNING, 1)}
+                session.execute(update(Job).where(Job.id.in_(queued)).values(status=SUCCEEDED))
+    finally:
+        for db in workers:
+            db.close()
+
+
+def _claim_until_empty(db: Database, barrier: threading.Barrier, claimed: list[str]) -> None:
+    barrier.wait(timeout=30)
+    while (job := claim_next(db)) is not None:
+        claimed.append(job.id)
 
 
 def test_jobs_left_running_by_a_dead_process_are_queued_again(db):

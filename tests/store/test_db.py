@@ -3,11 +3,11 @@
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import MetaData, inspect, select, text
 
 from sfumato.errors import SfumatoError
 from sfumato.store.db import Database, database_url
-from sfumato.store.tables import Base
+from sfumato.store.tables import Base, Job, User
 
 
 def test_migrations_build_exactly_the_tables_the_code_uses(db):
@@ -18,10 +18,54 @@ def test_migrations_build_exactly_the_tables_the_code_uses(db):
     assert {"users", "api_keys", "login_sessions", "jobs", "images", "uploads"} <= tables
 
 
+def _schema(database: Database) -> dict:
+    """Every table's columns, keys, indexes and constraints, as the database reports them."""
+    inspector = inspect(database.engine)  # a new one: an inspector caches what it read
+    return {
+        table: {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in inspector.get_columns(table)
+            ],
+            "primary key": inspector.get_pk_constraint(table),
+            "foreign keys": sorted(map(repr, inspector.get_foreign_keys(table))),
+            "indexes": sorted(map(repr, inspector.get_indexes(table))),
+            "unique": sorted(map(repr, inspector.get_unique_constraints(table))),
+            "checks": sorted(map(repr, inspector.get_check_constraints(table))),
+        }
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+def _rows(database: Database) -> dict[str, list[str]]:
+    """Every row of every table, the migrations' own version table included."""
+    tables = MetaData()
+    tables.reflect(database.engine)
+    with database.engine.connect() as connection:
+        return {
+            name: sorted(repr(tuple(row)) for row in connection.execute(select(table)))
+            for name, table in tables.tables.items()
+        }
+
+
 def test_migrating_again_changes_nothing(db):
-    db.migrate()
+    with db.session() as session:
+        user = User(username="Ann", username_key="ann", password_hash="x", preferences={"a": 1})
+        session.add(user)
+        session.flush()
+        session.add(Job(user_id=user.id, model_name="m", model_path="/m", settings={"seed": 7}))
+    schema, rows = _schema(db), _rows(db)
+    assert rows["users"] and rows["jobs"] and rows["alembic_version"]
+
+    db.migrate()  # as every start does
+    another_process = Database(db.url)  # and another process starting on the same database
+    another_process.migrate()
+    another_process.close()
+
+    assert _schema(db) == schema
+    assert _rows(db) == rows
     with db.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):

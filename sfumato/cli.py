@@ -13,8 +13,9 @@ from rich.table import Table
 from sfumato import __version__
 from sfumato.cli_cache import cache_app
 from sfumato.cli_models import models_app
+from sfumato.cli_options import with_parameters
 from sfumato.cli_server import keys_app, serve, settings_app, users_app
-from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
+from sfumato.console import FAMILY_CHOICES, DataDirOption, ModelsDirOption, err, out, user_errors
 
 app = typer.Typer(
     help="sfumato: make pictures from text with Stable Diffusion models, on your own machine.",
@@ -52,6 +53,7 @@ def _lora_option(value: str) -> tuple[str, float]:
 
 
 @app.command()
+@with_parameters
 def generate(
     prompt: Annotated[str, typer.Argument(help="What the picture should show.")],
     output: Annotated[
@@ -74,69 +76,6 @@ def generate(
             show_default=False,
         ),
     ] = None,
-    negative: Annotated[
-        str | None,
-        typer.Option(
-            "--negative",
-            "-n",
-            help="What the picture should not show. Default: the "
-            'model\'s own (SD 1.5 has one; XL models none). Pass "" for none.',
-            show_default=False,
-        ),
-    ] = None,
-    width: Annotated[
-        int | None,
-        typer.Option(
-            "--width",
-            "-W",
-            help="Width in pixels, a multiple of 8 (64-2048). Default: the model's native size.",
-            show_default=False,
-        ),
-    ] = None,
-    height: Annotated[
-        int | None,
-        typer.Option(
-            "--height",
-            "-H",
-            help="Height in pixels, a multiple of 8 (64-2048).",
-            show_default=False,
-        ),
-    ] = None,
-    steps: Annotated[
-        int | None,
-        typer.Option(
-            "--steps",
-            "-s",
-            help="Denoising steps. More is slower, and past a point no better.",
-            show_default=False,
-        ),
-    ] = None,
-    guidance: Annotated[
-        float | None,
-        typer.Option(
-            "--guidance",
-            "--cfg",
-            "-g",
-            help="How strictly to follow the prompt (CFG scale).",
-            show_default=False,
-        ),
-    ] = None,
-    sampler: Annotated[
-        str | None,
-        typer.Option(
-            "--sampler",
-            help="Sampler name or id, e.g. 'DPM++ 2M Karras' or euler_a. See `sfumato samplers`.",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            help="Same seed and settings, same picture. Default: random (printed).",
-            show_default=False,
-        ),
-    ] = None,
     init_image: Annotated[
         Path | None,
         typer.Option(
@@ -155,14 +94,6 @@ def generate(
             show_default=False,
         ),
     ] = None,
-    strength: Annotated[
-        float | None,
-        typer.Option(
-            "--strength",
-            help="How much of --init-image is redrawn, 0-1 (default 0.75; inpainting 1).",
-            show_default=False,
-        ),
-    ] = None,
     lora: Annotated[
         list[str] | None,
         typer.Option(
@@ -170,38 +101,6 @@ def generate(
             help="A LoRA to apply, NAME_OR_PATH or NAME_OR_PATH:WEIGHT (default 1; negative "
             "allowed); repeat for several. <lora:name:weight> in the prompt works too.",
             show_default=False,
-        ),
-    ] = None,
-    clip_skip: Annotated[
-        int | None,
-        typer.Option(
-            "--clip-skip",
-            help="Skip the last CLIP layers, counted as A1111 does (1 = none; anime models "
-            "often want 2). Default: the model's.",
-            show_default=False,
-        ),
-    ] = None,
-    batch: Annotated[
-        int, typer.Option("--batch", "-b", help="How many pictures; they use seed, seed+1, ...")
-    ] = 1,
-    guidance_cutoff: Annotated[
-        float | None,
-        typer.Option(
-            "--guidance-cutoff",
-            help="Faster, slightly different pictures: guidance runs only in this share of the "
-            "steps (e.g. 0.6); the later steps cost half. Default 1 (all).",
-            show_default=False,
-            rich_help_panel="Speed",
-        ),
-    ] = None,
-    deep_cache: Annotated[
-        int | None,
-        typer.Option(
-            "--deep-cache",
-            help="Faster, slightly different pictures: run the whole model only every N steps "
-            "and reuse its deep features between (DeepCache; 2 or 3). Default 1 (off).",
-            show_default=False,
-            rich_help_panel="Speed",
         ),
     ] = None,
     image_format: Annotated[
@@ -214,9 +113,7 @@ def generate(
         str | None,
         typer.Option(
             "--family",
-            help="sd15, sdxl or "
-            "sdxl-lightning, when the model's own cannot be told apart (Lightning "
-            "merges).",
+            help=f"{FAMILY_CHOICES}, when the model's own cannot be told apart (Lightning merges).",
             show_default=False,
             rich_help_panel="Model loading",
         ),
@@ -277,6 +174,7 @@ def generate(
     ] = 0,
     data_dir: DataDirOption = None,
     models_dir: ModelsDirOption = None,
+    parameters: dict | None = None,  # the generation parameters' options (cli_options)
 ) -> None:
     """Make a picture from a prompt.
 
@@ -287,30 +185,19 @@ def generate(
     with user_errors():
         from PIL import Image
 
+        from sfumato.engine.backends import check_backend
         from sfumato.engine.device import INT8, pick_device
         from sfumato.engine.images import read_picture
         from sfumato.engine.loader import LoadOptions
-        from sfumato.engine.openvino_backend import check_backend
         from sfumato.engine.request import GenerationRequest
         from sfumato.generation import GenerationJob
 
         request = GenerationRequest(
             prompt,
-            negative_prompt=negative,
-            width=width,
-            height=height,
-            steps=steps,
-            guidance=guidance,
-            sampler=sampler,
-            seed=seed,
-            batch_size=batch,
-            clip_skip=clip_skip,
             init_image=read_picture(init_image, "--init-image") if init_image else None,
             mask_image=read_picture(mask, "--mask") if mask else None,
-            strength=strength,
             loras=[_lora_option(x) for x in lora or []],
-            guidance_cutoff=guidance_cutoff,
-            deep_cache=deep_cache,
+            **parameters,
         )
         job = GenerationJob.prepare(
             request,
@@ -412,7 +299,7 @@ def info(
             "LoRAs": ", ".join(
                 f"{x['name']}:{x['weight']:g}" for x in found.loras if x["weight"] is not None
             ),
-            "Denoising strength": found.denoise,
+            "Denoising strength": found.strength,
             "Clip skip": clip_skip,
             "Guidance cutoff": cutoff,
             "DeepCache": deep_cache,

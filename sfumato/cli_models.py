@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
+from sfumato.console import FAMILY_CHOICES, DataDirOption, ModelsDirOption, err, out, user_errors
 
 models_app = typer.Typer(
     help="The models sfumato knows: list them, see one, add or download one.",
@@ -35,9 +35,7 @@ def _catalog(data_dir, models_dir):
 
 @models_app.command("list")
 def list_models(
-    family: Annotated[
-        str | None, typer.Option("--family", help="sd15, sdxl or sdxl-lightning.")
-    ] = None,
+    family: Annotated[str | None, typer.Option("--family", help=f"{FAMILY_CHOICES}.")] = None,
     category: Annotated[
         str | None, typer.Option("--category", help="anime, realistic, artistic, ...")
     ] = None,

@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from sfumato.engine.families import FAMILIES
 from sfumato.errors import SfumatoError
 
+FAMILY_CHOICES = ", ".join(FAMILIES)  # for help texts: "sd15, sdxl, sdxl-lightning"
 out = Console(soft_wrap=True)  # lines a script may parse are never cut
 err = Console(stderr=True, soft_wrap=True)
 

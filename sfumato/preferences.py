@@ -10,34 +10,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from sfumato.engine.request import (
-    MAX_GUIDANCE,
-    MAX_PROMPT_CHARS,
-    MAX_SIDE,
-    MAX_STEPS,
-    MIN_SIDE,
-    SIDE_STEP,
-    GenerationRequest,
-)
+from sfumato.engine.families import FAMILIES
+from sfumato.engine.parameters import PER_FAMILY
+from sfumato.engine.request import GenerationRequest
 from sfumato.engine.samplers import AUTO, get_sampler
 from sfumato.errors import SfumatoError
 
-FamilyId = Literal["sd15", "sdxl", "sdxl-lightning"]
+FamilyId = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]
+SIZE = ("width", "height")
 
 
-class FamilyPreferences(BaseModel):
+class _Sampler(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
-    steps: int | None = Field(None, ge=1, le=MAX_STEPS)
-    guidance: float | None = Field(None, ge=0, le=MAX_GUIDANCE)
-    sampler: str | None = Field(None, description="Any sampler name; stored as its id.")
-    width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_STEP)
-    height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_STEP)
-
-    @field_validator("sampler")
+    @field_validator("sampler", check_fields=False)
     @classmethod
     def _known_sampler(cls, value: str | None) -> str | None:
         if value is None or value == AUTO:
@@ -46,6 +34,27 @@ class FamilyPreferences(BaseModel):
             return get_sampler(value).id
         except SfumatoError as e:
             raise ValueError(e.message) from None
+
+
+# a preference is saved, not resolved: its bounds are checked when it is saved
+FamilyPreferences = create_model(
+    "FamilyPreferences",
+    __base__=_Sampler,
+    **{
+        p.name: (
+            p.kind | None,
+            Field(
+                None,
+                description=p.help,
+                ge=p.minimum,
+                le=p.maximum,
+                multiple_of=p.multiple_of,
+                max_length=p.max_length,
+            ),
+        )
+        for p in PER_FAMILY
+    },
+)
 
 
 class Preferences(BaseModel):
@@ -63,11 +72,13 @@ def apply_preferences(
     if saved is None:
         return request
     filled = {
-        name: value
-        for name in ("negative_prompt", "steps", "guidance", "sampler")
-        if getattr(request, name) in (None, AUTO) and (value := getattr(saved, name)) is not None
+        p.name: value
+        for p in PER_FAMILY
+        if p.name not in SIZE
+        and getattr(request, p.name) in (None, AUTO)
+        and (value := getattr(saved, p.name)) is not None
     }
     # a picture given for image-to-image sets the size by its own proportions
     if request.init_image is None and request.width is None and request.height is None:
-        filled |= {name: value for name in ("width", "height") if (value := getattr(saved, name))}
+        filled |= {name: value for name in SIZE if (value := getattr(saved, name))}
     return replace(request, **filled)

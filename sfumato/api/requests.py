@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from sfumato.engine.request import MAX_PROMPT_CHARS, GenerationRequest
+from sfumato.engine.parameters import MAX_PROMPT_CHARS, MODEL, PARAMETERS, Parameter
+from sfumato.engine.request import GenerationRequest
 from sfumato.jobs.submit import submit
 from sfumato.store.tables import Job, Upload, User, owned
 from sfumato.studio import Studio
@@ -21,24 +22,14 @@ class LoraInput(BaseModel):
     weight: float = 1.0
 
 
-class GenerationInput(BaseModel):
-    """Every field but the prompt may be left out: the user's preferences, then the model's
-    card, then the family's defaults fill it."""
+class _RequestFields(BaseModel):
+    """What is not a row of the parameter table: the prompt, the model, LoRAs, pictures and
+    the file format."""
 
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     model: str | None = Field(None, max_length=255, description="Name, lineage@version or hash.")
-    width: int | None = None
-    height: int | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    sampler: str | None = Field(None, max_length=64)
-    seed: int | None = Field(None, description="-1 or left out: a random seed, reported back.")
-    batch_size: int = Field(1, description="How many pictures (seed, seed+1, ...).")
-    clip_skip: int | None = None
-    strength: float | None = Field(None, description="Image-to-image: how much is redrawn, 0-1.")
     init_image: str | None = Field(
         None, description="Image-to-image: an upload's id, or the picture in base64."
     )
@@ -46,44 +37,47 @@ class GenerationInput(BaseModel):
         None, description="Inpainting (white = repaint): an upload's id, or base64."
     )
     loras: list[LoraInput] = Field(default_factory=list, max_length=8)
+    # Dezgo's names for two LoRAs
     lora1: str | None = Field(None, max_length=255)
     lora1_strength: float = 1.0
     lora2: str | None = Field(None, max_length=255)
     lora2_strength: float = 1.0
-    guidance_cutoff: float | None = Field(
-        None, description="Faster: the share of the steps that run guidance (0-1; 1 = all)."
-    )
-    deep_cache: int | None = Field(
-        None, description="Faster: run the whole UNet every N steps (DeepCache; 1 = every step)."
-    )
     format: str = Field("png", description="png, jpg or webp.")
-
-    @field_validator("seed")
-    @classmethod
-    def _seed(cls, value: int | None) -> int | None:
-        return None if value == -1 else value
 
     def to_request(self) -> GenerationRequest:
         loras = [(x.name, x.weight) for x in self.loras]
         for name, weight in ((self.lora1, self.lora1_strength), (self.lora2, self.lora2_strength)):
             if name:
                 loras.append((name, weight))
-        return GenerationRequest(
-            prompt=self.prompt,
-            negative_prompt=self.negative_prompt,
-            width=self.width,
-            height=self.height,
-            steps=self.steps,
-            guidance=self.guidance,
-            sampler=self.sampler,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            clip_skip=self.clip_skip,
-            strength=self.strength,
-            loras=loras,
-            guidance_cutoff=self.guidance_cutoff,
-            deep_cache=self.deep_cache,
-        )
+        values = {p.name: getattr(self, p.name) for p in PARAMETERS}
+        return GenerationRequest(prompt=self.prompt, loras=loras, **values)
+
+
+def parameter_field(p: Parameter, **extra):
+    """A pydantic field for a row of the parameter table: left out by default (the request's
+    resolution fills it), its bounds documented in the schema (``resolve`` enforces them with
+    a sentence of its own)."""
+    description = p.help if p.default == MODEL else f"{p.help} Left out: {p.default}."
+    return (
+        p.kind | None,
+        Field(
+            None,
+            description=description,
+            max_length=p.max_length,
+            json_schema_extra=p.schema() or None,
+            **extra,
+        ),
+    )
+
+
+# Every field but the prompt may be left out: the user's preferences, then the model's card,
+# then the family's defaults fill it.
+GenerationInput = create_model(
+    "GenerationInput",
+    __base__=_RequestFields,
+    __doc__="A generation request: every field but the prompt may be left out.",
+    **{p.name: parameter_field(p) for p in PARAMETERS},
+)
 
 
 def picture_upload(studio: Studio, user: User, value: str | bytes | None, what: str) -> str | None:

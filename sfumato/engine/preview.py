@@ -11,11 +11,12 @@ model) brings factors fitted on its VAE in its card's ``[live_preview]`` table
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
+
+if TYPE_CHECKING:  # torch and numpy are imported where used: the CLI reads the families alone
+    import torch
 
 Matrix = tuple[tuple[float, float, float], ...]
 
@@ -27,6 +28,8 @@ class LatentPreview:
 
     def image(self, latents: torch.Tensor, index: int = 0) -> Image.Image:
         """Picture ``index`` of a batch of latents (as the sampler holds them), at latent size."""
+        import torch
+
         factors = torch.tensor(self.factors, dtype=torch.float32)
         bias = torch.tensor(self.bias, dtype=torch.float32)
         latent = latents[index].detach().float().cpu()
@@ -64,12 +67,14 @@ SDXL = LatentPreview(
 )
 
 
-@torch.no_grad()
 def fit_latent_preview(latents: torch.Tensor, pictures: torch.Tensor) -> LatentPreview:
     """Least-squares factors from latents (N, C, h, w; as the sampler holds them, i.e. scaled)
     to their pictures (N, 3, H, W in [-1, 1]) brought down to the latent size."""
-    small = F.adaptive_avg_pool2d(pictures.float(), latents.shape[-2:])
-    x = latents.float().permute(0, 2, 3, 1).reshape(-1, latents.shape[1]).numpy()
+    import numpy as np
+    import torch.nn.functional as F
+
+    small = F.adaptive_avg_pool2d(pictures.detach().float(), latents.shape[-2:])
+    x = latents.detach().float().permute(0, 2, 3, 1).reshape(-1, latents.shape[1]).numpy()
     y = small.permute(0, 2, 3, 1).reshape(-1, 3).numpy()
     x = np.concatenate([x, np.ones((len(x), 1), np.float32)], axis=1)
     solution, *_ = np.linalg.lstsq(x, y, rcond=None)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sfumato.engine.families import Defaults, Family
+from sfumato.engine.parameters import BY_NAME, MAX_PROMPT_CHARS, MAX_SEED
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.samplers import AUTO, get_sampler
 from sfumato.errors import InvalidRequest
@@ -16,19 +17,14 @@ from sfumato.errors import InvalidRequest
 if TYPE_CHECKING:
     from PIL import Image
 
-MIN_SIDE, MAX_SIDE, SIDE_STEP = 64, 2048, 8
-MAX_STEPS = 150
-MAX_GUIDANCE = 30.0
-MAX_BATCH = 16
-MAX_SEED = 2**64 - 1  # torch generators take 64-bit seeds; ComfyUI users paste such seeds
-MAX_PROMPT_CHARS = 10_000
-MAX_CLIP_SKIP = 12  # CLIP ViT-L has 12 layers
+P = BY_NAME
+MIN_SIDE, MAX_SIDE = int(P["width"].minimum), int(P["width"].maximum)
+SIDE_STEP = P["width"].multiple_of
 TEXT_TO_IMAGE, IMAGE_TO_IMAGE, INPAINT = "txt2img", "img2img", "inpaint"
 # A1111's default for image-to-image; inpainting redraws the masked part entirely by default,
 # so that it follows the prompt
 DEFAULT_STRENGTH = {IMAGE_TO_IMAGE: 0.75, INPAINT: 1.0}
 MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -5.0, 5.0
-MAX_DEEP_CACHE = 10
 
 
 @dataclass
@@ -41,7 +37,7 @@ class GenerationRequest:
     guidance: float | None = None
     sampler: str | None = None  # any name or id; "auto" or None: the model's recommended one
     seed: int | None = None  # None or -1: a random seed, reported back
-    batch_size: int = 1
+    batch_size: int | None = None  # None: 1
     clip_skip: int | None = None
     # image-to-image and inpainting: pictures as ``images.read_picture`` gives them
     init_image: Image.Image | None = None
@@ -117,14 +113,6 @@ def _snap(value: float) -> int:
     return max(MIN_SIDE, min(MAX_SIDE, round(value / SIDE_STEP) * SIDE_STEP))
 
 
-def _check_side(name: str, value: int) -> None:
-    if not MIN_SIDE <= value <= MAX_SIDE or value % SIDE_STEP:
-        raise InvalidRequest(
-            f"{name} must be a multiple of {SIDE_STEP} between {MIN_SIDE} and {MAX_SIDE} pixels; "
-            f"got {value}."
-        )
-
-
 def resolve(
     request: GenerationRequest, family: Family, defaults: Defaults | None = None
 ) -> tuple[GenerationSettings, list[str]]:
@@ -146,8 +134,8 @@ def resolve(
         width, height = fit_size(
             request.init_image.size, (d.width, d.height), request.width, request.height
         )
-    _check_side("Width", width)
-    _check_side("Height", height)
+    P["width"].check(width)
+    P["height"].check(height)
     # the model's default size is the one it was trained at (the family's, or its card's)
     ratio = width * height / (d.width * d.height)
     if ratio < 0.4 or ratio > 2.5:
@@ -156,28 +144,20 @@ def resolve(
             "at; expect repeated or broken subjects."
         )
     steps = d.steps if request.steps is None else request.steps
-    if not 1 <= steps <= MAX_STEPS:
-        raise InvalidRequest(f"Steps must be between 1 and {MAX_STEPS}; got {steps}.")
+    P["steps"].check(steps)
     guidance = d.guidance if request.guidance is None else float(request.guidance)
-    if not 0 <= guidance <= MAX_GUIDANCE:
-        raise InvalidRequest(f"Guidance must be between 0 and {MAX_GUIDANCE:g}; got {guidance:g}.")
+    P["guidance"].check(guidance)
     sampler_name = request.sampler if request.sampler and request.sampler != AUTO else d.sampler
     sampler = get_sampler(sampler_name)
-    if not 1 <= request.batch_size <= MAX_BATCH:
-        raise InvalidRequest(
-            f"The number of images must be between 1 and {MAX_BATCH}; got {request.batch_size}."
-        )
+    batch_size = 1 if request.batch_size is None else request.batch_size
+    P["batch_size"].check(batch_size)
     seed = request.seed
     if seed is None or seed == -1:
         seed = random_seed()
-    if not 0 <= seed <= MAX_SEED:
-        raise InvalidRequest(
-            f"The seed must be between 0 and {MAX_SEED} (or -1 for random); got {seed}."
-        )
+    P["seed"].check(seed, " (or -1 for random)")
     negative = d.negative_prompt if request.negative_prompt is None else request.negative_prompt
     clip_skip = d.clip_skip if request.clip_skip is None else request.clip_skip
-    if not 1 <= clip_skip <= MAX_CLIP_SKIP:
-        raise InvalidRequest(f"Clip skip must be between 1 and {MAX_CLIP_SKIP}; got {clip_skip}.")
+    P["clip_skip"].check(clip_skip)
     for name, weight in requested_loras(request):
         if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
             raise InvalidRequest(
@@ -187,14 +167,11 @@ def resolve(
     cutoff = 1.0 if request.guidance_cutoff is None else float(request.guidance_cutoff)
     if not 0 < cutoff <= 1:
         raise InvalidRequest(
-            "Guidance cutoff is the share of the steps that use guidance: more than 0 and at "
-            f"most 1; got {cutoff:g}."
+            "Guidance cutoff must be more than 0 and at most 1 (the share of the steps that use "
+            f"guidance); got {cutoff:g}."
         )
     deep_cache = 1 if request.deep_cache is None else request.deep_cache
-    if not 1 <= deep_cache <= MAX_DEEP_CACHE:
-        raise InvalidRequest(
-            f"DeepCache interval must be between 1 (off) and {MAX_DEEP_CACHE}; got {deep_cache}."
-        )
+    P["deep_cache"].check(deep_cache, " (1: off)")
     settings = GenerationSettings(
         family=family.id,
         prompt=request.prompt,
@@ -205,7 +182,7 @@ def resolve(
         guidance=guidance,
         sampler=sampler.id,
         seed=seed,
-        batch_size=request.batch_size,
+        batch_size=batch_size,
         clip_skip=clip_skip,
         mode=mode,
         strength=strength,

@@ -15,8 +15,13 @@ import json
 
 from sfumato import __version__
 from sfumato.engine.families import get_family
+from sfumato.engine.parameters import PARAMETERS
 from sfumato.engine.request import GenerationSettings
 from sfumato.engine.samplers import get_sampler
+
+# written first, always, in A1111's order (with the sampler and size, which are not plain rows)
+ALWAYS = ("Steps", "CFG scale", "Seed")
+OPTIONAL = tuple(p for p in PARAMETERS if p.a1111 and p.a1111 not in ALWAYS)
 
 
 def _quote(value: object) -> str:
@@ -47,15 +52,12 @@ def format_parameters(
         fields["Model hash"] = model_hash
     if model_name:
         fields["Model"] = model_name
-    if settings.strength is not None:
-        fields["Denoising strength"] = f"{settings.strength:g}"
-    if settings.clip_skip > 1:
-        fields["Clip skip"] = settings.clip_skip
-    # the opt-in shortcuts change the pixels, so a picture says when it was made with them
-    if settings.guidance_cutoff < 1:
-        fields["Guidance cutoff"] = f"{settings.guidance_cutoff:g}"
-    if settings.deep_cache > 1:
-        fields["DeepCache interval"] = settings.deep_cache
+    # the rest only where they are used (the opt-in shortcuts change the pixels, so a picture
+    # says when it was made with them)
+    for p in OPTIONAL:
+        value = getattr(settings, p.name)
+        if value is not None and value != p.neutral:
+            fields[p.a1111] = p.number(value)
     if hashes := [f"{name}: {digest}" for name, _, digest in settings.loras if digest]:
         fields["Lora hashes"] = ", ".join(hashes)
     fields["Version"] = f"sfumato {__version__}"

@@ -16,12 +16,13 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from sfumato.engine.images import MAX_INPUT_PIXELS
+from sfumato.engine.parameters import PARAMETERS
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.errors import InvalidRequest, SfumatoError
 from sfumato.metadata.files import EXIF_IFD, JSON_KEY, MAKER_NOTE, USER_COMMENT
@@ -52,7 +53,7 @@ class GenerationInfo:
     model: str | None = None
     model_hash: str | None = None
     loras: list[dict] = field(default_factory=list)  # {"name", "weight", "hash"}
-    denoise: float | None = None  # image-to-image strength, when it was one
+    strength: float | None = None  # image-to-image's denoising strength, when it was one
     clip_skip: int | None = None
     guidance_cutoff: float | None = None  # sfumato's shortcuts, where they were on
     deep_cache: int | None = None
@@ -60,6 +61,9 @@ class GenerationInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_INFO_FIELDS = {f.name for f in fields(GenerationInfo)}
 
 
 def read_info(path: Path) -> GenerationInfo:
@@ -145,22 +149,18 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
     if not isinstance(s, dict):
         return None
     model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    # our settings use the parameter table's names, as GenerationInfo does
+    values = {
+        p.name: _number(s.get(p.name), p.kind) if p.kind is not str else s.get(p.name)
+        for p in PARAMETERS
+        if p.name in _INFO_FIELDS
+    }
     return GenerationInfo(
         tool="sfumato",
         prompt=str(s.get("prompt", "")),
-        negative_prompt=str(s.get("negative_prompt", "")),
-        seed=_number(s.get("seed"), int),
-        steps=_number(s.get("steps"), int),
-        guidance=_number(s.get("guidance")),
-        sampler=s.get("sampler"),
-        width=_number(s.get("width"), int),
-        height=_number(s.get("height"), int),
+        **values | {"negative_prompt": str(s.get("negative_prompt", ""))},
         model=model.get("name"),
         model_hash=model.get("hash"),
-        clip_skip=_number(s.get("clip_skip"), int),
-        denoise=_number(s.get("strength")),
-        guidance_cutoff=_number(s.get("guidance_cutoff")),
-        deep_cache=_number(s.get("deep_cache"), int),
         loras=[
             {"name": lora[0], "weight": _number(lora[1]), "hash": lora[2]}
             for lora in s.get("loras") or []
@@ -205,19 +205,15 @@ def parse_a1111(text: str) -> GenerationInfo | None:
         negative_prompt="\n".join(negative_lines).strip(),
     )
     s = dict(settings)
-    info.steps = _number(s.pop("Steps", None), int)
-    info.seed = _number(s.pop("Seed", None), int)
-    info.guidance = _number(s.pop("CFG scale", None))
+    for p in PARAMETERS:
+        if p.a1111:
+            setattr(info, p.name, _number(s.pop(p.a1111, None), p.kind))
     info.sampler = s.pop("Sampler", None)
     info.scheduler = s.pop("Schedule type", None)
     if size := _SIZE.match(s.pop("Size", "")):
         info.width, info.height = int(size.group(1)), int(size.group(2))
     info.model = s.pop("Model", None)
     info.model_hash = s.pop("Model hash", None)
-    info.denoise = _number(s.pop("Denoising strength", None))
-    info.clip_skip = _number(s.pop("Clip skip", None), int)
-    info.guidance_cutoff = _number(s.pop("Guidance cutoff", None))
-    info.deep_cache = _number(s.pop("DeepCache interval", None), int)
     hashes = {}
     for item in s.pop("Lora hashes", "").split(","):
         name, _, value = item.partition(":")
@@ -253,14 +249,14 @@ def _from_sd_parsers(image: Image.Image) -> GenerationInfo | None:
         guidance=_number(p.get("cfg_scale")),
         sampler=sampler.name,
         scheduler=p.get("scheduler"),
-        denoise=_number(p.get("denoise") or p.get("strength")),
+        strength=_number(p.get("denoise") or p.get("strength")),
         width=_number(p.get("width") or parsed.metadata.get("width"), int),
         height=_number(p.get("height") or parsed.metadata.get("height"), int),
         model=sampler.model.name if sampler.model else None,
         model_hash=sampler.model.hash if sampler.model else None,
     )
-    if info.denoise == 1.0 and info.tool == "ComfyUI":
-        info.denoise = None  # a full denoise is plain text-to-image
+    if info.strength == 1.0 and info.tool == "ComfyUI":
+        info.strength = None  # a full denoise is plain text-to-image
     if info.width is None and (size := re.findall(r"\d+", str(parsed.metadata.get("resolution")))):
         info.width, info.height = int(size[0]), int(size[-1])  # Fooocus: "(1024, 1024)"
     raw = parsed.raw_parameters
@@ -327,10 +323,10 @@ def _from_comfy_graph(graph: dict) -> GenerationInfo | None:
             guidance=_number(ins.get("cfg")),
             sampler=ins.get("sampler_name"),
             scheduler=ins.get("scheduler"),
-            denoise=_number(ins.get("denoise")),
+            strength=_number(ins.get("denoise")),
         )
-        if info.denoise == 1.0:
-            info.denoise = None
+        if info.strength == 1.0:
+            info.strength = None
         _comfy_extras(info, graph, node_id)
         return info
     return None

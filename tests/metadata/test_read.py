@@ -37,7 +37,7 @@ def test_a1111_png_with_quoted_values_multiline_prompts_and_loras(tmp_path):
     assert (info.sampler, info.scheduler) == ("DPM++ 2M", "Karras")
     assert (info.width, info.height) == (512, 768)
     assert (info.model, info.model_hash) == ("dreamshaper_8, final: v2", "879db523c3")
-    assert (info.denoise, info.clip_skip) == (0.45, 2)
+    assert (info.strength, info.clip_skip) == (0.45, 2)
     assert info.loras == [{"name": "citypop_v2", "weight": 0.8, "hash": "1f2e3d4c5b6a"}]
     assert info.extra["Version"] == "v1.10.1"
 
@@ -99,7 +99,7 @@ def test_comfyui_graph_is_followed_from_the_sampler(tmp_path):
     assert (info.width, info.height) == (832, 1216)
     assert info.model == "juggernautXL_v10.safetensors"
     assert info.loras == [{"name": "pixel_v2", "weight": 0.7, "hash": None}]
-    assert info.denoise is None
+    assert info.strength is None
 
 
 def test_invokeai_metadata(tmp_path):

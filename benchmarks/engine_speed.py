@@ -60,7 +60,7 @@ class Case:
 
 
 # sfumato paths: the engine as users run it (on the CPU by default on OpenVINO), on PyTorch, and
-# with its opt-in shortcuts (engine/openvino_backend.py, engine/shortcuts.py):
+# with its opt-in shortcuts (engine/backends/openvino.py, engine/shortcuts.py):
 # name -> (load options, request fields)
 OPENVINO = {"backend": "openvino"}
 INT8 = {"backend": "openvino", "dtype": "int8"}  # needs NNCF: pip install nncf
@@ -217,7 +217,7 @@ def _openvino_peer(pipe, case: Case) -> SimpleNamespace:
     default), else fp32."""
     import openvino as ov
 
-    from sfumato.engine.openvino_backend import Float32Decoder, Float32Unet
+    from sfumato.engine.backends.openvino_networks import Float32Decoder, Float32Unet
 
     core = ov.Core()
     latent = case.size // 8
@@ -258,7 +258,7 @@ def convert(case: Case, folder: Path, options: dict) -> dict:
     source = describe_model(folder, family_hint=case.family)
     model = load_model(source, device="cpu", cache_dir=folder.parent / "cache", **options)
     return {
-        "seconds": model.compiled.converted_s,
+        "seconds": model.backend.compiled.converted_s,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30,
     }
 
@@ -285,10 +285,10 @@ def measure(case: Case, path: str, folder: Path) -> dict:
     from diffusers import DiffusionPipeline
 
     from sfumato.catalog.cards import describe_model
+    from sfumato.engine.backends.openvino_networks import running
     from sfumato.engine.families import get_family
     from sfumato.engine.generate import generate
     from sfumato.engine.loader import load_model
-    from sfumato.engine.openvino_backend import running
     from sfumato.engine.samplers import get_sampler
 
     peer = None  # the OpenVINO peer's compiled parts

@@ -83,11 +83,11 @@ def routes(folder: Path, int8: bool) -> list[Route]:
     quantized = None
     if int8:  # first, while this process holds no network: the quantization takes the most
         started = time.perf_counter()
-        network = load_model(source, dtype="int8", **options).compiled.unet
+        network = load_model(source, dtype="int8", **options).backend.compiled.unet
         setup_s = time.perf_counter() - started
         name = "OpenVINO, int8 (sfumato --dtype int8)"
         quantized = Route(name, lambda *x: network([t.numpy() for t in x]), setup_s)
-    converted = load_model(source, **options).compiled.folder / "unet.xml"
+    converted = load_model(source, **options).backend.compiled.folder / "unet.xml"
     started = time.perf_counter()
     unet = load_model(source, device="cpu", backend="torch").pipe.unet
     torch_s = time.perf_counter() - started

@@ -88,9 +88,9 @@ def serve(
         import uvicorn
 
         from sfumato.api.app import create_app
+        from sfumato.engine.backends import check_backend
         from sfumato.engine.device import INT8, pick_device
         from sfumato.engine.loader import LoadOptions
-        from sfumato.engine.openvino_backend import check_backend
         from sfumato.errors import InvalidRequest
         from sfumato.studio import Studio, StudioConfig
 

@@ -22,7 +22,6 @@ from sfumato.engine.images import ImageInputs
 from sfumato.engine.images import prepare as prepare_images
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.engine.loras import LoraSpec
-from sfumato.engine.openvino_backend import can_run
 from sfumato.engine.request import (
     GenerationRequest,
     GenerationSettings,
@@ -141,10 +140,9 @@ class GenerationJob:
     def backend(self) -> str:
         """What ran the picture's UNet: pictures differ a little from one backend to another
         (and more in int8)."""
-        compiled = self.model.compiled if self.model is not None else None
-        if not can_run(compiled, self.loras):
+        if self.model is None:
             return "torch"
-        return "openvino int8" if compiled.int8 else "openvino"
+        return self.model.backend.name_for(self.loras)
 
     def run(self, on_step: StepCallback | None = None) -> list[tuple[Path, int]]:
         """Generate and save to ``outputs``; returns (path, seed) per picture."""

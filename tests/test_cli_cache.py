@@ -29,7 +29,7 @@ def _converted(tiny_models, data: DataDir, name: str, like: Path | None = None):
         config_dir=tiny_models["sd15"]["config"],
     )
     if like is None:
-        return single, options, load_model(inspect_model(single), options).compiled.folder
+        return single, options, load_model(inspect_model(single), options).backend.compiled.folder
     made = json.loads((like / RECORD).read_text())
     dtype = getattr(torch, made["made_from"]["dtype"].removeprefix("torch."))
     source = made_from(single, None, dtype)
@@ -83,9 +83,9 @@ def test_cache_list_and_clean_remove_only_what_nothing_loads_again(tiny_models):
         assert _listed() == {str(kept): "current", str(running): "unfinished"}
 
     # the current conversion still loads without converting again
-    assert load_model(inspect_model(kept_file), options).compiled.converted_s is None
+    assert load_model(inspect_model(kept_file), options).backend.compiled.converted_s is None
     # and the changed file converts again at its next load
-    again = load_model(inspect_model(changed_file), replace(options)).compiled
+    again = load_model(inspect_model(changed_file), replace(options)).backend.compiled
     assert again.converted_s is not None
 
     everything = run("cache", "clean", "--all")

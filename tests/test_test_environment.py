@@ -8,7 +8,7 @@ import torch
 from platformdirs import user_data_path
 
 from sfumato.datadir import DataDir
-from sfumato.engine.openvino_backend import check_backend
+from sfumato.engine.backends import check_backend
 
 USERS = Path(user_data_path("sfumato", appauthor=False)).expanduser().resolve()
 

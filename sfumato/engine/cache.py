@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from sfumato.engine import openvino_backend
+from sfumato.engine.backends import Backend, choose_backend
 from sfumato.engine.checkpoint import UNET, ModelSource, read_header
-from sfumato.engine.device import pick_device, pick_dtype
+from sfumato.engine.device import pick_device
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.errors import NoMemoryToQuantize, OutOfMemory
 
@@ -78,13 +78,7 @@ class ModelCache:
 
     def _load(self, source: ModelSource, options: LoadOptions) -> LoadedModel:
         """``source`` loaded with ``options``, once there is room for it."""
-        device = pick_device(options.device)
-        need = estimate_bytes(
-            source.path,
-            pick_dtype(device, options.dtype),
-            openvino_backend.check_backend(options.backend, device, options.dtype),
-            quantized=options.quantized,
-        )
+        need = estimate_bytes(source.path, choose_backend(options, pick_device(options.device)))
         if self.max_bytes is not None and need > self.max_bytes:
             raise OutOfMemory(
                 f"{source.name} needs about {need / GB:.1f} GB, more than the server's "
@@ -100,17 +94,12 @@ class ModelCache:
         return load_model(source, options)
 
 
-def estimate_bytes(
-    path: Path, dtype: torch.dtype, backend: str = "torch", quantized: bool = False
-) -> int:
-    """The memory a model takes once loaded in ``dtype`` on ``backend`` (``quantized``: its
-    UNet in int8 on OpenVINO), from its weights' headers (a single file's EMA copy is not
-    loaded; a folder's half-precision duplicates not counted), with what the backend holds
-    beside PyTorch's weights."""
-    parts = _weights_by_part(path, dtype.itemsize)
-    extra = 0
-    if backend == "openvino":
-        extra = openvino_backend.extra_bytes(parts, dtype, quantized)
+def estimate_bytes(path: Path, backend: Backend) -> int:
+    """The memory a model takes once loaded on ``backend`` (in its dtype), from its weights'
+    headers (a single file's EMA copy is not loaded; a folder's half-precision duplicates not
+    counted), with what the backend holds beside PyTorch's weights."""
+    parts = _weights_by_part(path, backend.dtype.itemsize)
+    extra = backend.extra_bytes(parts)
     return parts["unet"] + parts["vae_decoder"] + parts["other"] + extra  # outer: in the UNet
 
 
@@ -182,13 +171,13 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def loaded_bytes(model: LoadedModel) -> int:
-    """Its weights' memory: a model on OpenVINO counts its converted copy and PyTorch's UNet,
-    which it lets go of but reads again for requests with LoRAs (not PyTorch's VAE decoder,
-    let go for good)."""
+    """Its weights' memory: PyTorch's, and what its backend holds beside them. PyTorch's UNet
+    is counted even where the backend let it go (OpenVINO): requests with LoRAs read it again
+    (not PyTorch's VAE decoder, let go for good)."""
     total = 0
     for name, component in model.pipe.components.items():
         if isinstance(component, torch.nn.Module):
             for t in itertools.chain(component.parameters(), component.buffers()):
                 if t.device.type != "meta" or name == "unet":
                     total += t.numel() * t.element_size()
-    return total + (model.compiled.bytes if model.compiled else 0)
+    return total + model.backend.held_bytes()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,15 +13,14 @@ from PIL import Image
 from sfumato.engine.conditioning import encode_prompts
 from sfumato.engine.families import get_family
 from sfumato.engine.images import ImageInputs, keep_outside_mask
-from sfumato.engine.loader import LoadedModel, pytorch_unet
+from sfumato.engine.loader import LoadedModel
 from sfumato.engine.loras import LoraSpec, applied
-from sfumato.engine.openvino_backend import can_run, running
 from sfumato.engine.preview import LatentPreview
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.request import IMAGE_TO_IMAGE, TEXT_TO_IMAGE, GenerationSettings
 from sfumato.engine.samplers import get_sampler
 from sfumato.engine.shortcuts import deep_cache, guidance_cutoff
-from sfumato.errors import InvalidRequest, OutOfMemory, SfumatoError
+from sfumato.errors import Cancelled, InvalidRequest, OutOfMemory
 
 
 @dataclass
@@ -40,10 +38,6 @@ class Step:
 
 
 StepCallback = Callable[[Step], None]
-
-
-class Cancelled(SfumatoError):
-    code = "cancelled"
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -115,17 +109,19 @@ def generate(
         if on_step is not None:
             on_step(Step(step + 1, pipeline.num_timesteps, tensors["latents"], previewer))
         if cancel is not None and cancel.is_set():
-            pipeline._interrupt = True  # diffusers' own "stop after this step" flag
+            # out of the pipeline at once, through the blocks below that undo the request's
+            # changes: diffusers' own flag for this is private (``_interrupt``), and it would
+            # still decode the unfinished picture
+            raise Cancelled("The generation was cancelled.")
         return tensors
 
-    # on OpenVINO (the CPU default) unless LoRAs change the UNet; the VAE decoder always
-    on_openvino = can_run(model.compiled, loras)
+    backend, loras = model.backend, loras or []
     try:
         with (
-            contextlib.nullcontext() if on_openvino else pytorch_unet(model),
-            applied(pipe, loras or []),
+            backend.unet_for(pipe, loras),  # PyTorch's UNet, where LoRAs change it
+            applied(pipe, loras),
             deep_cache(pipe, settings.deep_cache) as cache,
-            running(model.compiled, pipe, cache, unet=on_openvino),
+            backend.running(pipe, loras, cache),  # its UNet calls and decodes on the backend
             torch.inference_mode(),
         ):
             embeddings = encode_prompts(
@@ -142,7 +138,9 @@ def generate(
                 num_images_per_prompt=settings.batch_size,
                 generator=generators,
                 callback_on_step_end=step_end,
-                # the cutoff trims every batched tensor; by default only the latents come
+                # the cutoff trims every batched tensor; by default only the latents come.
+                # diffusers names them in a private attribute only (its docstrings point there;
+                # tests/engine/test_diffusers_private.py guards it)
                 callback_on_step_end_tensor_inputs=pipe._callback_tensor_inputs
                 if cut
                 else ["latents"],

@@ -37,7 +37,10 @@ def guidance_cutoff(cutoff: float):
         guided = max(1, round(pipeline.num_timesteps * cutoff))
         if step + 1 != guided or not pipeline.do_classifier_free_guidance:
             return tensors
-        pipeline._guidance_scale = 1.0  # diffusers reads "> 1" as "guidance on"
+        # diffusers reads "> 1" as "guidance on". Its guidance_scale is a read-only property
+        # over this private attribute, which its own docs and SDCFGCutoffCallback set too (that
+        # callback keeps one picture's tensors only): tests/engine/test_diffusers_private.py
+        pipeline._guidance_scale = 1.0
         batch = tensors["latents"].shape[0]
         for name, value in tensors.items():
             if name != "latents" and torch.is_tensor(value) and value.shape[0] == 2 * batch:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from sfumato.catalog.cards import describe_model
+from sfumato.engine.backends import OpenVINOBackend, TorchBackend
 from sfumato.engine.cache import ModelCache, estimate_bytes, loaded_bytes
 from sfumato.engine.device import pick_dtype
 from sfumato.engine.loader import LoadOptions
@@ -24,7 +25,8 @@ def three(tiny_models, tmp_path):
         shutil.copytree(tiny_models["sd15"]["folder"], folder)
         sources.append(describe_model(folder))
     # in the dtype the CPU loads in by default (bf16 on CPUs with native bf16)
-    return sources, estimate_bytes(sources[0].path, pick_dtype(torch.device("cpu")))
+    cpu = torch.device("cpu")
+    return sources, estimate_bytes(sources[0].path, TorchBackend(cpu, pick_dtype(cpu)))
 
 
 def test_the_estimate_is_what_loading_takes(three):
@@ -68,8 +70,9 @@ def test_a_single_file_and_its_folder_are_estimated_alike(tiny_models, arch):
     a converted copy of those two alone, not of the text encoders."""
     dtype = torch.float32
     folder, single = tiny_models[arch]["folder"], tiny_models[arch]["single"]
-    for backend in ("torch", "openvino"):
-        by_folder = estimate_bytes(folder, dtype, backend)
-        assert abs(estimate_bytes(single, dtype, backend) - by_folder) / by_folder < 0.01
-    plain, on_openvino = estimate_bytes(folder, dtype), estimate_bytes(folder, dtype, "openvino")
+    on_torch, on_openvino = TorchBackend(torch.device("cpu"), dtype), OpenVINOBackend(dtype)
+    for backend in (on_torch, on_openvino):
+        by_folder = estimate_bytes(folder, backend)
+        assert abs(estimate_bytes(single, backend) - by_folder) / by_folder < 0.01
+    plain, on_openvino = estimate_bytes(folder, on_torch), estimate_bytes(folder, on_openvino)
     assert plain < on_openvino < 2 * plain

@@ -81,9 +81,16 @@ def test_cancel_stops_between_steps(loaded):
         GenerationRequest(PROMPT, width=64, height=64, steps=20, seed=1),
         loaded["sd15"].source.family,
     )
-    with pytest.raises(Cancelled):
-        generate(loaded["sd15"], settings, on_step=on_step, cancel=cancel)
-    assert steps == [1, 2]
+    pipe = loaded["sd15"].pipe
+    decodes = []
+    hook = pipe.vae.decoder.register_forward_pre_hook(lambda *_: decodes.append(1))
+    try:
+        with pytest.raises(Cancelled):
+            generate(loaded["sd15"], settings, on_step=on_step, cancel=cancel)
+    finally:
+        hook.remove()
+    # and out at once: the unfinished picture is not decoded (seconds on the CPU)
+    assert steps == [1, 2] and decodes == []
 
 
 def test_sizes_follow_the_request_not_the_native_size(loaded):

@@ -12,12 +12,12 @@ import torch
 
 from sfumato.catalog.cards import describe_model
 from sfumato.engine import int8
+from sfumato.engine.backends import OpenVINOBackend, check_backend
 from sfumato.engine.cache import ModelCache, estimate_bytes, loaded_bytes
 from sfumato.engine.checkpoint import inspect_model
 from sfumato.engine.device import pick_dtype
 from sfumato.engine.generate import generate
 from sfumato.engine.loader import LoadOptions, load_model
-from sfumato.engine.openvino_backend import check_backend
 from sfumato.errors import InvalidRequest, OutOfMemory
 from tests.engine.test_openvino import Counting, _settings
 from tests.engine.test_shortcuts import _psnr
@@ -43,15 +43,16 @@ def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_p
         device="cpu", dtype="int8", backend="openvino", cache_dir=tmp_path, config_dir=config
     )
     first = load_model(source, options)
-    assert first.compiled.int8 and first.compiled.converted_s is not None
+    converted = first.backend.compiled
+    assert converted.int8 and converted.converted_s is not None
     # NNCF's progress bars kept off the terminal, where the CLI's spinner is
     assert "Statistics collection" not in capfd.readouterr().out
     # every convolution and matrix product of the UNet in int8; the rest as without int8
-    unet = _precisions(first.compiled.unet)
+    unet = _precisions(converted.unet)
     assert set(unet) <= {"u8", "i8"} and unet.total() > 10, unet
-    assert not {"u8", "i8"} & set(_precisions(first.compiled.shallow))
+    assert not {"u8", "i8"} & set(_precisions(converted.shallow))
     # the fp32 network it was quantized from is not kept
-    assert sorted(p.name for p in first.compiled.folder.glob("unet*")) == [
+    assert sorted(p.name for p in converted.folder.glob("unet*")) == [
         "unet.bin",
         "unet.xml",
         "unet_shallow.bin",
@@ -59,20 +60,21 @@ def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_p
     ]
     # a server makes room for the int8 UNet as a byte a weight
     dtype = pick_dtype(torch.device("cpu"))
-    estimate = estimate_bytes(source.path, dtype, "openvino", quantized=True)
+    estimate = estimate_bytes(source.path, OpenVINOBackend(dtype, quantized=True))
     assert abs(estimate - loaded_bytes(first)) / loaded_bytes(first) < 0.02  # 0.5 % measured
-    assert estimate < estimate_bytes(source.path, dtype, "openvino")
+    assert estimate < estimate_bytes(source.path, OpenVINOBackend(dtype))
 
     again = load_model(source, options)
-    assert again.compiled.converted_s is None and again.compiled.folder == first.compiled.folder
+    read = again.backend.compiled
+    assert read.converted_s is None and read.folder == converted.folder
     # the default's conversion is another, kept beside it
     default = load_model(source, replace(options, dtype=None))
-    assert not default.compiled.int8 and default.compiled.folder != again.compiled.folder
-    assert first.compiled.folder.is_dir()
+    assert not default.backend.compiled.int8 and default.backend.compiled.folder != read.folder
+    assert converted.folder.is_dir()
 
     # guidance, several pictures, another size; the cutoff's batch change and DeepCache's
     # shallow network run too
-    again.compiled.unet = Counting(again.compiled.unet)
+    again.backend.compiled.unet = Counting(again.backend.compiled.unet)
     fields = {"width": 96, "height": 64, "steps": 6, "batch_size": 2, "guidance": 5.0}
     shortcuts = {"guidance_cutoff": 0.5, "deep_cache": 2}
     for extra in [{}, shortcuts]:
@@ -82,7 +84,8 @@ def test_int8_quantizes_the_unet_once_and_draws_with_it(arch, tiny_models, tmp_p
             assert y.size == (96, 64)
             # these tiny random networks: 35-39 dB from the default's pictures, measured
             assert _psnr(np.asarray(x), np.asarray(y)) >= 30
-    assert again.compiled.unet.calls == 6 + 4  # DeepCache: 2 of the 6 steps on kept features
+    # DeepCache: 2 of the 6 steps on kept features
+    assert again.backend.compiled.unet.calls == 6 + 4
 
 
 def test_an_inpainting_model_is_calibrated_on_its_own_pipeline(tmp_path):
@@ -91,7 +94,7 @@ def test_an_inpainting_model_is_calibrated_on_its_own_pipeline(tmp_path):
     tiny_sd15(in_channels=9).save_pretrained(folder)
     source = describe_model(folder)
     model = load_model(source, device="cpu", dtype="int8", backend="openvino", cache_dir=tmp_path)
-    assert model.compiled.int8 and source.inpainting
+    assert model.backend.compiled.int8 and source.inpainting
     image = generate(model, _settings(model, width=64, height=64, steps=3))[0]
     assert image.size == (64, 64) and np.asarray(image).std() > 0
 
@@ -123,7 +126,8 @@ def test_a_quantization_the_memory_cannot_hold_is_refused_before_it_starts(
     assert not [p for p in tmp_path.rglob("*.xml")]
     monkeypatch.undo()
     source = describe_model(tiny_models["sd15"]["folder"])
-    assert load_model(source, options).compiled.int8  # with the memory there, it converts
+    # with the memory there, it converts
+    assert load_model(source, options).backend.compiled.int8
 
 
 def test_a_server_runs_a_model_it_cannot_quantize_without_int8(
@@ -136,11 +140,11 @@ def test_a_server_runs_a_model_it_cannot_quantize_without_int8(
     monkeypatch.setattr(int8, "BYTES_PER_PARAMETER", 2**40)
     cache = ModelCache()
     model = cache.get(source, options)
-    assert model.compiled is not None and not model.compiled.int8
+    assert model.backend.name == "openvino" and not model.backend.compiled.int8
     assert caplog.text.count("The server runs it without int8") == 1
     assert cache.get(source, options) is model and cache.loads == 1
     # let go of and asked for again: read as it ran, the quantization not tried again
     cache.get(describe_model(tiny_models["sdxl"]["folder"]), replace(options, dtype=None))
     again = cache.get(source, options)
-    assert again is not model and not again.compiled.int8 and cache.loads == 3
+    assert again is not model and not again.backend.compiled.int8 and cache.loads == 3
     assert caplog.text.count("The server runs it without int8") == 1

@@ -17,6 +17,8 @@ from PIL import Image
 
 from sfumato import demo
 from sfumato.catalog.cards import describe_model
+from sfumato.engine.backends import OpenVINOBackend, check_backend
+from sfumato.engine.backends.openvino_networks import Compiled
 from sfumato.engine.cache import ModelCache, estimate_bytes, loaded_bytes
 from sfumato.engine.checkpoint import inspect_model
 from sfumato.engine.device import pick_dtype
@@ -24,7 +26,6 @@ from sfumato.engine.generate import generate
 from sfumato.engine.images import prepare
 from sfumato.engine.loader import LoadOptions, load_model
 from sfumato.engine.loras import LoraSpec
-from sfumato.engine.openvino_backend import Compiled, check_backend
 from sfumato.engine.request import GenerationRequest, resolve
 from sfumato.errors import InvalidRequest, UnsupportedModel
 from tests.engine.test_loader import _lightning_lora_file, _lightning_unet_file
@@ -43,11 +44,11 @@ class Counting:
     """A compiled OpenVINO model that counts its calls (to see which backend ran)."""
 
     def __init__(self, compiled):
-        self.compiled, self.calls = compiled, 0
+        self.backend.compiled, self.calls = compiled, 0
 
     def __call__(self, inputs):
         self.calls += 1
-        return self.compiled(inputs)
+        return self.backend.compiled(inputs)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,8 @@ def demo_pair(tmp_path_factory):
     source = describe_model(demo.WEIGHTS)
     torch_model = load_model(source, device="cpu", backend="torch")
     ov_model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=cache))
-    ov_model.compiled.unet = Counting(ov_model.compiled.unet)
-    ov_model.compiled.decoder = Counting(ov_model.compiled.decoder)
+    ov_model.backend.compiled.unet = Counting(ov_model.backend.compiled.unet)
+    ov_model.backend.compiled.decoder = Counting(ov_model.backend.compiled.decoder)
     return torch_model, ov_model
 
 
@@ -71,7 +72,7 @@ def test_the_demo_model_on_openvino_draws_what_pytorch_draws(demo_pair):
         # measured 37-40 dB: differences of a level or two (the quality guard on 28 scenes
         # is in test_shortcuts.py)
         assert _psnr(a, b) >= 32
-    assert ov_model.compiled.unet.calls == 3 * 12  # every step of every picture on OpenVINO
+    assert ov_model.backend.compiled.unet.calls == 3 * 12  # every step of every picture on OpenVINO
 
 
 @pytest.mark.parametrize("arch", ["sd15", "sdxl"])
@@ -84,8 +85,8 @@ def test_each_family_converts_once_and_loads_from_the_cache(arch, tiny_models, t
         config_dir=tiny_models[arch]["config"],
     )
     first = load_model(source, options)
-    assert first.compiled.converted_s is not None
-    files = sorted(p.name for p in first.compiled.folder.iterdir())
+    assert first.backend.compiled.converted_s is not None
+    files = sorted(p.name for p in first.backend.compiled.folder.iterdir())
     assert files == [
         "sfumato.json",
         "unet.bin",
@@ -96,7 +97,10 @@ def test_each_family_converts_once_and_loads_from_the_cache(arch, tiny_models, t
         "vae_decoder.xml",
     ]
     again = load_model(source, options)
-    assert again.compiled.converted_s is None and again.compiled.folder == first.compiled.folder
+    assert (
+        again.backend.compiled.converted_s is None
+        and again.backend.compiled.folder == first.backend.compiled.folder
+    )
 
     plain = load_model(source, LoadOptions(device="cpu", config_dir=tiny_models[arch]["config"]))
     # guidance, several pictures and a size other than the conversion's: shapes are open
@@ -104,11 +108,11 @@ def test_each_family_converts_once_and_loads_from_the_cache(arch, tiny_models, t
     a = generate(plain, _settings(plain, **fields))
     b = generate(again, _settings(again, **fields))
     # DeepCache: of 6 steps, the 3rd and 5th run on kept features (the shallow network)
-    again.compiled.shallow = Counting(again.compiled.shallow)
+    again.backend.compiled.shallow = Counting(again.backend.compiled.shallow)
     deep = fields | {"steps": 6, "deep_cache": 2}
     a += generate(plain, _settings(plain, **deep))
     b += generate(again, _settings(again, **deep))
-    assert again.compiled.shallow.calls == 2 and not _holds_pytorch_unet(again)
+    assert again.backend.compiled.shallow.calls == 2 and not _holds_pytorch_unet(again)
     for x, y in zip(a, b, strict=True):
         assert x.size == (96, 64)
         assert _psnr(np.asarray(x), np.asarray(y)) >= 30
@@ -130,13 +134,13 @@ def _own_copy(tiny_models, tmp_path) -> tuple[Path, LoadOptions]:
 def test_a_changed_model_file_is_converted_again(tiny_models, tmp_path):
     single, options = _own_copy(tiny_models, tmp_path)
     first = load_model(inspect_model(single), options)
-    before = first.compiled.folder
+    before = first.backend.compiled.folder
     other_dtype = "bf16" if first.dtype == torch.float32 else "fp32"
     in_other_dtype = load_model(
         inspect_model(single), replace(options, dtype=other_dtype)
-    ).compiled.folder
+    ).backend.compiled.folder
     single.touch()  # a replaced file: new modification time
-    after = load_model(inspect_model(single), options).compiled
+    after = load_model(inspect_model(single), options).backend.compiled
     assert after.converted_s is not None and after.folder != before
     # the old file's conversion is gone (gigabytes for a real model); another dtype's is kept
     # until that one is loaded again
@@ -171,7 +175,8 @@ from sfumato.catalog.cards import describe_model
 from sfumato.engine.loader import LoadOptions, load_model
 options = LoadOptions(device="cpu", backend="openvino", cache_dir=Path(sys.argv[2]))
 model = load_model(describe_model(Path(sys.argv[1])), options)
-print(json.dumps([model.compiled.converted_s is not None, str(model.compiled.folder)]))
+compiled = model.backend.compiled
+print(json.dumps([compiled.converted_s is not None, str(compiled.folder)]))
 """
 
 
@@ -190,7 +195,7 @@ def test_two_processes_loading_at_once_convert_once(tiny_models, tmp_path):
         load_model(
             describe_model(Path(model)),
             LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path),
-        ).compiled.converted_s
+        ).backend.compiled.converted_s
         is None
     )
 
@@ -209,10 +214,10 @@ def test_loras_run_on_pytorchs_weights(demo_pair):
     assert not _holds_pytorch_unet(ov_model) and _holds_pytorch_unet(torch_model)
     assert not _holds_pytorch_decoder(ov_model) and _holds_pytorch_decoder(torch_model)
     lora = [LoraSpec(LORA, "demo-white-background", 0.9)]
-    calls, decodes = ov_model.compiled.unet.calls, ov_model.compiled.decoder.calls
+    calls, decodes = ov_model.backend.compiled.unet.calls, ov_model.backend.compiled.decoder.calls
     with_lora = generate(ov_model, _settings(ov_model), loras=lora)[0]
-    assert ov_model.compiled.unet.calls == calls  # OpenVINO's network has no LoRA in it
-    assert ov_model.compiled.decoder.calls == decodes + 1  # LoRAs leave the VAE alone
+    assert ov_model.backend.compiled.unet.calls == calls  # OpenVINO's network has no LoRA in it
+    assert ov_model.backend.compiled.decoder.calls == decodes + 1  # LoRAs leave the VAE alone
     same = generate(torch_model, _settings(torch_model), loras=lora)[0]
     no_lora = generate(torch_model, _settings(torch_model))[0]
     # its UNet was read from disk again for the request, as loaded: the picture is PyTorch's
@@ -223,16 +228,19 @@ def test_loras_run_on_pytorchs_weights(demo_pair):
     assert not _holds_pytorch_unet(ov_model)  # and let go after it
     # and the next plain request is on OpenVINO again
     generate(ov_model, _settings(ov_model))
-    assert ov_model.compiled.unet.calls == calls + 12
+    assert ov_model.backend.compiled.unet.calls == calls + 12
 
 
 def test_deep_cache_runs_on_openvino_and_draws_what_pytorch_draws(demo_pair):
     torch_model, ov_model = demo_pair
-    ov_model.compiled.shallow = Counting(ov_model.compiled.shallow)
-    calls = ov_model.compiled.unet.calls
+    ov_model.backend.compiled.shallow = Counting(ov_model.backend.compiled.shallow)
+    calls = ov_model.backend.compiled.unet.calls
     deep = generate(ov_model, _settings(ov_model, deep_cache=2))[0]
     # 12 steps: the first 3 whole, then every other one, and the last: 4 on kept features
-    assert ov_model.compiled.unet.calls == calls + 8 and ov_model.compiled.shallow.calls == 4
+    assert (
+        ov_model.backend.compiled.unet.calls == calls + 8
+        and ov_model.backend.compiled.shallow.calls == 4
+    )
     assert not _holds_pytorch_unet(ov_model)  # PyTorch's UNet was not read for it
     same = generate(torch_model, _settings(torch_model, deep_cache=2))[0]
     assert _psnr(np.asarray(deep), np.asarray(same)) >= 32  # measured 49-53 dB
@@ -292,10 +300,10 @@ def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, tmp_path)
     options = LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path)
     cache = ModelCache()
     model = cache.get(source, options)
-    assert isinstance(model.compiled, Compiled) and model.compiled.bytes > 0
+    assert isinstance(model.backend.compiled, Compiled) and model.backend.compiled.bytes > 0
     assert cache.used_bytes == loaded_bytes(model) > loaded_bytes(load_model(source, device="cpu"))
     # and it made room for that much before loading: the estimate from the headers is close
-    estimate = estimate_bytes(source.path, pick_dtype(torch.device("cpu")), "openvino")
+    estimate = estimate_bytes(source.path, OpenVINOBackend(pick_dtype(torch.device("cpu"))))
     assert abs(estimate - loaded_bytes(model)) / loaded_bytes(model) < 0.02
 
 
@@ -307,11 +315,11 @@ def test_the_vae_decoder_is_compiled_for_the_size_it_decodes(tiny_models, tmp_pa
 
     source = describe_model(tiny_models["sd15"]["folder"])
     model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path))
-    decoder, channels = model.compiled.decoder, model.pipe.vae.config.latent_channels
+    decoder, channels = model.backend.compiled.decoder, model.pipe.vae.config.latent_channels
     generate(model, _settings(model, width=64, height=64))
     side = 64 // model.pipe.vae_scale_factor
     assert decoder.compiled_for == (1, channels, side, side) and decoder.compilations == 1
-    open_network = ov.Core().compile_model(model.compiled.folder / "vae_decoder.xml", "CPU")
+    open_network = ov.Core().compile_model(model.backend.compiled.folder / "vae_decoder.xml", "CPU")
     random = np.random.default_rng(0)
     for shape in [(1, channels, side, side), (2, channels, 12, 8), (2, channels, 12, 8)]:
         latents = random.standard_normal(shape, dtype=np.float32)
@@ -348,14 +356,14 @@ def test_a_model_that_will_not_convert_runs_on_pytorch_by_default(
     monkeypatch.delenv("SFUMATO_BACKEND")
     source = describe_model(tiny_models["sd15"]["folder"])
     model = load_model(source, device="cpu", cache_dir=tmp_path)  # auto
-    assert model.compiled is None and _holds_pytorch_unet(model)
+    assert model.backend.name == "torch" and _holds_pytorch_unet(model)
     assert "Unsupported operation" in caplog.text and "Running it on PyTorch" in caplog.text
     assert generate(model, _settings(model, width=64, height=64))[0].size == (64, 64)
     # the next load does not try again (a failed trace costs time and memory at every load)
     caplog.clear()
     monkeypatch.setattr(openvino, "convert_model", lambda *a, **k: pytest.fail("tried again"))
     again = load_model(source, device="cpu", cache_dir=tmp_path)
-    assert again.compiled is None and "Unsupported operation" in caplog.text
+    assert again.backend.name == "torch" and "Unsupported operation" in caplog.text
     # asked for by name, it is tried again, and its failure is an error that says what to do
     monkeypatch.setattr(openvino, "convert_model", fails)
     with pytest.raises(UnsupportedModel, match="Unsupported operation.*--backend torch"):
@@ -363,7 +371,7 @@ def test_a_model_that_will_not_convert_runs_on_pytorch_by_default(
     # once a conversion asked for by name succeeds, the default uses it again
     monkeypatch.setattr(openvino, "convert_model", real)
     load_model(source, device="cpu", cache_dir=tmp_path, backend="openvino")
-    assert load_model(source, device="cpu", cache_dir=tmp_path).compiled is not None
+    assert load_model(source, device="cpu", cache_dir=tmp_path).backend.name == "openvino"
 
 
 def test_wrong_backends_are_refused_with_a_sentence(monkeypatch):

@@ -8,15 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from safetensors.torch import save_file
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from sfumato.store.db import Database
-from tests.fixtures.original_layout import pipeline_to_original
-from tests.fixtures.tiny_models import save_config_only, tiny_sd15, tiny_sdxl
-
-BUILDERS = {"sd15": tiny_sd15, "sdxl": tiny_sdxl}
 
 
 def _test_environment(setenv, data: Path) -> None:
@@ -45,9 +40,16 @@ def _own_environment(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, dict[str, Path]]:
     """For each family: a diffusers folder, a single file, and a config-only folder."""
+    # imported here, not at the top: diffusers takes seconds to import, and the database
+    # tests (tests/store/test_test_databases.py runs some in a new process) need none of it
+    from safetensors.torch import save_file
+
+    from tests.fixtures.original_layout import pipeline_to_original
+    from tests.fixtures.tiny_models import save_config_only, tiny_sd15, tiny_sdxl
+
     root = tmp_path_factory.mktemp("tiny-models")
     models = {}
-    for arch, build in BUILDERS.items():
+    for arch, build in {"sd15": tiny_sd15, "sdxl": tiny_sdxl}.items():
         pipe = build()
         folder = root / f"tiny-{arch}"
         pipe.save_pretrained(folder)
@@ -63,6 +65,38 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Path]]:
 POSTGRES_ADMIN_URL = os.environ.get(
     "SFUMATO_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+# CI has the server, so there a missing one is a failure, never a quiet skip; .ci/run sets the
+# second variable too, for CI systems that do not set CI
+REQUIRE_POSTGRES = any(
+    os.environ.get(name, "").lower() in ("1", "true", "yes")
+    for name in ("CI", "SFUMATO_REQUIRE_POSTGRES")
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """The server's admin connection, tried once for the whole run: without the server, the
+    tests that need it are skipped with a sentence saying how to run them (failed on CI)."""
+    # a host that drops packets would otherwise hold each test for the system's TCP timeout
+    admin = create_engine(
+        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    try:
+        with admin.connect():
+            pass
+    except OperationalError as e:
+        admin.dispose()
+        why = str(e.orig).strip().splitlines()[0]
+        reason = (
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({why}). To run the tests "
+            "on it, start it there (user postgres, trust authentication), or name another with "
+            "SFUMATO_TEST_POSTGRES=postgresql+psycopg://USER@HOST:PORT/DB."
+        )
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason} CI and SFUMATO_REQUIRE_POSTGRES=1 require them.")
+        pytest.skip(reason)
+    yield admin
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -71,22 +105,15 @@ def database_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
+    admin = request.getfixturevalue("postgres_admin")
     name = f"sfumato_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as e:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({e.orig}). Start it, set "
-            "SFUMATO_TEST_POSTGRES, or leave these tests out with -m 'not postgres'."
-        )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

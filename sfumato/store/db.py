@@ -19,6 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sfumato.errors import SfumatoError
 
 URL_ENV_VAR = "SFUMATO_DATABASE_URL"
+# How hard SQLite makes each commit durable; read by every process that opens the database
+# (serve, users, keys, settings), so it is an environment variable rather than one command's
+# option. See _engine for what each level promises.
+SYNCHRONOUS_ENV_VAR = "SFUMATO_SQLITE_SYNCHRONOUS"
+SYNCHRONOUS_LEVELS = ("NORMAL", "FULL")  # OFF risks corruption; EXTRA adds nothing to WAL
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -33,8 +38,21 @@ def database_url(data_root: Path, explicit: str | None = None) -> str:
     return url
 
 
+def sqlite_synchronous(explicit: str | None = None) -> str:
+    """``explicit``, else $SFUMATO_SQLITE_SYNCHRONOUS, else NORMAL; as SQLite spells it."""
+    level = (explicit or os.environ.get(SYNCHRONOUS_ENV_VAR) or "NORMAL").strip().upper()
+    if level not in SYNCHRONOUS_LEVELS:
+        raise SfumatoError(
+            f"{SYNCHRONOUS_ENV_VAR}={level.lower()!r} is not a level sfumato uses: normal "
+            "(the default: a process crash loses no commit, a power loss may lose the last "
+            "ones) or full (a power loss loses none either; each commit waits for the disk)."
+        )
+    return level
+
+
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, synchronous: str | None = None):
+        """``synchronous``: SQLite's durability level (see ``sqlite_synchronous``)."""
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -44,9 +62,10 @@ class Database:
             ) from None
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.synchronous = sqlite_synchronous(synchronous) if self.is_sqlite else None
         if self.is_sqlite and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = _engine(url, self.is_sqlite)
+        self.engine = _engine(url, self.synchronous)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
@@ -67,8 +86,9 @@ class Database:
         self.engine.dispose()
 
 
-def _engine(url: str, is_sqlite: bool) -> Engine:
-    if not is_sqlite:
+def _engine(url: str, synchronous: str | None) -> Engine:
+    """``synchronous``: SQLite's level, None for a server database."""
+    if synchronous is None:
         return create_engine(url, pool_pre_ping=True)
     # the web server's threads and the worker share the file; each waits up to 30 s for
     # another's write rather than failing at once
@@ -79,7 +99,12 @@ def _engine(url: str, is_sqlite: bool) -> Engine:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a crash loses no commit
+        # With WAL, NORMAL writes a commit to the WAL file without waiting for the disk: it
+        # survives the process crashing (the write is in the OS's cache) and the database is
+        # never corrupted, but a power loss or an OS crash can lose the commits made since the
+        # last checkpoint synced the WAL. FULL waits for the disk at every commit, so those
+        # survive too, at one fsync a commit: $SFUMATO_SQLITE_SYNCHRONOUS=full.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     return engine

@@ -68,11 +68,36 @@ def test_migrating_again_changes_nothing(db):
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path, monkeypatch):
+    monkeypatch.delenv("SFUMATO_SQLITE_SYNCHRONOUS", raising=False)
     database = Database(f"sqlite:///{tmp_path / 'x.db'}")
     with database.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_an_operator_can_make_sqlite_wait_for_the_disk_at_every_commit(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFUMATO_SQLITE_SYNCHRONOUS", "full")
+    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    database.migrate()
+    # every connection of the pool, not only the first: two open at once are two connections
+    with database.engine.connect() as first, database.engine.connect() as second:
+        assert first.connection.dbapi_connection is not second.connection.dbapi_connection
+        for connection in (first, second):
+            assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    database.close()
+    monkeypatch.delenv("SFUMATO_SQLITE_SYNCHRONOUS")
+    explicit = Database(f"sqlite:///{tmp_path / 'x.db'}", synchronous="FULL")
+    with explicit.session() as session:
+        assert session.execute(text("PRAGMA synchronous")).scalar() == 2
+    explicit.close()
+
+
+def test_an_unknown_synchronous_level_is_a_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("SFUMATO_SQLITE_SYNCHRONOUS", "off")
+    with pytest.raises(SfumatoError, match="'off' is not a level sfumato uses: normal .* full"):
+        Database(f"sqlite:///{tmp_path / 'x.db'}")
 
 
 def test_the_database_url_defaults_to_the_data_folder_and_takes_postgres_urls(

@@ -10,9 +10,9 @@ Some colour x shape combinations (`HELD_OUT`) never appear in training, while ea
 colours and shapes does appear with other partners; prompting the trained model for them shows
 whether it composes attributes or only remembers pictures.
 
-Cost, measured on a shared 2-core machine: about 8,000 samples per second sampled, rendered at
-64 px and captioned, in one process; `make_dataset(30_000, seed)` took 3.8 s (and 369 MB).
-Rendering is most of it: Pillow at 4x supersampling, then a box downscale for anti-aliasing.
+Cost: a training set of tens of thousands of pictures is made in seconds, in one process
+(figures in benchmarks/RESULTS.md, "The demo world's pictures"). Rendering is most of it:
+Pillow at 4x supersampling, then a box downscale for anti-aliasing.
 
 Vocabulary: 41 distinct words over 30,000 captions (see `vocabulary`).
 """

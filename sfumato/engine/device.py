@@ -50,9 +50,9 @@ def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtyp
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX).
 
-    There a full-size SD 1.5 UNet step takes 0.54x the time of fp32 (3.7 s against 6.9 s,
-    2 cores); without them PyTorch emulates bf16 and it takes 1.5-2x the time of fp32
-    (``benchmarks/engine_speed.py``), so fp32 stays the choice.
+    There a full-size SD 1.5 UNet step takes about half the time of fp32; without them
+    PyTorch emulates bf16 and it is slower than fp32, so fp32 stays the choice (figures and
+    machines in ``benchmarks/RESULTS.md``, from ``benchmarks/engine_speed.py``).
     """
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))

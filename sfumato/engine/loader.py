@@ -126,7 +126,7 @@ def load_model(source: ModelSource, options: LoadOptions | None = None, **fields
     if torch_device.type == "cpu" and torch_dtype == torch.bfloat16 and not cpu_has_native_bf16():
         log.warning(
             "This CPU has no bf16 in hardware (AVX512-BF16 or AMX): PyTorch emulates it, "
-            "1.5-9x slower than fp32 (measured). It only saves memory; --dtype auto picks fp32."
+            "slower than fp32. It only saves memory; --dtype auto picks fp32."
         )
     if config_dir is not None and not (config_dir / "model_index.json").is_file():
         raise UnsupportedModel(

@@ -41,9 +41,9 @@ class Compiled:
 class ShapedNetwork:
     """A network compiled for the shape of the inputs it is called with, compiled again when
     that changes, the previous compilation dropped first. For the VAE decoder: compiled for
-    one shape, OpenVINO plans its working memory for that shape (SDXL at 1024 px: 1.67 GiB
-    where the open network keeps 2.21), the pixels are the same, and a compile takes under
-    a second (``benchmarks/RESULTS.md``). The UNet stays open: its memory is its weights,
+    one shape, OpenVINO plans its working memory for that shape (less of it than the open
+    network keeps), the pixels are the same, and a compile is quick (the figures are in
+    ``benchmarks/RESULTS.md``). The UNet stays open: its memory is its weights,
     which each compilation copies, and the guidance cutoff changes its batch mid-picture.
     Called one at a time, as a compiled network is."""
 

@@ -54,7 +54,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 
 def _readme_for_the_site() -> str:
     readme = (ROOT / "README.md").read_text()
-    return re.sub(r"\]\(docs/", "](", readme)
+    return re.sub(r"(\]\(|src=\")docs/", r"\1", readme)
 
 
 @cache

@@ -137,9 +137,10 @@ def _from_kohya(pipe, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def _check_sizes(pipe, name: str, state_dict: dict[str, torch.Tensor]) -> None:
-    """Refuse, with a sentence, a LoRA whose layers are of another size than the model's (made
-    for another family: a text encoder 1024 wide on SD 1.5's 768, ...). Left to itself,
-    transformers answers with a load report and "ignore_mismatched_sizes"."""
+    """Refuse, with a sentence, a LoRA whose layers are of another size than the model's, or
+    whose text-encoder layers it lacks (made for another family: a text encoder 1024 wide and
+    24 layers deep on SD 1.5's 768 and 12). Left to itself, transformers answers the first with
+    a load report and "ignore_mismatched_sizes", and drops the second without a word."""
     for key, tensor in state_dict.items():
         if not key.endswith((".lora_A.weight", ".lora_B.weight")):
             continue
@@ -153,7 +154,13 @@ def _check_sizes(pipe, name: str, state_dict: dict[str, torch.Tensor]) -> None:
         try:
             weight = network.get_submodule(path).weight
         except AttributeError:
-            continue  # no such layer: diffusers says so
+            if component.startswith("text_encoder"):  # transformers would drop it unsaid
+                raise UnsupportedModel(
+                    f"The LoRA {name} has text-encoder layers this model lacks ({path}): it was "
+                    "made for a larger text encoder, another family of models. Choose a LoRA "
+                    "made for this model's family."
+                ) from None
+            continue  # the UNet's: diffusers says so
         side = 1 if key.endswith(".lora_A.weight") else 0  # A: rank x in; B: out x rank
         got, expected = tensor.shape[side], weight.shape[side]
         if got == expected:

@@ -121,35 +121,32 @@ def _kohya(model, path, **options):
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "clip_skip"),
     [
-        {},  # sd-scripts' defaults: every attention and MLP layer, fp16, alpha 1 of rank 4
-        {"text_layers": ("q_proj", "v_proj")},  # the layout that failed: no out_proj, no MLP
-        {"dtype": torch.bfloat16, "alpha": 8.0, "convs": True},  # conv_dim too, bf16
+        ({}, 1),  # sd-scripts' defaults: every attention and MLP layer, fp16, alpha 1 of rank 4
+        ({"text_layers": ("q_proj", "v_proj")}, 2),  # the layout that failed: no out_proj, MLP
+        ({"dtype": torch.bfloat16, "alpha": 8.0, "convs": True}, 1),  # conv_dim too, bf16
     ],
     ids=["kohya", "kohya-te-q-v-only", "kohya-conv-bf16"],
 )
-@pytest.mark.parametrize("clip_skip", [1, 2])
 def test_a_kohya_sd15_lora_with_text_encoder_changes_prompt_and_pixels_then_leaves(
     options, clip_skip, loaded, tmp_path
 ):
     model = loaded["sd15"]
     path = _kohya(model, tmp_path / "style.safetensors", **options)
     lora = [LoraSpec(path, "style", 1.0)]
-    embeddings, pixels = _embeddings(model, clip_skip=clip_skip), _picture(model)
+    embeddings = _embeddings(model, clip_skip=clip_skip)
+    pixels = _picture(model, clip_skip=clip_skip)
 
     with_lora = _embeddings(model, lora, clip_skip=clip_skip)
     assert not torch.equal(with_lora["prompt_embeds"], embeddings["prompt_embeds"])
-    assert not torch.equal(
-        with_lora["negative_prompt_embeds"], embeddings["negative_prompt_embeds"]
-    )
-    assert not np.array_equal(
-        _picture(model, lora, clip_skip=clip_skip), _picture(model, clip_skip=clip_skip)
-    )
+    negative = "negative_prompt_embeds"
+    assert not torch.equal(with_lora[negative], embeddings[negative])
+    assert not np.array_equal(_picture(model, lora, clip_skip=clip_skip), pixels)
 
     # after the request: the same embeddings and pixels as before, to the bit
     assert _same(_embeddings(model, clip_skip=clip_skip), embeddings)
-    assert np.array_equal(_picture(model), pixels)
+    assert np.array_equal(_picture(model, clip_skip=clip_skip), pixels)
     assert not any("lora" in name for name, _ in model.pipe.text_encoder.named_modules())
     assert not any("lora" in name for name, _ in model.pipe.unet.named_modules())
 
@@ -241,19 +238,22 @@ def test_lycoris_kinds_diffusers_cannot_apply_are_refused_with_a_sentence(
     assert np.array_equal(_picture(model), pixels)
 
 
-@pytest.mark.parametrize("wider", ["text_encoder", "unet"])
-def test_a_lora_for_networks_of_another_size_gets_a_sentence(wider, loaded, tmp_path):
+@pytest.mark.parametrize("other", ["wider text encoder", "deeper text encoder", "wider unet"])
+def test_a_lora_for_networks_of_another_size_gets_a_sentence(other, loaded, tmp_path):
     model = loaded["sd15"]
     pipe = model.pipe
     path = tmp_path / "other.safetensors"
-    if wider == "text_encoder":  # e.g. an SD 2.x LoRA (OpenCLIP 1024 wide) on SD 1.5 (768)
-        other = CLIPTextModel(_text_config(64))
-        lora_files.kohya_lora(path, pipe.unet, [other])
+    if other == "wider text encoder":  # e.g. SD 2.x's (OpenCLIP, 1024 wide) on SD 1.5's (768)
+        lora_files.kohya_lora(path, pipe.unet, [CLIPTextModel(_text_config(64))])
         sentence = r"whose text encoder is of another size \(.*64 wide in the LoRA, 32 in this"
+    elif other == "deeper text encoder":  # SD 2.x's has 24 layers (23 used), SD 1.5's 12
+        config = _text_config()
+        config.num_hidden_layers = 4
+        lora_files.kohya_lora(path, pipe.unet, [CLIPTextModel(config)])
+        sentence = r"has text-encoder layers this model lacks \(encoder.layers.[23]\..*larger"
     else:
-        other = tiny_sd15()
-        other.unet = UNet2DConditionModel(**{**pipe.unet.config, "cross_attention_dim": 48})
-        lora_files.kohya_lora(path, other.unet, [pipe.text_encoder])
+        config = {**pipe.unet.config, "cross_attention_dim": 48}
+        lora_files.kohya_lora(path, UNet2DConditionModel(**config), [pipe.text_encoder])
         sentence = r"whose UNet is of another size \(.*attn2.to_k is 48 wide in the LoRA"
     embeddings, pixels = _embeddings(model), _picture(model)
     with pytest.raises(UnsupportedModel, match=sentence + ".*another family of models"):

@@ -70,13 +70,18 @@ _KOHYA_PARTS = {
     "lora_mid.weight": "a LyCORIS LoCon with CP decomposition (lora_mid)",
     "dora_scale": "a DoRA (weight-decomposed LoRA)",
 }
-APPLIED = (
-    "sfumato applies LoRA files (kohya/A1111 and diffusers/PEFT layouts) and LyCORIS LoCon files"
-)
+
+
+def not_applied(name: str, kind: str) -> str:
+    """The sentence that refuses a file of a ``kind`` diffusers cannot apply."""
+    return (
+        f"The LoRA {name} is {kind}, which sfumato cannot apply yet; it applies LoRA files "
+        "(kohya/A1111 and diffusers/PEFT layouts) and LyCORIS LoCon files."
+    )
 
 
 def lora_kind(keys) -> str | None:
-    """None for a file diffusers can apply, else the kind of file it is ("a LyCORIS LoHa")."""
+    """None for a file diffusers can apply, else the kind of file it is ("a LyCORIS LoHa file")."""
     unknown = None
     for key in keys:
         if not key.startswith(KOHYA_PREFIXES):
@@ -85,9 +90,9 @@ def lora_kind(keys) -> str | None:
         if part not in _KOHYA_PARTS:
             unknown = unknown or key
         elif _KOHYA_PARTS[part]:
-            return _KOHYA_PARTS[part]
+            return f"{_KOHYA_PARTS[part]} file"
     if unknown:
-        return f"a kind of LoRA sfumato does not know (its tensors are named like {unknown})"
+        return f"a file of a kind sfumato does not know (its tensors are named like {unknown})"
     return None
 
 
@@ -184,9 +189,7 @@ def _load(pipe, lora: LoraSpec, adapter: str) -> None:
         ) from None
     kind = lora_kind(tensors)
     if kind is not None:
-        raise UnsupportedModel(
-            f"The LoRA {lora.name} is {kind} file, which sfumato cannot apply yet; {APPLIED}."
-        )
+        raise UnsupportedModel(not_applied(lora.name, kind))
     kohya = any(k.startswith(KOHYA_PREFIXES) for k in tensors)
     try:
         state_dict = _from_kohya(pipe, tensors) if kohya else tensors

@@ -76,6 +76,12 @@ def _reference(spec: dict) -> str:
     for tag, sections in by_tag.items():
         out.append(f"## {tag.capitalize()}\n")
         out.extend(sections)
+    out.append("## Schemas\n")
+    for name, schema in sorted(spec.get("components", {}).get("schemas", {}).items()):
+        out.append(f"### {name}\n")
+        if schema.get("description"):
+            out.append(schema["description"].strip() + "\n")
+        out.append(_fields(spec, schema))
     return "\n".join(out)
 
 
@@ -134,7 +140,8 @@ def _resolve(spec: dict, schema: dict) -> dict:
 
 def _type(spec: dict, schema: dict) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return f"[{name}](#{name.lower()})"  # its section under Schemas
     for key in ("anyOf", "oneOf"):
         if key in schema:
             return " or ".join(_type(spec, s) for s in schema[key])

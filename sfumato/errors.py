@@ -1,14 +1,30 @@
-"""Errors meant for the person at the keyboard: each carries a sentence that says what to do."""
+"""Errors meant for the person at the keyboard: each carries a sentence that says what to do.
+
+Each kind has a code (what the API's JSON says, what a failed job keeps) and the HTTP status
+that says whose fault it is; ``STATUS`` maps every code to its status, for the API's answers
+and for a stored job's error, in this one place.
+"""
+
+STATUS: dict[str, int] = {"internal_error": 500}  # a bug: logged, never a user's sentence
 
 
 class SfumatoError(Exception):
     """A problem the user can fix. The CLI prints the message; the API turns it into a 4xx."""
 
     code = "bad_request"
+    status = 400
 
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # the first class of a code sets its status (a subclass may share its parent's code)
+        STATUS.setdefault(cls.code, cls.status)
+
+
+STATUS[SfumatoError.code] = SfumatoError.status
 
 
 class InvalidRequest(SfumatoError):
@@ -17,6 +33,7 @@ class InvalidRequest(SfumatoError):
 
 class ModelNotFound(SfumatoError):
     code = "model_not_found"
+    status = 404
 
 
 class UnsupportedModel(SfumatoError):
@@ -25,6 +42,7 @@ class UnsupportedModel(SfumatoError):
 
 class OutOfMemory(SfumatoError):
     code = "out_of_memory"
+    status = 507
 
 
 class NoMemoryToQuantize(OutOfMemory):
@@ -34,27 +52,46 @@ class NoMemoryToQuantize(OutOfMemory):
 
 class OutputExists(SfumatoError):
     code = "output_exists"
+    status = 409
 
 
 class NotFound(SfumatoError):
     code = "not_found"
+    status = 404
 
 
 class NotAuthenticated(SfumatoError):
     code = "not_authenticated"
+    status = 401
 
 
 class Forbidden(SfumatoError):
     code = "forbidden"
+    status = 403
 
 
 class Conflict(SfumatoError):
     code = "conflict"
+    status = 409
 
 
 class QueueFull(SfumatoError):
     code = "queue_full"
+    status = 429
 
 
 class TooLarge(SfumatoError):
     code = "too_large"
+    status = 413
+
+
+class NoGenerationData(SfumatoError):
+    """A picture that says nothing of how it was made."""
+
+    code = "no_generation_data"
+    status = 422
+
+
+class Cancelled(SfumatoError):
+    code = "cancelled"
+    status = 409

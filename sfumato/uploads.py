@@ -72,5 +72,4 @@ def upload_view(upload: Upload) -> dict:
         "width": upload.width,
         "height": upload.height,
         "created_at": upload.created_at.isoformat(),
-        "url": f"/v1/uploads/{upload.id}/file",
     }

@@ -14,9 +14,21 @@ from starlette.concurrency import run_in_threadpool
 from sfumato import __version__, web
 from sfumato.api import errors
 from sfumato.api.routes import account, auth, catalog, dezgo, generations, images
+from sfumato.api.schemas import ErrorBody
 from sfumato.studio import Studio
 
 log = logging.getLogger(__name__)
+# documented on every route: the same JSON body whatever the error
+ERRORS = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "A request it cannot run, with a sentence that says why"),
+        (401, "No valid API key or login"),
+        (404, "Not found, or not yours"),
+        (422, "A field missing or of the wrong type"),
+        (429, "Too many jobs queued"),
+    )
+}
 
 DESCRIPTION = """
 Generate pictures with Stable Diffusion 1.5, SDXL and SDXL Lightning models on your own server.
@@ -49,7 +61,7 @@ def create_app(studio: Studio) -> FastAPI:
     app.state.studio = studio
     errors.install(app)
     for module in (auth, account, generations, images, catalog, dezgo):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERRORS)
     web.mount(app)
     return app
 

@@ -13,18 +13,6 @@ from starlette.exceptions import HTTPException
 from sfumato.errors import SfumatoError
 
 log = logging.getLogger(__name__)
-STATUS = {
-    "not_authenticated": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "model_not_found": 404,
-    "conflict": 409,
-    "output_exists": 409,
-    "too_large": 413,
-    "queue_full": 429,
-    "no_generation_data": 422,
-    "out_of_memory": 507,
-}
 HTTP_CODES = {
     400: "bad_request",
     401: "not_authenticated",
@@ -67,7 +55,7 @@ def _validation_message(error: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(SfumatoError)
     async def _user_error(_request: Request, error: SfumatoError):
-        return error_response(STATUS.get(error.code, 400), error.code, error.message)
+        return error_response(error.status, error.code, error.message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError):

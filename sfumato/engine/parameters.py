@@ -53,14 +53,12 @@ class Parameter:
 
     def check(self, value, hint: str = "") -> None:
         """Refuse a value outside the bounds with a sentence that names them."""
-        if self.minimum is not None and not self.minimum <= value <= self.maximum:
+        grid = f"a multiple of {self.multiple_of} " if self.multiple_of else ""
+        if (self.minimum is not None and not self.minimum <= value <= self.maximum) or (
+            grid and value % self.multiple_of
+        ):
             raise InvalidRequest(
-                f"{self.label} must be {self.bounds}{hint}; got {self.number(value)}."
-            )
-        if self.multiple_of and value % self.multiple_of:
-            raise InvalidRequest(
-                f"{self.label} must be a multiple of {self.multiple_of} {self.bounds}; "
-                f"got {self.number(value)}."
+                f"{self.label} must be {grid}{self.bounds}{hint}; got {self.number(value)}."
             )
 
     def schema(self) -> dict:

@@ -14,7 +14,7 @@ from sfumato.generation import GenerationJob
 from sfumato.jobs.queue import enqueue, queue_positions
 from sfumato.jobs.views import job_view
 from sfumato.preferences import Preferences, apply_preferences
-from sfumato.store.site import read_site
+from sfumato.store.site import SiteSettings, read_site
 from sfumato.store.tables import Job, User
 from sfumato.uploads import upload_picture
 
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from sfumato.studio import Studio
 
 FORMATS = ("png", "jpg", "webp")
+
+
+def default_models(user: User, site: SiteSettings) -> list[str]:
+    """The models a request that names none runs, in order: the user's default, then the
+    server's (without either, the catalog's own choice)."""
+    preferences = Preferences.model_validate(user.preferences or {})
+    return [name for name in (preferences.default_model, site.default_model) if name]
 
 
 def submit(
@@ -43,7 +50,8 @@ def submit(
     with studio.db.session() as session:
         site = read_site(session)
     models = studio.models()
-    path = find_checkpoint(model or preferences.default_model or site.default_model, models)
+    defaults = default_models(user, site)
+    path = find_checkpoint(model or (defaults[0] if defaults else None), models)
     checkpoint = studio.source_of(path)
     with studio.db.session() as session:
         for field, upload_id, what in (

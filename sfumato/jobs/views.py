@@ -1,4 +1,5 @@
-"""Jobs and images as the API shows them (and the event stream sends them)."""
+"""Jobs and images as the API shows them (and the event stream sends them); the API's
+``schemas`` type them and add the links to their files."""
 
 from __future__ import annotations
 
@@ -31,8 +32,6 @@ def image_view(image: Image) -> dict:
         "favourite": image.favourite,
         "settings": image.settings,
         "model_info": image.model,
-        "url": f"/v1/images/{image.id}/file",
-        "thumbnail_url": f"/v1/images/{image.id}/thumbnail",
     }
 
 

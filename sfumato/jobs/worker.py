@@ -14,8 +14,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from sfumato.engine.generate import Cancelled, Step
-from sfumato.errors import SfumatoError
+from sfumato.engine.generate import Step
+from sfumato.errors import Cancelled, SfumatoError
 from sfumato.jobs.execute import execute
 from sfumato.jobs.queue import CANCELLED, FAILED, claim_next, finish, job_images, set_progress
 from sfumato.jobs.views import Live, job_view

@@ -24,16 +24,12 @@ from PIL import Image, UnidentifiedImageError
 from sfumato.engine.images import MAX_INPUT_PIXELS
 from sfumato.engine.parameters import PARAMETERS
 from sfumato.engine.prompts import extract_lora_tags
-from sfumato.errors import InvalidRequest, SfumatoError
+from sfumato.errors import InvalidRequest, NoGenerationData
 from sfumato.metadata.files import EXIF_IFD, JSON_KEY, MAKER_NOTE, USER_COMMENT
 
 # one "key: value" pair of A1111's settings line; a value is JSON-quoted when it has , or :
 _PARAM = re.compile(r'\s*([\w][\w \-/+.()]*?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
-
-
-class NoGenerationData(SfumatoError):
-    code = "no_generation_data"
 
 
 @dataclass

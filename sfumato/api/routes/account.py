@@ -7,9 +7,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from sfumato import accounts
 from sfumato.api.deps import AdminUser, CurrentUser, SessionDep
+from sfumato.api.schemas import CreatedKey, KeyList, KeyPublic
 from sfumato.errors import InvalidRequest
 from sfumato.preferences import Preferences
-from sfumato.store.site import read_site, update_site
+from sfumato.store.site import SiteSettings, read_site, update_site
 from sfumato.store.tables import ApiKey, User
 
 router = APIRouter(prefix="/v1", tags=["account"])
@@ -30,18 +31,20 @@ def key_view(row: ApiKey) -> dict:
     }
 
 
-@router.post("/keys", status_code=201, summary="Make an API key (shown once)")
+@router.post(
+    "/keys", status_code=201, response_model=CreatedKey, summary="Make an API key (shown once)"
+)
 def create_key(body: NewKey, user: CurrentUser, session: SessionDep):
     key, row = accounts.create_key(session, user, body.name)
     return key_view(row) | {"key": key}
 
 
-@router.get("/keys", summary="Your API keys (never the keys themselves)")
+@router.get("/keys", response_model=KeyList, summary="Your API keys (never the keys themselves)")
 def list_keys(user: CurrentUser, session: SessionDep):
     return {"keys": [key_view(row) for row in accounts.list_keys(session, user)]}
 
 
-@router.delete("/keys/{key_id}", summary="Revoke an API key")
+@router.delete("/keys/{key_id}", response_model=KeyPublic, summary="Revoke an API key")
 def revoke_key(key_id: str, user: CurrentUser, session: SessionDep):
     return key_view(accounts.revoke_key(session, user, key_id))
 
@@ -58,12 +61,16 @@ def put_preferences(body: Preferences, user: CurrentUser, session: SessionDep):
     return body
 
 
-@router.get("/admin/settings", summary="The server's settings (admins)")
+@router.get(
+    "/admin/settings", response_model=SiteSettings, summary="The server's settings (admins)"
+)
 def get_settings(user: AdminUser, session: SessionDep):
     return read_site(session).__dict__
 
 
-@router.patch("/admin/settings", summary="Change the server's settings (admins)")
+@router.patch(
+    "/admin/settings", response_model=SiteSettings, summary="Change the server's settings (admins)"
+)
 def patch_settings(changes: dict, user: AdminUser, session: SessionDep):
     try:
         return update_site(session, changes).__dict__

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from sfumato import accounts
 from sfumato.api.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, SessionDep, StudioDep
 from sfumato.api.openapi import hand_parsed_body
+from sfumato.api.schemas import LoggedIn, Me
 from sfumato.errors import Forbidden, InvalidRequest
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
@@ -71,7 +72,11 @@ _BODY = hand_parsed_body(Credentials)  # JSON, or a plain HTML form
 
 
 @router.post(
-    "/auth/signup", status_code=201, summary="Make an account and log in", openapi_extra=_BODY
+    "/auth/signup",
+    status_code=201,
+    response_model=LoggedIn,
+    summary="Make an account and log in",
+    openapi_extra=_BODY,
 )
 async def signup(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
@@ -88,7 +93,12 @@ async def signup(request: Request, response: Response, studio: StudioDep):
     return await run_in_threadpool(make)
 
 
-@router.post("/auth/login", summary="Log in (sets the session cookie)", openapi_extra=_BODY)
+@router.post(
+    "/auth/login",
+    response_model=LoggedIn,
+    summary="Log in (sets the session cookie)",
+    openapi_extra=_BODY,
+)
 async def login(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
     credentials = await _credentials(request)
@@ -109,7 +119,7 @@ def logout(request: Request, response: Response, user: CurrentUser, session: Ses
     response.delete_cookie(CSRF_COOKIE)
 
 
-@router.get("/me", summary="The logged-in user")
+@router.get("/me", response_model=Me, summary="The logged-in user")
 def me(request: Request, user: CurrentUser, studio: StudioDep):
     return user_view(user) | {
         "csrf_token": getattr(request.state, "csrf_token", None),

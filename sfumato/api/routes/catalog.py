@@ -8,14 +8,16 @@ from fastapi import APIRouter, Query
 
 from sfumato import __version__
 from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
+from sfumato.api.schemas import Health, ModelList, SamplerList
 from sfumato.catalog.scan import CHECKPOINT, LORA, Entry
 from sfumato.catalog.views import entry_view
+from sfumato.engine.families import FAMILIES
 from sfumato.engine.samplers import SAMPLERS
 from sfumato.store.site import read_site
 
 router = APIRouter(tags=["catalog"])
 
-# Dezgo's function names, by what a model can do here
+# Dezgo's text-to-image route of each family (the Dezgo routes are made from this table)
 TEXT_FUNCTION = {
     "sd15": "text2image",
     "sdxl": "text2image_sdxl",
@@ -29,12 +31,14 @@ def functions(entry: Entry) -> list[str]:
     return [TEXT_FUNCTION[entry.family], "image2image", "inpainting"]
 
 
-@router.get("/v1/models", summary="Installed models, the newest version of each")
+@router.get(
+    "/v1/models", response_model=ModelList, summary="Installed models, the newest version of each"
+)
 def models(
     user: CurrentUser,
     studio: StudioDep,
     all_versions: Annotated[bool, Query(description="Every version, older ones too.")] = False,
-    family: Annotated[str | None, Query(description="sd15, sdxl or sdxl-lightning.")] = None,
+    family: Annotated[str | None, Query(description=", ".join(FAMILIES) + ".")] = None,
     category: Annotated[str | None, Query(description="anime, realistic, artistic, ...")] = None,
     kind: Annotated[str, Query(pattern="^(models|loras)$")] = "models",
 ):
@@ -50,7 +54,9 @@ def models(
     }
 
 
-@router.get("/v1/samplers", summary="Samplers, by the names A1111 and Dezgo use")
+@router.get(
+    "/v1/samplers", response_model=SamplerList, summary="Samplers, by the names A1111 and Dezgo use"
+)
 def samplers():
     return {
         "samplers": [{"id": s.id, "name": s.name, "aliases": list(s.aliases)} for s in SAMPLERS],
@@ -58,7 +64,7 @@ def samplers():
     }
 
 
-@router.get("/v1/health", summary="Is the server up (no login needed)")
+@router.get("/v1/health", response_model=Health, summary="Is the server up (no login needed)")
 def health(studio: StudioDep, session: SessionDep):
     site = read_site(session)
     return {

@@ -15,15 +15,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from sfumato.api.deps import CurrentUser, StudioDep
-from sfumato.api.errors import STATUS, error_response
+from sfumato.api.errors import error_response
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.requests import GenerationInput, queue_generation
+from sfumato.api.routes.catalog import TEXT_FUNCTION
 from sfumato.api.routes.images import MEDIA_TYPES
 from sfumato.catalog.scan import CHECKPOINT
 from sfumato.engine.families import FAMILIES
-from sfumato.errors import InvalidRequest, ModelNotFound, TooLarge
+from sfumato.errors import STATUS, InvalidRequest, ModelNotFound, TooLarge
 from sfumato.jobs.queue import FINISHED, SUCCEEDED, job_images
-from sfumato.preferences import Preferences
+from sfumato.jobs.submit import default_models
 from sfumato.store.site import read_site
 from sfumato.store.tables import Job, User
 from sfumato.studio import Studio
@@ -96,14 +97,13 @@ def _model_for(studio: Studio, user: User, family: str | None, requested: str | 
             )
         return requested
     with studio.db.session() as session:
-        site_default = read_site(session).default_model
-    for default in (Preferences.model_validate(user.preferences or {}).default_model, site_default):
-        if default:
-            try:
-                if catalog.resolve(default, CHECKPOINT).family == family:
-                    return default
-            except ModelNotFound:
-                pass
+        site = read_site(session)
+    for default in default_models(user, site):
+        try:
+            if catalog.resolve(default, CHECKPOINT).family == family:
+                return default
+        except ModelNotFound:
+            pass
     if not of_family:
         raise ModelNotFound(f"No {label} model is installed on this server.")
     return of_family[0].name
@@ -156,8 +156,7 @@ def _route(function: str, family: str | None, needs: tuple[str, ...]):
         if job.status != SUCCEEDED:
             code = job.error_code or "cancelled"
             message = job.error_message or "The generation was cancelled."
-            default = 500 if code == "internal_error" else 409 if code == "cancelled" else 400
-            return error_response(STATUS.get(code, default), code, message)
+            return error_response(STATUS.get(code, 400), code, message)
         image = images[0]
         content = await run_in_threadpool(studio.files.get, image.file_key)
         return Response(
@@ -176,9 +175,7 @@ def _route(function: str, family: str | None, needs: tuple[str, ...]):
 _BODY = hand_parsed_body(DezgoInput, files=("init_image", "mask_image"))
 
 for _function, _family, _needs in (
-    ("text2image", "sd15", ()),
-    ("text2image_sdxl", "sdxl", ()),
-    ("text2image_sdxl_lightning", "sdxl-lightning", ()),
+    *((function, family, ()) for family, function in TEXT_FUNCTION.items()),
     ("image2image", None, ("init_image",)),
     ("inpainting", None, ("init_image", "mask_image")),
 ):

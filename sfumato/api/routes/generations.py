@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
 from sfumato.api.requests import GenerationInput, queue_generation
+from sfumato.api.schemas import JobList, JobPublic
 from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, queue_positions
 from sfumato.jobs.views import job_view
 from sfumato.store.tables import Job, owned
@@ -28,12 +29,19 @@ def view(studio: Studio, session, job: Job, positions: dict[str, int] | None = N
     return job_view(job, job_images(session, job.id), position, studio.worker.live(job.id))
 
 
-@router.post("/generations", status_code=202, summary="Queue a generation")
+def public(job: dict) -> dict:
+    """A job event as the stream sends it: typed and linked like the routes' answers."""
+    return JobPublic.model_validate(job).model_dump(mode="json")
+
+
+@router.post(
+    "/generations", status_code=202, response_model=JobPublic, summary="Queue a generation"
+)
 def create(body: GenerationInput, user: CurrentUser, studio: StudioDep, response: Response):
     """Answers at once with the queued job; follow it with `GET /v1/generations/{id}` or the
     event stream `GET /v1/events`."""
     job = queue_generation(studio, user, body, "api")
-    response.headers["Location"] = f"/v1/generations/{job.id}"
+    response.headers["Location"] = router.url_path_for("read", job_id=job.id)
     with studio.db.session() as session:
         return view(studio, session, session.get_one(Job, job.id))
 
@@ -47,7 +55,7 @@ def announce(studio: Studio, job_id: str) -> dict:
     return current
 
 
-@router.get("/generations", summary="Your recent generations")
+@router.get("/generations", response_model=JobList, summary="Your recent generations")
 def list_jobs(
     user: CurrentUser,
     studio: StudioDep,
@@ -63,12 +71,20 @@ def list_jobs(
     return {"generations": [view(studio, session, job, positions) for job in jobs]}
 
 
-@router.get("/generations/{job_id}", summary="A generation: its status, progress and images")
+@router.get(
+    "/generations/{job_id}",
+    response_model=JobPublic,
+    summary="A generation: its status, progress and images",
+)
 def read(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     return view(studio, session, owned(session, Job, user.id, job_id, "generation"))
 
 
-@router.post("/generations/{job_id}/cancel", summary="Cancel a queued or running generation")
+@router.post(
+    "/generations/{job_id}/cancel",
+    response_model=JobPublic,
+    summary="Cancel a queued or running generation",
+)
 def cancel(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     """A queued job is cancelled at once; a running one after its current step."""
     job = owned(session, Job, user.id, job_id, "generation")
@@ -94,8 +110,8 @@ async def events(user: CurrentUser, studio: StudioDep) -> AsyncIterable[ServerSe
     # when the client goes away (which unsubscribes it)
     async with studio.events.subscribe(user.id) as queue:
         for job in await run_in_threadpool(active):
-            yield ServerSentEvent(data=job, event="job")
+            yield ServerSentEvent(data=public(job), event="job")
         while True:
             event = await queue.get()
-            data = event["job"] if event["type"] == "job" else event
+            data = public(event["job"]) if event["type"] == "job" else event
             yield ServerSentEvent(data=data, event=event["type"])

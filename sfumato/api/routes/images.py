@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
+from sfumato.api.schemas import Deleted, ImagePage, ImagePublic, UploadPublic
 from sfumato.errors import NotFound, TooLarge
 from sfumato.jobs.views import image_view
-from sfumato.metadata.read import read_info_bytes
+from sfumato.metadata.read import GenerationInfo, read_info_bytes
 from sfumato.store import history
 from sfumato.store.site import read_site
 from sfumato.store.tables import Image, Upload, owned
@@ -38,7 +39,7 @@ def retention(session) -> dict:
     }
 
 
-@router.get("/images", summary="Your pictures, newest first")
+@router.get("/images", response_model=ImagePage, summary="Your pictures, newest first")
 def list_images(
     user: CurrentUser,
     session: SessionDep,
@@ -69,7 +70,9 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
-@router.get("/images/{image_id}", summary="One picture and its full settings")
+@router.get(
+    "/images/{image_id}", response_model=ImagePublic, summary="One picture and its full settings"
+)
 def read_image(image_id: str, user: CurrentUser, session: SessionDep):
     return image_view(owned(session, Image, user.id, image_id, "image"))
 
@@ -81,13 +84,23 @@ def _file(studio: Studio, key: str, media_type: str) -> Response:
         raise NotFound("The picture's file is gone.") from None
 
 
-@router.get("/images/{image_id}/file", summary="The picture file (its owner only)")
+@router.get(
+    "/images/{image_id}/file",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    summary="The picture file (its owner only)",
+)
 def image_file(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     image = owned(session, Image, user.id, image_id, "image")
     return _file(studio, image.file_key, MEDIA_TYPES[image.format])
 
 
-@router.get("/images/{image_id}/thumbnail", summary="A small WebP of the picture")
+@router.get(
+    "/images/{image_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}},
+    summary="A small WebP of the picture",
+)
 def image_thumbnail(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     image = owned(session, Image, user.id, image_id, "image")
     return _file(studio, image.thumb_key, "image/webp")
@@ -97,14 +110,16 @@ class Favourite(BaseModel):
     favourite: bool
 
 
-@router.patch("/images/{image_id}", summary="Favourite or unfavourite a picture")
+@router.patch(
+    "/images/{image_id}", response_model=ImagePublic, summary="Favourite or unfavourite a picture"
+)
 def update_image(image_id: str, body: Favourite, user: CurrentUser, session: SessionDep):
     image = owned(session, Image, user.id, image_id, "image")
     image.favourite = body.favourite
     return image_view(image)
 
 
-@router.delete("/images/{image_id}", summary="Delete a picture now")
+@router.delete("/images/{image_id}", response_model=Deleted, summary="Delete a picture now")
 def delete_image(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     deleted = history.delete_own(session, studio.files, user.id, [image_id])
     return {"deleted": deleted}
@@ -114,13 +129,13 @@ class ImageIds(BaseModel):
     ids: list[str] = Field(min_length=1, max_length=1000)
 
 
-@router.post("/images/delete", summary="Delete several pictures now")
+@router.post("/images/delete", response_model=Deleted, summary="Delete several pictures now")
 def delete_many(body: ImageIds, user: CurrentUser, studio: StudioDep, session: SessionDep):
     """All or none: if one id is not yours, nothing is deleted."""
     return {"deleted": history.delete_own(session, studio.files, user.id, body.ids)}
 
 
-@router.delete("/images", summary="Delete your whole history now")
+@router.delete("/images", response_model=Deleted, summary="Delete your whole history now")
 def delete_all(
     user: CurrentUser,
     studio: StudioDep,
@@ -140,7 +155,12 @@ async def _read(file: UploadFile, limit: int) -> bytes:
     return content
 
 
-@router.post("/uploads", status_code=201, summary="Upload a picture for image-to-image")
+@router.post(
+    "/uploads",
+    status_code=201,
+    response_model=UploadPublic,
+    summary="Upload a picture for image-to-image",
+)
 async def upload(
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, ...")],
     user: CurrentUser,
@@ -156,12 +176,17 @@ async def upload(
     return await run_in_threadpool(keep)
 
 
-@router.get("/uploads/{upload_id}/file", summary="An uploaded picture (as kept: PNG)")
+@router.get(
+    "/uploads/{upload_id}/file",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    summary="An uploaded picture (as kept: PNG)",
+)
 def upload_file(upload_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     return _file(studio, owned(session, Upload, user.id, upload_id, "upload").file_key, "image/png")
 
 
-@router.delete("/uploads/{upload_id}", summary="Delete an upload now")
+@router.delete("/uploads/{upload_id}", response_model=Deleted, summary="Delete an upload now")
 def delete_upload(upload_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
     found = owned(session, Upload, user.id, upload_id, "upload")
     studio.files.delete(found.file_key)
@@ -169,7 +194,11 @@ def delete_upload(upload_id: str, user: CurrentUser, studio: StudioDep, session:
     return {"deleted": 1}
 
 
-@router.post("/image-info", summary="The generation settings and seed inside a picture")
+@router.post(
+    "/image-info",
+    response_model=GenerationInfo,
+    summary="The generation settings and seed inside a picture",
+)
 async def image_info(
     file: Annotated[UploadFile, File(description="A picture made by sfumato, A1111, ...")],
     user: CurrentUser,

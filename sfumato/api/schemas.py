@@ -1,0 +1,209 @@
+"""What the /v1 routes answer, as typed "Public" models: the OpenAPI document describes every
+response, and a field a route forgets fails its test instead of reaching a client.
+
+Links to the API's own routes are built by the router from the routes' names
+(``url_path``), so a moved route moves its links.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+
+def url_path(name: str, **params: str) -> str:
+    """The path of the route whose function is ``name`` (``/v1/images/ID/file``)."""
+    # imported here: the routes import these models
+    from sfumato.api.routes.images import router
+
+    return router.url_path_for(name, **params)
+
+
+class Public(BaseModel):
+    # rows and views come in as objects and dicts; unknown keys never leak into the answer
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+
+class ErrorDetail(Public):
+    code: str = Field(description="Stable, for programs: invalid_request, not_found, ...")
+    message: str = Field(description="A sentence for the person at the keyboard.")
+
+
+class ErrorBody(Public):
+    """Every error, whatever the route."""
+
+    error: ErrorDetail
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class UserPublic(Public):
+    id: int
+    username: str
+    is_admin: bool
+    created_at: str
+
+
+class Me(UserPublic):
+    csrf_token: str | None = Field(description="Send it as X-CSRF-Token with the login cookie.")
+    personal_mode: bool
+
+
+class LoggedIn(Public):
+    user: UserPublic
+    csrf_token: str
+
+
+class KeyPublic(Public):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to recognise it.")
+    created_at: str
+    last_used_at: str | None
+    revoked: bool
+
+
+class CreatedKey(KeyPublic):
+    key: str = Field(description="The key itself: shown this once, never again.")
+
+
+class KeyList(Public):
+    keys: list[KeyPublic]
+
+
+# --- catalog --------------------------------------------------------------------------------
+
+
+class ModelPublic(Public):
+    name: str
+    kind: str = Field(description="checkpoint, lora or vae")
+    family: str | None
+    category: str | None
+    lineage: str | None
+    version: str | None
+    versions: list[str] = Field(description="Every installed version of its lineage.")
+    description: str
+    defaults: dict = Field(description="Its recommended settings.")
+    trigger_words: list[str]
+    keywords: dict[str, int] = Field(description="Words it was trained on, by frequency.")
+    source_url: str | None
+    license: str | None
+    deprecated: bool
+    hidden: bool
+    card_inferred: bool = Field(description="Its card was guessed, not written.")
+    bundled: bool
+    broken: str | None = Field(description="Why it cannot be used; null when it can.")
+    inpainting: bool | None = None
+    functions: list[str] = Field(description="The Dezgo routes that run it.")
+
+
+class ModelList(Public):
+    models: list[ModelPublic]
+
+
+class SamplerPublic(Public):
+    id: str
+    name: str
+    aliases: list[str]
+
+
+class SamplerList(Public):
+    samplers: list[SamplerPublic]
+    auto: str
+
+
+class Health(Public):
+    status: str
+    version: str
+    signup_open: bool
+    personal_mode: bool
+    retention_days: int | None
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+class ImagePublic(Public):
+    id: str
+    job_id: str | None = Field(description="The generation that made it.")
+    created_at: str
+    model: str
+    prompt: str
+    seed: int | None
+    width: int
+    height: int
+    format: str
+    favourite: bool
+    settings: dict = Field(description="Everything it was made with: enough to make it again.")
+    model_info: dict = Field(description="The model's name, family, hash and backend.")
+
+    @computed_field
+    @property
+    def url(self) -> str:
+        return url_path("image_file", image_id=self.id)
+
+    @computed_field
+    @property
+    def thumbnail_url(self) -> str:
+        return url_path("image_thumbnail", image_id=self.id)
+
+
+class Retention(Public):
+    days: int | None
+    favourites_kept: bool
+    description: str
+
+
+class ImagePage(Public):
+    images: list[ImagePublic]
+    next_cursor: str | None = Field(description="Pass it as cursor for the next page.")
+    total: int
+    retention: Retention
+
+
+class Deleted(Public):
+    deleted: int = Field(description="How many were deleted.")
+
+
+class UploadPublic(Public):
+    id: str = Field(description="Pass it as init_image or mask_image.")
+    width: int
+    height: int
+    created_at: str
+
+    @computed_field
+    @property
+    def url(self) -> str:
+        return url_path("upload_file", upload_id=self.id)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+class Progress(Public):
+    step: int
+    total: int
+    eta_s: float | None
+    preview: str | None = Field(description="The picture as it stands, a data: URL.")
+
+
+class JobPublic(Public):
+    id: str
+    status: str = Field(description="queued, running, succeeded, failed or cancelled")
+    source: str = Field(description="What sent it: web, api, dezgo, ...")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    model: str
+    settings: dict
+    format: str
+    warnings: list[str]
+    timings: dict | None
+    queue_position: int | None
+    progress: Progress | None
+    images: list[ImagePublic]
+    error: ErrorDetail | None
+
+
+class JobList(Public):
+    generations: list[JobPublic]

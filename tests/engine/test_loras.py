@@ -12,7 +12,7 @@ from diffusers import UNet2DConditionModel
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel
 
 from sfumato.engine.conditioning import encode_prompts
@@ -112,6 +112,16 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _every_layer_lands(model, path) -> None:
+    """Each layer the file holds becomes one LoRA layer of the model (none dropped on the way)."""
+    in_file = {key.split(".")[0] for key in load_file(path)}
+    networks = [model.pipe.unet, model.pipe.text_encoder]
+    networks += [model.pipe.text_encoder_2] if hasattr(model.pipe, "text_encoder_2") else []
+    with applied(model.pipe, [LoraSpec(path, "count", 1.0)]):
+        loaded = [n for net in networks for n, _ in net.named_modules() if n.endswith(".lora_A")]
+    assert len(loaded) == len(in_file)
+
+
 def _kohya(model, path, **options):
     pipe = model.pipe
     encoders = [pipe.text_encoder] + (
@@ -137,6 +147,7 @@ def test_a_kohya_sd15_lora_with_text_encoder_changes_prompt_and_pixels_then_leav
     lora = [LoraSpec(path, "style", 1.0)]
     embeddings = _embeddings(model, clip_skip=clip_skip)
     pixels = _picture(model, clip_skip=clip_skip)
+    _every_layer_lands(model, path)
 
     with_lora = _embeddings(model, lora, clip_skip=clip_skip)
     assert not torch.equal(with_lora["prompt_embeds"], embeddings["prompt_embeds"])
@@ -170,11 +181,13 @@ def test_the_text_encoders_lora_follows_its_weight(loaded, tmp_path):
     assert torch.equal(_embeddings(model)["prompt_embeds"], base)
 
 
-def test_a_kohya_sdxl_lora_changes_both_text_encoders_and_the_pixels(loaded, tmp_path):
+@pytest.mark.parametrize("algo", ["lora", "locon"])
+def test_a_kohya_sdxl_lora_changes_both_text_encoders_and_the_pixels(algo, loaded, tmp_path):
     model = loaded["sdxl"]
-    path = _kohya(model, tmp_path / "xl.safetensors")
+    path = _kohya(model, tmp_path / "xl.safetensors", algo=algo)  # SGM block names
     lora = [LoraSpec(path, "xl", 1.0)]
     embeddings, pixels = _embeddings(model), _picture(model)
+    _every_layer_lands(model, path)
     with_lora = _embeddings(model, lora)
     width_1 = model.pipe.text_encoder.config.hidden_size
     before, after = embeddings["prompt_embeds"], with_lora["prompt_embeds"]
@@ -220,8 +233,6 @@ def test_lycoris_kinds_diffusers_cannot_apply_are_refused_with_a_sentence(
     model = loaded["sd15"]
     path = tmp_path / f"{algo}.safetensors"
     if algo == "dora":  # a kohya LoRA with the magnitudes DoRA adds
-        from safetensors.torch import load_file
-
         _kohya(model, path)
         tensors = load_file(path)
         for key in [k for k in tensors if k.endswith(".lora_down.weight")]:

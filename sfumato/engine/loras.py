@@ -165,7 +165,7 @@ def _check_sizes(pipe, name: str, state_dict: dict[str, torch.Tensor]) -> None:
                     "made for a larger text encoder, another family of models. Choose a LoRA "
                     "made for this model's family."
                 ) from None
-            continue  # the UNet's: diffusers says so
+            continue  # a UNet layer it lacks: left to diffusers (its names vary more)
         side = 1 if key.endswith(".lora_A.weight") else 0  # A: rank x in; B: out x rank
         got, expected = tensor.shape[side], weight.shape[side]
         if got == expected:

@@ -4,8 +4,10 @@ file, its thumbnail and its row are gone when the call returns), and the retenti
 from __future__ import annotations
 
 import base64
+import binascii
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -60,17 +62,32 @@ def page(
     return rows[:limit], next_cursor, total
 
 
+# exactly what _encode writes: a UTC time to the second or microsecond, "|", an image id
+_CURSOR = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{6})?\+00:00)\|([0-9a-f]{32})")
+_CURSOR_CHARS = 128  # a real one is at most 80
+
+
 def _encode(image: Image) -> str:
-    raw = f"{image.created_at.isoformat()}|{image.id}"
+    raw = f"{image.created_at.astimezone(UTC).isoformat()}|{image.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
+    """The cursor's time (timezone-aware) and image id, or a 400: a cursor is only ever one
+    this server wrote, so anything else (forged, truncated, another shape) is refused."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, image_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), image_id
-    except ValueError:
+        if len(cursor) > _CURSOR_CHARS:
+            raise ValueError
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode("ascii")
+        found = _CURSOR.fullmatch(raw)
+        if found is None:
+            raise ValueError
+        created = datetime.fromisoformat(found[1])  # ValueError on a day or hour that is not
+        if created.tzinfo is None:  # cannot happen with the pattern; the database needs it
+            raise ValueError
+        return created, found[2]
+    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
         raise InvalidRequest(
             "The cursor is not one this server gave; start again without it."
         ) from None

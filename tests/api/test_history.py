@@ -1,6 +1,7 @@
 """The history through the API: newest first, filters, favourites, deletion that is gone from
 the disk when the call returns, deleting everything, and the retention purge."""
 
+import base64
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -123,3 +124,10 @@ def test_the_retention_period_is_an_admin_setting(server):
     assert bad.status_code == 400 and "retention_days" in bad.json()["error"]["message"]
     unknown = server.client.patch("/v1/admin/settings", json={"colour": 1}, headers=admin.headers)
     assert unknown.status_code == 400 and "signup_open" in unknown.json()["error"]["message"]
+
+
+def test_a_forged_cursor_is_a_400_not_a_500(server):
+    # issue 23: a naive date reached the database ("naive datetime given to the database")
+    forged = base64.urlsafe_b64encode(b"2026-01-01|abc").decode()
+    answer = server.get("/v1/images", params={"cursor": forged})
+    assert answer.status_code == 400 and "cursor" in answer.json()["error"]["message"]

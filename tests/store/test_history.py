@@ -1,10 +1,11 @@
 """History on disk and in the database: pages, filters, deletion and the retention purge."""
 
+import base64
 from datetime import timedelta
 
 import pytest
 
-from sfumato.errors import NotFound
+from sfumato.errors import InvalidRequest, NotFound
 from sfumato.store import history
 from sfumato.store.files import LocalFiles
 from sfumato.store.tables import Image, User, new_id, utcnow
@@ -121,3 +122,50 @@ def test_a_storage_key_never_leaves_the_folder(files):
     for key in ("../etc/passwd", "/abs", "images/../../x", "Images/UPPER"):
         with pytest.raises(ValueError):
             files.path(key)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+FORGED_CURSORS = [
+    _b64(b"2026-01-01|abc"),  # naive date, short id: was a 500 (issue 23)
+    _b64(b"2026-01-01T00:00:00|" + b"a" * 32),  # naive time
+    _b64(b"2026-01-01T00:00:00+00:00|abc"),  # not an id
+    _b64(b"2026-01-01T00:00:00+00:00|" + b"A" * 32),  # not a lower-case hex id
+    _b64(b"2026-01-01T00:00:00+05:00|" + b"a" * 32),  # not what the server writes
+    _b64(b"0000-01-01T00:00:00+00:00|" + b"a" * 32),  # year 0
+    _b64(b"2026-13-45T25:61:61+00:00|" + b"a" * 32),  # no such day
+    _b64(b"99999999-01-01T00:00:00+00:00|" + b"a" * 32),  # a huge year
+    _b64(b"2026-01-01T00:00:00+00:00|" + b"a" * 32 + b"|x"),  # something after
+    _b64(b"\xff\xfe\x00\x80|" + b"a" * 32),  # not UTF-8
+    _b64(b"\x00" * 1000),  # long
+    "%%%",
+    "a",
+    "not base64 at all!",
+    "",
+]
+
+
+@pytest.mark.parametrize("cursor", FORGED_CURSORS)
+def test_a_forged_cursor_is_refused_with_a_sentence(db, files, cursor):
+    with db.session() as session:
+        user = _user(session, "ann")
+        _image(session, files, user)
+    with db.session() as session:
+        with pytest.raises(InvalidRequest, match="cursor"):
+            history._decode(cursor)
+        if cursor:  # "" is no cursor: the first page
+            with pytest.raises(InvalidRequest, match="cursor"):
+                history.page(session, user.id, history.Filters(), 3, cursor)
+
+
+def test_a_cursor_the_server_wrote_is_accepted_whole_seconds_or_not(db, files):
+    with db.session() as session:
+        user = _user(session, "ann")
+        images = [_image(session, files, user, age_days=i) for i in range(3)]
+        images[1].created_at = images[1].created_at.replace(microsecond=0)
+        session.flush()
+        for image in images:
+            created, image_id = history._decode(history._encode(image))
+            assert (created, image_id) == (image.created_at, image.id)

@@ -95,3 +95,14 @@ class NoGenerationData(SfumatoError):
 class Cancelled(SfumatoError):
     code = "cancelled"
     status = 409
+
+
+class TooManyRequests(SfumatoError):
+    """Throttled: the answer carries ``Retry-After``."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

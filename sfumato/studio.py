@@ -29,6 +29,7 @@ from sfumato.store.files import LocalFiles
 from sfumato.store.history import purge_expired
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
+from sfumato.throttle import Throttle
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -57,6 +58,7 @@ class Studio:
         self.db = Database(database_url(self.data.root, config.database_url))
         self.files = LocalFiles(self.data.root / "library")
         self.events = EventBus()
+        self.throttle = Throttle()
         budget = config.model_memory_gb
         self.model_cache = ModelCache(
             config.max_loaded_models, int(budget * GB) if budget is not None else None

@@ -55,7 +55,9 @@ def _validation_message(error: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(SfumatoError)
     async def _user_error(_request: Request, error: SfumatoError):
-        return error_response(error.status, error.code, error.message)
+        retry = getattr(error, "retry_after", None)  # throttled: when to come back
+        headers = {"Retry-After": str(retry)} if retry else None
+        return error_response(error.status, error.code, error.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError):

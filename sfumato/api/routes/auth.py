@@ -12,7 +12,7 @@ from sfumato import accounts
 from sfumato.api.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, SessionDep, StudioDep
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.schemas import LoggedIn, Me
-from sfumato.errors import Forbidden, InvalidRequest
+from sfumato.errors import Forbidden, InvalidRequest, NotAuthenticated
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
 
@@ -48,10 +48,18 @@ async def _credentials(request: Request) -> Credentials:
 
 
 def _same_origin(request: Request) -> None:
-    """A login from another site's page (login CSRF) is refused; a script sends no Origin."""
+    """A login from another site's page (login CSRF) is refused, and so is ``Origin: null``
+    (a sandboxed frame, a no-referrer page, a redirect from another site: a browser that
+    hides where the page came from). A script sends no Origin at all, and is let in."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
+    if origin is not None and (
+        origin.strip().lower() == "null" or urlsplit(origin).netloc != request.url.netloc
+    ):
         raise Forbidden("Log in from this server's own page.")
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _log_in(session, user: User, request: Request, response: Response) -> dict:
@@ -81,6 +89,7 @@ _BODY = hand_parsed_body(Credentials)  # JSON, or a plain HTML form
 async def signup(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
     credentials = await _credentials(request)
+    studio.throttle.signup(_address(request))
 
     def make() -> dict:  # argon2 takes a moment: off the event loop
         with studio.db.session() as session:
@@ -102,10 +111,16 @@ async def signup(request: Request, response: Response, studio: StudioDep):
 async def login(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
     credentials = await _credentials(request)
+    address, name = _address(request), credentials.username
+    studio.throttle.before_login(address, name)  # before the (slow) password hash
 
     def check() -> dict:
         with studio.db.session() as session:
-            user = accounts.authenticate(session, credentials.username, credentials.password)
+            try:
+                user = accounts.authenticate(session, name, credentials.password)
+            except NotAuthenticated:
+                studio.throttle.failed_login(address, name)
+                raise
             return _log_in(session, user, request, response)
 
     return await run_in_threadpool(check)

@@ -1,5 +1,6 @@
 """Signing up, logging in and out with a secure cookie, CSRF, API keys, personal mode."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from sfumato.store.site import update_site
@@ -113,3 +114,32 @@ def test_personal_mode_needs_no_login_but_only_answers_this_machine(make_server)
         "/text2image", data={"prompt": "x"}, headers={"Origin": "https://evil.example"}
     )
     assert forged.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/login", "/v1/auth/signup"])
+@pytest.mark.parametrize("origin", ["null", "NULL", "https://evil.example"])
+def test_a_login_or_signup_from_a_page_that_hides_its_origin_is_refused(server, path, origin):
+    # issue 23: Origin: null (a sandboxed iframe, a no-referrer page) passed
+    server.user("ann")
+    browser = TestClient(server.client.app)
+    name = "ann" if path.endswith("login") else "bob"
+    answer = browser.post(path, data={"username": name} | PASSWORD, headers={"Origin": origin})
+    assert answer.status_code == 403 and "own page" in answer.json()["error"]["message"]
+    assert "sfumato_session" not in browser.cookies
+    own = browser.post(
+        path, data={"username": name} | PASSWORD, headers={"Origin": "http://testserver"}
+    )
+    assert own.status_code in (200, 201)
+
+
+def test_origin_null_gets_nothing_from_a_cookie_session_or_personal_mode(server, make_server):
+    server.user("ann")
+    browser = TestClient(server.client.app)
+    browser.post("/v1/auth/login", json={"username": "ann"} | PASSWORD)
+    # the cookie alone is not enough: the CSRF token is checked whatever the Origin says
+    forged = browser.post("/v1/keys", json={"name": "x"}, headers={"Origin": "null"})
+    assert forged.status_code == 403
+    personal = make_server(personal=True)
+    local = TestClient(personal.client.app, base_url="http://127.0.0.1:8000")
+    answer = local.post("/text2image", data={"prompt": "x"}, headers={"Origin": "null"})
+    assert answer.status_code == 403

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -20,7 +21,10 @@ from sqlalchemy.orm import Session
 from sfumato.errors import Conflict, InvalidRequest, NotAuthenticated, NotFound
 from sfumato.store.tables import ApiKey, LoginSession, User, utcnow
 
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
+# matched whole (fullmatch: "$" would let "alice\n" through as a second "alice"), after NFKC,
+# so "ａｌｉｃｅ" typed in full width is "alice"; any other non-ASCII letter is refused, so no
+# look-alike ("аlice" with a Cyrillic a) can be made. Names are told apart without case.
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,31}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 SESSION_DAYS = 30
 KEY_PREFIX = "sfm_"
@@ -41,8 +45,18 @@ def check_password(password: str) -> None:
         )
 
 
+def normalise(username: str) -> str:
+    """The name as stored (NFKC: full-width letters and digits become ASCII)."""
+    return unicodedata.normalize("NFKC", username)
+
+
+def username_key(username: str) -> str:
+    """What tells names apart: the normalised name without case."""
+    return normalise(username).lower()
+
+
 def find_user(session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username_key == username.lower()))
+    user = session.scalar(select(User).where(User.username_key == username_key(username)))
     if user is None:
         raise NotFound(f"There is no user named {username!r}.")
     return user
@@ -52,19 +66,20 @@ def create_user(
     session: Session, username: str, password: str, is_admin: bool | None = None
 ) -> User:
     """A new account; the first account of a server is its admin."""
-    if not USERNAME.match(username):
+    username = normalise(username)
+    if not USERNAME.fullmatch(username):
         raise InvalidRequest(
             "A user name has 2 to 32 letters, digits, '.', '_' or '-', and starts with a "
             "letter or digit."
         )
     check_password(password)
-    if session.scalar(select(User.id).where(User.username_key == username.lower())):
+    if session.scalar(select(User.id).where(User.username_key == username_key(username))):
         raise Conflict(f"The name {username!r} is taken; choose another.")
     if is_admin is None:
         is_admin = not session.scalar(select(func.count()).select_from(User))
     user = User(
         username=username,
-        username_key=username.lower(),
+        username_key=username_key(username),
         password_hash=_hasher.hash(password),
         is_admin=is_admin,
         disabled=False,
@@ -76,7 +91,7 @@ def create_user(
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
-    user = session.scalar(select(User).where(User.username_key == username.lower()))
+    user = session.scalar(select(User).where(User.username_key == username_key(username)))
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):

@@ -1,11 +1,11 @@
 """Accounts, sessions and API keys: what is stored is never what unlocks."""
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sfumato import accounts
 from sfumato.errors import Conflict, InvalidRequest, NotAuthenticated
-from sfumato.store.tables import ApiKey, LoginSession
+from sfumato.store.tables import ApiKey, LoginSession, User
 
 
 def test_passwords_are_stored_as_argon2_and_checked(db):
@@ -71,3 +71,41 @@ def test_a_new_password_ends_the_old_sessions(db):
     with db.session() as session:
         assert accounts.session_for(session, token) is None
         accounts.authenticate(session, "ann", "another long one")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "alice\n",  # issue 23: "$" matched before the newline, a second "alice"
+        "alice\r\n",
+        "\nalice",
+        "alice ",
+        "al ice",
+        "аlice",  # a Cyrillic a: a look-alike of alice
+        "alicе",  # a Cyrillic e
+        "alice\u200b",  # a zero-width space
+        "ALİCE",  # a dotted capital I
+        "a",
+        "a" * 33,
+        "-alice",
+        "",
+    ],
+)
+def test_a_name_with_a_newline_or_a_look_alike_is_refused(db, name):
+    with db.session() as session:
+        accounts.create_user(session, "alice", "a long password")
+        with pytest.raises(InvalidRequest, match="user name"):
+            accounts.create_user(session, name, "a long password")
+        assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_names_are_nfkc_normalised_and_compared_without_case(db):
+    with db.session() as session:
+        user = accounts.create_user(session, "ｂｏｂ２", "a long password")  # full width
+        assert (user.username, user.username_key) == ("bob2", "bob2")
+        with pytest.raises(Conflict):
+            accounts.create_user(session, "BOB2", "a long password")
+        assert accounts.authenticate(session, "Ｂｏｂ２", "a long password") is user
+        assert accounts.find_user(session, "BoB2") is user
+        with pytest.raises(NotAuthenticated):
+            accounts.authenticate(session, "bob2\n", "a long password")

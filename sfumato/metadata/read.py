@@ -15,21 +15,36 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
+import struct
+import zlib
 from dataclasses import asdict, dataclass, field, fields
+from itertools import accumulate
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from sfumato.engine.images import MAX_INPUT_PIXELS
 from sfumato.engine.parameters import PARAMETERS
-from sfumato.engine.prompts import extract_lora_tags
 from sfumato.errors import InvalidRequest, NoGenerationData
 from sfumato.metadata.files import EXIF_IFD, JSON_KEY, MAKER_NOTE, USER_COMMENT
 
-# one "key: value" pair of A1111's settings line; a value is JSON-quoted when it has , or :
-_PARAM = re.compile(r'\s*([\w][\w \-/+.()]*?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
-_SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
+# Hostile pictures are read in bounded time and memory: every pattern below is linear (no
+# nested or overlapping quantifiers), text is read up to these sizes, JSON up to this depth.
+MAX_TEXT_TOTAL = 4_000_000  # characters of text kept from one picture, all chunks together
+MAX_SETTINGS_LINE = 65_536  # A1111's settings line; a real one is a few hundred characters
+MAX_JSON_DEPTH = 64
+_KEY = re.compile(r"\w[\w \-/+.()]*")  # a settings key, as A1111 writes them
+_QUOTED = re.compile(r'(?:\\.|[^\\"])*"')  # the rest of a JSON string, to its closing quote
+_SIZE = re.compile(r"^\s*(\d{1,9})\s*x\s*(\d{1,9})\s*$")
+_LORA_TAG = re.compile(
+    r"<(?:lora|lyco):([^:>]{1,128})(?::([+-]?[.\d]{1,32}))?(?::[^>]{0,64})?>", re.IGNORECASE
+)
+_JSON_STRING = re.compile(r'"(?:\\.|[^\\"])*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_INT_RANGE = (-(2**63), 2**64 - 1)  # a seed is at most an unsigned 64-bit number (ComfyUI's)
+_PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass
@@ -64,50 +79,111 @@ _INFO_FIELDS = {f.name for f in fields(GenerationInfo)}
 
 def read_info(path: Path) -> GenerationInfo:
     """How the picture at ``path`` was made; ``NoGenerationData`` when it does not say."""
-    return _open(path, Path(path).name)
+    return _open(Path(path), Path(path).name)
 
 
 def read_info_bytes(content: bytes) -> GenerationInfo:
     """The same, for a picture's file content (an upload)."""
-    return _open(io.BytesIO(content), "The file")
+    return _open(content, "The file")
 
 
-def _open(file, name: str) -> GenerationInfo:
+def _open(source: Path | bytes, name: str) -> GenerationInfo:
+    """Never decodes the pixels: PNG text is read by walking the file's chunks, EXIF from the
+    header Pillow reads on opening."""
     try:
-        with Image.open(file) as image:
+        with (
+            open(source, "rb") if isinstance(source, Path) else io.BytesIO(source) as file,
+            Image.open(file) as image,
+        ):
             if image.width * image.height > MAX_INPUT_PIXELS:  # never decode a bomb
                 raise InvalidRequest(f"{name} is too large a picture to read.")
-            image.load()  # PNG text after the pixels is read only now
-            return _read(image)
+            texts = _texts(image, file)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise InvalidRequest(f"{name} is not a picture sfumato can read ({e}).") from None
+    return _read(texts)
 
 
-def _read(image: Image.Image) -> GenerationInfo:
-    texts = _texts(image)
+def _read(texts: dict[str, str]) -> GenerationInfo:
     if (own := _json(texts.get(JSON_KEY))) and (info := _from_sfumato(own)):
-        return info
+        return _checked(info)
     if (parameters := texts.get("parameters")) and (info := parse_a1111(parameters)):
         return info
-    if info := _from_sd_parsers(image):
-        return info
+    if info := _from_sd_parsers(texts):
+        return _checked(info)
     if (graph := _json(texts.get("prompt"))) and (info := _from_comfy_graph(graph)):
-        return info
+        return _checked(info)
     raise NoGenerationData("There is no generation data in this image.")
 
 
-def _texts(image: Image.Image) -> dict[str, str]:
+def _texts(image: Image.Image, file) -> dict[str, str]:
     """PNG text chunks, or the EXIF fields where JPEG and WebP keep them."""
-    texts = {k: v for k, v in getattr(image, "text", {}).items() if isinstance(v, str)}
-    try:
-        exif = image.getexif().get_ifd(EXIF_IFD)
-    except Exception:  # noqa: BLE001 (a malformed EXIF block is as good as none)
-        exif = {}
+    texts = png_texts(file) if image.format == "PNG" else {}
+    exif = {}
+    # a PNG's EXIF is read without the pixels only when it comes before them
+    if image.format != "PNG" or "exif" in image.info:
+        try:
+            exif = image.getexif().get_ifd(EXIF_IFD)
+        except Exception:  # noqa: BLE001 (a malformed EXIF block is as good as none)
+            exif = {}
     if (comment := exif.get(USER_COMMENT)) and "parameters" not in texts:
         texts["parameters"] = _user_comment(comment)
     if (note := exif.get(MAKER_NOTE)) and JSON_KEY not in texts:
         texts[JSON_KEY] = note.decode("utf-8", "replace") if isinstance(note, bytes) else note
+    limit = PngImagePlugin.MAX_TEXT_CHUNK
+    return {k: v for k, v in texts.items() if isinstance(v, str) and len(v) <= limit}
+
+
+def png_texts(file) -> dict[str, str]:
+    """A PNG's tEXt, zTXt and iTXt chunks, wherever they are, without decoding the pixels.
+
+    Bounded as Pillow bounds its own reads: a chunk is read or inflated up to
+    ``PngImagePlugin.MAX_TEXT_CHUNK`` (1 MB; a larger one is skipped, never inflated further),
+    and at most ``MAX_TEXT_TOTAL`` characters are kept from all chunks together."""
+    file.seek(0)
+    if file.read(8) != _PNG:
+        return {}
+    limit, texts, total = PngImagePlugin.MAX_TEXT_CHUNK, {}, 0
+    while len(head := file.read(8)) == 8:  # each turn moves on at least 12 bytes
+        length, kind = struct.unpack(">I4s", head)
+        if kind == b"IEND":
+            break
+        if kind not in (b"tEXt", b"zTXt", b"iTXt") or length > limit:
+            file.seek(length + 4, io.SEEK_CUR)  # the data and its CRC
+            continue
+        data = file.read(length)
+        file.seek(4, io.SEEK_CUR)
+        if (item := _png_text(kind, data, limit)) and total + len(item[1]) <= MAX_TEXT_TOTAL:
+            texts[item[0]] = item[1]
+            total += len(item[1])
     return texts
+
+
+def _png_text(kind: bytes, data: bytes, limit: int) -> tuple[str, str] | None:
+    key, _, rest = data.partition(b"\0")
+    try:
+        if kind == b"tEXt":
+            return key.decode("latin-1"), rest.decode("latin-1")
+        if kind == b"zTXt":
+            value = _inflate(rest[1:], limit) if rest[:1] == b"\0" else None
+            return (key.decode("latin-1"), value.decode("latin-1")) if value is not None else None
+        compressed, method, rest = rest[:1], rest[1:2], rest[2:]
+        _language, _, rest = rest.partition(b"\0")
+        _translated, _, value = rest.partition(b"\0")
+        if compressed == b"\1":
+            value = _inflate(value, limit) if method == b"\0" else None
+        return (key.decode("latin-1"), value.decode("utf-8")) if value is not None else None
+    except UnicodeDecodeError:
+        return None
+
+
+def _inflate(data: bytes, limit: int) -> bytes | None:
+    """At most ``limit`` bytes out, however well the chunk compresses; None past it."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit)
+    except zlib.error:
+        return None
+    return None if inflater.unconsumed_tail else out
 
 
 def _user_comment(value: bytes | str) -> str:
@@ -123,21 +199,87 @@ def _user_comment(value: bytes | str) -> str:
     return body.decode("utf-8", "replace").rstrip("\0")
 
 
-def _json(raw: str | None) -> dict | None:
-    if not raw:
+def _json(raw) -> dict | None:
+    """A JSON object, or None: never deeper than ``MAX_JSON_DEPTH``, and NaN, Infinity and
+    numbers too large for a float read as null."""
+    if not isinstance(raw, str) or not raw or not _shallow(raw):
         return None
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = json.loads(raw, parse_constant=lambda _: None, parse_float=_finite_float)
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
+def _shallow(raw: str) -> bool:
+    """Whether the brackets of this JSON text nest at most ``MAX_JSON_DEPTH`` deep (in linear
+    time, before the parser sees it)."""
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", raw))
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0) <= MAX_JSON_DEPTH
+
+
+def _finite_float(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
 def _number(value, kind=float):
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
+    """A finite float or an int in range, else None (NaN, inf, 1e999, "x", a list, a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if kind is float:
+        return number if math.isfinite(number) else None
+    if kind is int:
+        return number if _INT_RANGE[0] <= number <= _INT_RANGE[1] else None
+    return number
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _plain(value):
+    """A JSON-safe value for ``extra``: strings, finite numbers, booleans, None; anything else
+    as its JSON text."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (int, float)):
+        return _number(value, type(value))
+    try:
+        return json.dumps(value, allow_nan=False, default=str)[:10_000]
+    except (ValueError, RecursionError):
+        return None
+
+
+def _checked(info: GenerationInfo) -> GenerationInfo:
+    """Every field of the type it says, every number finite and in range, whatever the
+    picture claimed: the answer always serialises as strict JSON."""
+    for f in fields(GenerationInfo):
+        value = getattr(info, f.name)
+        if f.name in ("prompt", "negative_prompt", "tool"):
+            setattr(info, f.name, value if isinstance(value, str) else "")
+        elif f.type == "str | None":
+            setattr(info, f.name, _text(value))
+        elif f.type == "int | None":
+            setattr(info, f.name, _number(value, int))
+        elif f.type == "float | None":
+            setattr(info, f.name, _number(value))
+    info.loras = [
+        {
+            "name": lora["name"],
+            "weight": _number(lora.get("weight")),
+            "hash": _text(lora.get("hash")),
+        }
+        for lora in (info.loras if isinstance(info.loras, list) else [])
+        if isinstance(lora, dict) and isinstance(lora.get("name"), str)
+    ]
+    extra = info.extra if isinstance(info.extra, dict) else {}
+    info.extra = {str(k): _plain(v) for k, v in extra.items()}
+    return info
 
 
 def _from_sfumato(data: dict) -> GenerationInfo | None:
@@ -145,6 +287,7 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
     if not isinstance(s, dict):
         return None
     model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    loras = s.get("loras") if isinstance(s.get("loras"), list) else []
     # our settings use the parameter table's names, as GenerationInfo does
     values = {
         p.name: _number(s.get(p.name), p.kind) if p.kind is not str else s.get(p.name)
@@ -153,13 +296,13 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
     }
     return GenerationInfo(
         tool="sfumato",
-        prompt=str(s.get("prompt", "")),
-        **values | {"negative_prompt": str(s.get("negative_prompt", ""))},
+        prompt=_text(s.get("prompt")) or "",
+        **values | {"negative_prompt": _text(s.get("negative_prompt")) or ""},
         model=model.get("name"),
         model_hash=model.get("hash"),
         loras=[
             {"name": lora[0], "weight": _number(lora[1]), "hash": lora[2]}
-            for lora in s.get("loras") or []
+            for lora in loras
             if isinstance(lora, list) and len(lora) == 3
         ],
         extra={
@@ -171,14 +314,34 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
 
 
 def _settings_line(line: str) -> dict[str, str]:
-    pairs = {}
-    for key, value in _PARAM.findall(line):
-        if value.startswith('"') and value.endswith('"') and len(value) > 1:
-            try:
-                value = json.loads(value)
-            except ValueError:
-                value = value[1:-1]
-        pairs[key.strip()] = value.strip() if isinstance(value, str) else str(value)
+    """A1111's ``key: value, key: value`` line, in one pass (a value with a comma or colon is
+    JSON-quoted); a line longer than any real one is not a settings line."""
+    if len(line) > MAX_SETTINGS_LINE:
+        return {}
+    pairs, at, quotes = {}, 0, True
+    while (colon := line.find(":", at)) >= 0:
+        key = line[at:colon].rpartition(",")[2].strip()  # text before a key is not a pair
+        start = colon + 1
+        while start < len(line) and line[start].isspace():
+            start += 1
+        value = None
+        if quotes and line.startswith('"', start):
+            if quoted := _QUOTED.match(line, start + 1):
+                raw = line[start : quoted.end()]
+                try:
+                    value = json.loads(raw)
+                except (ValueError, RecursionError):
+                    value = raw[1:-1]
+                at = line.find(",", quoted.end())
+                at = len(line) if at < 0 else at + 1
+            else:
+                quotes = False  # no closing quote to the end: never look for one again
+        if value is None:
+            end = line.find(",", start)
+            end = len(line) if end < 0 else end
+            value, at = line[start:end], end + 1
+        if _KEY.fullmatch(key):
+            pairs[key] = value.strip() if isinstance(value, str) else str(value)
     return pairs
 
 
@@ -217,23 +380,43 @@ def parse_a1111(text: str) -> GenerationInfo | None:
             hashes[name.strip()] = value.strip()
     info.loras = [
         {"name": name, "weight": weight, "hash": hashes.get(name)}
-        for name, weight in extract_lora_tags(prompt)[1]
+        for name, weight in _lora_tags(prompt)
     ]
     if version := s.get("Version", ""):
         info.tool = "Forge" if version.startswith("f") else info.tool
     info.extra = s
-    return info
+    return _checked(info)
 
 
-def _from_sd_parsers(image: Image.Image) -> GenerationInfo | None:
-    from sd_parsers import ParserManager
+def _lora_tags(prompt: str) -> list[tuple[str, float | None]]:
+    """The prompt's ``<lora:name:weight>`` tags (weight 1 if left out), each tag's parts
+    bounded so that the scan stays linear."""
+    return [
+        (m.group(1).strip(), _number(m.group(2)) if m.group(2) else 1.0)
+        for m in _LORA_TAG.finditer(prompt)
+    ]
 
-    try:
-        parsed = ParserManager().parse(image)
-    except Exception:  # noqa: BLE001 (a malformed chunk must never end the read)
-        return None
-    if parsed is None or not parsed.samplers:
-        return None
+
+def _from_sd_parsers(texts: dict[str, str]) -> GenerationInfo | None:
+    """sd-parsers' parsers, given the text already read (its own manager would decode the
+    pixels to find it); JSON deeper than ``MAX_JSON_DEPTH`` is kept from them."""
+    from sd_parsers.parsers import MANAGED_PARSERS, AUTOMATIC1111Parser
+
+    texts = {k: v for k, v in texts.items() if v[:1] not in "[{" or _shallow(v)}
+    # not its A1111 parser: parse_a1111 reads that text, and sd-parsers' searches it with a
+    # pattern quadratic in its length (100,000 "Hashes: {" took 96 s)
+    for parser in (p for p in MANAGED_PARSERS if p is not AUTOMATIC1111Parser):
+        try:
+            parsed = parser().parse(dict(texts))
+            info = _from_parsed(parsed) if parsed is not None and parsed.samplers else None
+        except Exception:  # noqa: BLE001 (a malformed chunk must never end the read)
+            continue
+        if info is not None:
+            return info
+    return None
+
+
+def _from_parsed(parsed) -> GenerationInfo:
     sampler = parsed.samplers[0]
     p = sampler.parameters
     info = GenerationInfo(
@@ -253,8 +436,9 @@ def _from_sd_parsers(image: Image.Image) -> GenerationInfo | None:
     )
     if info.strength == 1.0 and info.tool == "ComfyUI":
         info.strength = None  # a full denoise is plain text-to-image
-    if info.width is None and (size := re.findall(r"\d+", str(parsed.metadata.get("resolution")))):
-        info.width, info.height = int(size[0]), int(size[-1])  # Fooocus: "(1024, 1024)"
+    resolution = str(parsed.metadata.get("resolution"))[:100]
+    if info.width is None and (size := re.findall(r"\d+", resolution)):
+        info.width, info.height = _number(size[0], int), _number(size[-1], int)  # Fooocus
     raw = parsed.raw_parameters
     if info.tool == "ComfyUI":
         graph = raw.get("prompt")
@@ -274,16 +458,16 @@ def _comfy_extras(info: GenerationInfo, graph: dict, sampler_id: str | None) -> 
     node = graph.get(str(sampler_id)) if sampler_id is not None else None
     if not isinstance(node, dict):
         return
-    inputs = node.get("inputs", {})
-    latent = _linked(graph, inputs.get("latent_image"))
-    if latent and "width" in latent.get("inputs", {}):
-        info.width = _number(latent["inputs"]["width"], int)
-        info.height = _number(latent["inputs"].get("height"), int)
+    inputs = _inputs(node)
+    latent = _inputs(_linked(graph, inputs.get("latent_image")))
+    if "width" in latent:
+        info.width = _number(latent["width"], int)
+        info.height = _number(latent.get("height"), int)
     seen = set()
     current = _linked(graph, inputs.get("model"))
     while current and id(current) not in seen:
         seen.add(id(current))
-        ins = current.get("inputs", {})
+        ins = _inputs(current)
         for key in ("ckpt_name", "unet_name"):  # the loader at the start of the chain
             if isinstance(ins.get(key), str):
                 info.model = ins[key]  # (sd-parsers names a link here when LoRAs sit between)
@@ -295,9 +479,15 @@ def _comfy_extras(info: GenerationInfo, graph: dict, sampler_id: str | None) -> 
         current = _linked(graph, ins.get("model"))
 
 
+def _inputs(node) -> dict:
+    """A ComfyUI node's inputs; {} where the node or its inputs are not what ComfyUI writes."""
+    inputs = node.get("inputs") if isinstance(node, dict) else None
+    return inputs if isinstance(inputs, dict) else {}
+
+
 def _linked(graph: dict, link) -> dict | None:
     """The node a ComfyUI input ``[node_id, output_index]`` comes from."""
-    if isinstance(link, list) and link:
+    if isinstance(link, list) and link and isinstance(link[0], (str, int)):
         node = graph.get(str(link[0]))
         return node if isinstance(node, dict) else None
     return None
@@ -307,7 +497,7 @@ def _from_comfy_graph(graph: dict) -> GenerationInfo | None:
     """A ComfyUI prompt graph without the UI's workflow (pictures saved through its API),
     which sd-parsers does not read: the first node with a sampler's inputs, followed back."""
     for node_id, node in graph.items():
-        ins = node.get("inputs", {}) if isinstance(node, dict) else {}
+        ins = _inputs(node)
         if not {"steps", "cfg", "sampler_name"} <= ins.keys():
             continue
         info = GenerationInfo(
@@ -317,8 +507,8 @@ def _from_comfy_graph(graph: dict) -> GenerationInfo | None:
             seed=_number(ins.get("seed", ins.get("noise_seed")), int),
             steps=_number(ins.get("steps"), int),
             guidance=_number(ins.get("cfg")),
-            sampler=ins.get("sampler_name"),
-            scheduler=ins.get("scheduler"),
+            sampler=_text(ins.get("sampler_name")),
+            scheduler=_text(ins.get("scheduler")),
             strength=_number(ins.get("denoise")),
         )
         if info.strength == 1.0:
@@ -334,7 +524,7 @@ def _comfy_text(graph: dict, link) -> str:
     for _ in range(8):  # through a few conditioning nodes at most
         if node is None:
             return ""
-        ins = node.get("inputs", {})
+        ins = _inputs(node)
         for key in ("text", "text_g", "positive"):
             if isinstance(ins.get(key), str):
                 return ins[key]

@@ -132,3 +132,18 @@ def test_an_upload_can_be_deleted_at_once(server):
     answer = server.client.delete(f"/v1/uploads/{upload['id']}", headers=server.user().headers)
     assert answer.json() == {"deleted": 1} and not kept.exists()
     assert server.get(upload["url"]).status_code == 404
+
+
+def test_hostile_pictures_get_an_answer_never_a_server_error(server):
+    """The hostile corpus (tests/metadata/test_hostile.py) on every route that reads it."""
+    import time
+
+    from tests.metadata.test_hostile import HOSTILE
+
+    for name, content in HOSTILE.items():
+        started = time.perf_counter()
+        info = server.post("/v1/image-info", files={"file": ("h.png", content, "image/png")})
+        assert info.status_code in (200, 422), (name, info.text)
+        assert "NaN" not in info.text and "Infinity" not in info.text, name
+        assert time.perf_counter() - started < 2, name
+        assert _upload(server, content).status_code in (201, 400), name  # 400: a sentence

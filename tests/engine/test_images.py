@@ -76,3 +76,44 @@ def test_strength_defaults_and_bounds():
         resolve(GenerationRequest("a", mask_image=picture), SD15)
     _, warnings = resolve(GenerationRequest("a", strength=0.5), SD15)
     assert warnings == ["Strength is for image-to-image and inpainting; it was ignored."]
+
+
+def test_at_most_two_pictures_decode_at_once(monkeypatch):
+    import threading
+    import time
+
+    from sfumato.engine import images
+
+    now, most, lock = 0, 0, threading.Lock()
+    convert = images._to_rgb
+
+    def counted(image):
+        nonlocal now, most
+        with lock:
+            now += 1
+            most = max(most, now)
+        time.sleep(0.05)
+        with lock:
+            now -= 1
+        return convert(image)
+
+    monkeypatch.setattr(images, "_to_rgb", counted)
+    content = _bytes(Image.new("RGBA", (16, 16)))
+    threads = [threading.Thread(target=read_picture, args=(content,)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == images.DECODES_AT_ONCE == 2
+
+
+def test_a_small_file_of_huge_16_bit_pixels_costs_its_pixels_not_a_gigabyte(tmp_path):
+    """4000x4000 16-bit RGBA: 64 MB decoded (Pillow keeps 8 bits), 48 MB as RGB. Whole-picture
+    RGBA copies took 245 MB; image-info decoded the pixels only to read the text after them."""
+    from benchmarks.picture_memory import big_png, measure
+
+    path = tmp_path / "big.png"
+    path.write_bytes(big_png(4000))
+    assert path.stat().st_size < 200_000
+    assert measure(path, "upload") < 160
+    assert measure(path, "image-info") < 20

@@ -24,7 +24,8 @@ def big_png(size: int) -> bytes:
     """size x size, 16-bit RGBA, all zero pixels, an A1111 text chunk after the pixels."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
 
     squeeze = zlib.compressobj(9)
     row = b"\0" * (1 + size * 8)

@@ -189,3 +189,10 @@ def test_pillow_written_text_still_reads():
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, "PNG", pnginfo=info)
     assert read(buffer.getvalue())["seed"] == 42
+
+
+def test_the_reader_benchmark_is_linear():
+    from benchmarks.metadata_reader import measure
+
+    (small, large) = measure(repeat=3)["A1111 text"]
+    assert large / small < 30 and large < 1000  # ~10 when linear, 100 when quadratic (ms)

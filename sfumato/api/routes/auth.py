@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sfumato import accounts
+from sfumato.api.bodies import json_body
 from sfumato.api.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, SessionDep, StudioDep
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.schemas import LoggedIn, Me
@@ -41,9 +42,9 @@ async def _credentials(request: Request) -> Credentials:
             form = await request.form()
             data = {k: v for k, v in form.items() if isinstance(v, str)}
         else:
-            data = await request.json()
+            data = await json_body(request)  # a sentence of its own for a body that is not JSON
         return Credentials.model_validate(data)
-    except ValueError:
+    except ValueError:  # pydantic's ValidationError, a form's
         raise InvalidRequest("Send a username and a password (JSON or a form).") from None
 
 

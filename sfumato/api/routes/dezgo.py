@@ -14,6 +14,7 @@ from pydantic import ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from sfumato.api.bodies import json_body
 from sfumato.api.deps import CurrentUser, StudioDep
 from sfumato.api.errors import error_response
 from sfumato.api.openapi import hand_parsed_body
@@ -42,10 +43,7 @@ async def _fields(request: Request, max_bytes: int) -> tuple[dict, dict[str, byt
     """The request's fields and its files, whichever of the three encodings it uses."""
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("application/json"):
-        try:
-            data = await request.json()
-        except ValueError:
-            raise InvalidRequest("The request body is not valid JSON.") from None
+        data = await json_body(request)
         if not isinstance(data, dict):
             raise InvalidRequest("Send the fields as one JSON object.")
         return data, {}
@@ -58,6 +56,8 @@ async def _fields(request: Request, max_bytes: int) -> tuple[dict, dict[str, byt
                 if len(content) > max_bytes:
                     raise TooLarge(f"{name} is larger than {max_bytes / 1e6:.0f} MB.")
                 files[name] = content
+            elif "\ufffd" in value:  # what a form's bytes that are not UTF-8 decode to
+                raise InvalidRequest(f"{name} is not UTF-8 text; send the form in UTF-8.")
             else:
                 fields[name] = value
         return fields, files

@@ -88,14 +88,14 @@ def write_file(path: Path, content: bytes, overwrite: bool = False) -> Path:
 
 
 def read_sfumato_data(path: Path) -> dict | None:
-    """Our own JSON from an image we wrote, or None."""
-    with Image.open(path) as image:
+    """Our own JSON from an image we wrote, or None; read as the metadata reader reads (never
+    the pixels, text and JSON bounded)."""
+    from sfumato.metadata.read import _json, png_texts
+
+    with open(path, "rb") as file, Image.open(file) as image:
         if image.format == "PNG":
-            raw = image.text.get(JSON_KEY)
+            raw = png_texts(file).get(JSON_KEY)
         else:
             raw = image.getexif().get_ifd(EXIF_IFD).get(MAKER_NOTE)
             raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
+    return _json(raw)

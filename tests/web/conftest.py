@@ -52,7 +52,11 @@ _users = iter(range(1, 10_000))
 @pytest.fixture
 def page(browser, served):
     """A new browser (its own cookies) on the page, signed up as a new user."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=served.url)
+    # Playwright's wait_for_function runs its predicate with eval, which the page's
+    # Content-Security-Policy forbids; test_content_security_policy.py runs the page under it
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, base_url=served.url, bypass_csp=True
+    )
     page = context.new_page()
     page.set_default_timeout(120_000)  # generations share two CPU cores with the test run
     errors = []

@@ -41,7 +41,13 @@ _TOKENS = re.compile(
     re.VERBOSE,
 )
 _BREAK = re.compile(r"\s*\bBREAK\b\s*")
-_LORA_TAG = re.compile(r"<(lora|lyco):([^:>]+)(?::([+-]?[.\d]+))?(?::[^>]*)?>", re.IGNORECASE)
+# each part bounded, so a prompt of unclosed "<lora:a:" costs linear time, not quadratic (an
+# unbounded name was scanned to the prompt's end from every "<lora:"); a weight is a number
+_LORA_TAG = re.compile(
+    r"<(lora|lyco):([^:>]{1,255})(?::([+-]?(?:\d{1,8}(?:\.\d{0,8})?|\.\d{1,8})))?"
+    r"(?::[^>]{0,128})?>",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)

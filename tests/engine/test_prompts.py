@@ -72,3 +72,16 @@ def test_break_starts_a_new_chunk_and_weights_follow_their_tokens():
     assert [(c.tokens, c.weights) for c in chunks] == [([1, 2], [1.0, 1.0]), ([3], [1.5])]
     assert len(chunk([Fragment("", 1.0)], _words, None)) == 1
     assert CHUNK == 75
+
+
+def test_malformed_lora_tags_neither_crash_nor_hang():
+    import time
+
+    # "<lora:x:.>" raised ValueError (a 500 on the API); a weight that is no number reads as 1
+    assert extract_lora_tags("a <lora:x:.>") == ("a ", [("x", 1.0)])
+    assert extract_lora_tags("b <lora:x:-.5:te=1>") == ("b ", [("x", -0.5)])
+    # unclosed tags were scanned to the prompt's end from each one: 160,000 characters took
+    # 70 s; bounded parts make it linear (a guard against a hang, not a speed figure)
+    started = time.monotonic()
+    assert extract_lora_tags("<lora:a:" * 20_000)[1] == []
+    assert time.monotonic() - started < 5

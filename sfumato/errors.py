@@ -18,6 +18,11 @@ class SfumatoError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers the API's answer carries beside the error body."""
+        return None
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         # the first class of a code sets its status (a subclass may share its parent's code)
@@ -106,3 +111,7 @@ class TooManyRequests(SfumatoError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}  # when to come back

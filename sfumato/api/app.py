@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sfumato import __version__, web
 from sfumato.api import errors
+from sfumato.api.bodies import JsonBodies
 from sfumato.api.headers import SecurityHeaders
 from sfumato.api.routes import account, auth, catalog, dezgo, generations, images
 from sfumato.api.schemas import ErrorBody
@@ -64,6 +65,7 @@ def create_app(studio: Studio) -> FastAPI:
     for module in (auth, account, generations, images, catalog, dezgo):
         app.include_router(module.router, responses=ERRORS)
     web.mount(app)
+    app.add_middleware(JsonBodies)  # every JSON body bounded in size and depth, no NaN
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sfumato.errors import InvalidRequest, SfumatoError, TooLarge
+from sfumato.studio import MAX_UPLOAD_BYTES
 
 MAX_DEPTH = 32  # the deepest real body (a settings object) is 3 levels
 _PARSED = "sfumato.json"  # where the middleware leaves the parsed body in the scope
@@ -89,7 +90,7 @@ async def _read(chunks, limit: int) -> bytes:
 def _limit(scope: Scope) -> int:
     app = scope.get("app")
     studio = getattr(getattr(app, "state", None), "studio", None)
-    return max_bytes(studio.config.max_upload_bytes if studio else 50_000_000)
+    return max_bytes(studio.config.max_upload_bytes if studio else MAX_UPLOAD_BYTES)
 
 
 async def json_body(request: Request) -> Any:

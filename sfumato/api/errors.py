@@ -10,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from sfumato.api.bodies import JsonBodies
 from sfumato.errors import SfumatoError
 
 log = logging.getLogger(__name__)
@@ -54,13 +53,9 @@ def _validation_message(error: RequestValidationError) -> str:
 
 
 def install(app: FastAPI) -> None:
-    app.add_middleware(JsonBodies)  # every JSON body bounded in size and depth, no NaN
-
     @app.exception_handler(SfumatoError)
     async def _user_error(_request: Request, error: SfumatoError):
-        retry = getattr(error, "retry_after", None)  # throttled: when to come back
-        headers = {"Retry-After": str(retry)} if retry else None
-        return error_response(error.status, error.code, error.message, headers)
+        return error_response(error.status, error.code, error.message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError):

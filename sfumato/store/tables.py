@@ -54,6 +54,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     preferences: Mapped[dict] = mapped_column(JSON, default=dict)
+    # the admin's limits for this user alone, over the site's defaults (sfumato.quotas)
+    quotas: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class LoginSession(Base):
@@ -78,6 +80,9 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # what the key may do (accounts.SCOPES); a cookie session may do all its user may
+    scopes: Mapped[list] = mapped_column(JSON, default=list)
 
 
 class Upload(Base):
@@ -89,6 +94,9 @@ class Upload(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     file_key: Mapped[str] = mapped_column(String(255))
+    # what the file takes on disk, counted against the user's storage quota; None on rows
+    # made before sizes were kept, until the studio's start fills it in
+    bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Job(Base):
@@ -138,6 +146,7 @@ class Image(Base):
     favourite: Mapped[bool] = mapped_column(Boolean, default=False)
     file_key: Mapped[str] = mapped_column(String(255))
     thumb_key: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)  # picture and thumbnail
     # the full settings of this one picture (its own seed), and the model it was made with;
     # seeds go up to 2**64 - 1, past a 64-bit signed column, so they live here
     settings: Mapped[dict] = mapped_column(JSON)
@@ -150,6 +159,22 @@ def owned(session, table: type[Base], user_id: int, row_id: str, what: str):
     if row is None or row.user_id != user_id:
         raise NotFound(f"You have no {what} {row_id!r}.")
     return row
+
+
+class AuditEvent(Base):
+    """Who did what to an account or to the server, for the admin (sfumato.audit). The actor's
+    name is kept as well as the id, so the record still reads after the account is deleted."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class SiteSetting(Base):

@@ -115,3 +115,58 @@ def test_the_database_url_defaults_to_the_data_folder_and_takes_postgres_urls(
 def test_a_malformed_database_url_is_a_sentence():
     with pytest.raises(SfumatoError, match="is not a database URL"):
         Database("no such thing")
+
+
+def _migrate_to(database: Database, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from sfumato.store.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def test_upgrading_renames_names_the_old_rule_let_in_and_keeps_old_keys_working(database_url):
+    """Before the name rule was matched whole, "alice\\n" could sign up beside "alice"; the
+    upgrade renames it to a name that can be typed, and says so in the audit log. Keys made
+    before scopes existed keep every power they had."""
+    from sfumato.store.tables import ApiKey, AuditEvent
+
+    database = Database(database_url)
+    _migrate_to(database, "0001")
+    with database.engine.begin() as connection:
+        for name in ("alice", "alice\n", "bob"):
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, username_key, password_hash, is_admin, "
+                    "disabled, created_at, preferences) VALUES (:n, :k, 'x', false, false, "
+                    "'2026-11-30 10:00:00+00:00', '{}')"
+                ),
+                {"n": name, "k": name.lower()},
+            )
+        bob = connection.execute(text("SELECT id FROM users WHERE username = 'bob'")).scalar()
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, user_id, name, key_hash, prefix, created_at) VALUES "
+                "('k1', :u, 'bot', 'h', 'sfm_x', '2026-11-30 10:00:00+00:00')"
+            ),
+            {"u": bob},
+        )
+
+    database.migrate()
+    with database.session() as session:
+        names = sorted(session.scalars(select(User.username)))
+        assert names == ["alice", "alice-2", "bob"]
+        event = session.scalars(select(AuditEvent)).one()
+        assert (event.action, event.detail["from"], event.target) == (
+            "user.renamed",
+            "alice\n",
+            "alice-2",
+        )
+        assert session.get(ApiKey, "k1").scopes == ["generate", "read", "admin"]
+        assert session.get(User, bob).quotas == {}
+    database.close()

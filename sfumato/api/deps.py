@@ -53,6 +53,11 @@ def api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or request.headers.get("x-dezgo-key") or None
 
 
+def client_address(request: Request) -> str:
+    """The connection's address (X-Forwarded-For is not trusted: anyone can send it)."""
+    return request.client.host if request.client else "unknown"
+
+
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 

@@ -4,7 +4,8 @@ address that keeps failing is refused, and both answers say when to come back.""
 import pytest
 
 from sfumato.errors import TooManyRequests
-from sfumato.throttle import LOGIN_FAILURES_PER_ADDRESS, SIGNUPS_PER_ADDRESS, Throttle
+from sfumato.throttle import ACTIONS, LOGIN_FAILURES_PER_ADDRESS, SIGNUPS_PER_ADDRESS, Throttle
+from tests.api.conftest import png
 
 RIGHT = "a long password"
 
@@ -52,3 +53,41 @@ def test_sign_ups_from_one_address_are_bounded():
     with pytest.raises(TooManyRequests, match="sign-ups"):
         throttle.signup("10.0.0.1")
     throttle.signup("10.0.0.2")
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_what_a_user_repeats_is_bounded_per_user_and_per_address(action):
+    throttle, limits = Throttle("memory://"), ACTIONS[action]
+    for _ in range(limits.per_user.amount):
+        throttle.action(action, 1, "10.0.0.1")
+    with pytest.raises(TooManyRequests, match=f"Too many {limits.what}") as refused:
+        throttle.action(action, 1, "10.0.0.2")  # another address does not dodge the user's
+    assert refused.value.retry_after >= 1
+    throttle.action(action, 2, "10.0.0.1")  # another user from the same address goes on
+    users = iter(range(3, 10_000))
+    for _ in range(limits.per_address.amount):
+        throttle.action(action, next(users), "10.0.0.3")
+    with pytest.raises(TooManyRequests, match="from your address"):
+        throttle.action(action, next(users), "10.0.0.3")  # many accounts, one address
+
+
+def test_key_creation_past_its_limit_is_429_with_retry_after(server):
+    erin = server.user("erin")  # signing up made her first key
+    limit = ACTIONS["key"].per_user.amount
+    for i in range(limit - 1):
+        assert server.post("/v1/keys", erin, json={"name": f"bot {i}"}).status_code == 201
+    refused = server.post("/v1/keys", erin, json={"name": "one more"})
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert len(server.get("/v1/keys", erin).json()["keys"]) == limit  # none more was made
+
+
+def test_reading_pictures_past_its_limit_is_429(server):
+    fay, picture = server.user("fay"), png()
+    for _ in range(ACTIONS["image_info"].per_user.amount):
+        answer = server.post("/v1/image-info", fay, files={"file": ("a.png", picture)})
+        assert answer.json()["error"]["code"] == "no_generation_data"  # read, and answered
+    refused = server.post("/v1/image-info", fay, files={"file": ("a.png", picture)})
+    assert refused.status_code == 429
+    assert "Too many pictures read" in refused.json()["error"]["message"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from sfumato import accounts
-from sfumato.api.deps import AdminUser, CurrentUser, SessionDep
+from sfumato.api.deps import AdminUser, CurrentUser, SessionDep, StudioDep, client_address
 from sfumato.api.schemas import CreatedKey, KeyList, KeyPublic
 from sfumato.errors import InvalidRequest
 from sfumato.preferences import Preferences
@@ -34,7 +34,10 @@ def key_view(row: ApiKey) -> dict:
 @router.post(
     "/keys", status_code=201, response_model=CreatedKey, summary="Make an API key (shown once)"
 )
-def create_key(body: NewKey, user: CurrentUser, session: SessionDep):
+def create_key(
+    body: NewKey, request: Request, user: CurrentUser, studio: StudioDep, session: SessionDep
+):
+    studio.throttle.action("key", user.id, client_address(request))
     key, row = accounts.create_key(session, user, body.name)
     return key_view(row) | {"key": key}
 

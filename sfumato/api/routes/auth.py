@@ -10,7 +10,14 @@ from starlette.concurrency import run_in_threadpool
 
 from sfumato import accounts
 from sfumato.api.bodies import json_body
-from sfumato.api.deps import CSRF_COOKIE, SESSION_COOKIE, CurrentUser, SessionDep, StudioDep
+from sfumato.api.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    CurrentUser,
+    SessionDep,
+    StudioDep,
+    client_address,
+)
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.schemas import LoggedIn, Me
 from sfumato.errors import Forbidden, InvalidRequest, NotAuthenticated
@@ -59,10 +66,6 @@ def _same_origin(request: Request) -> None:
         raise Forbidden("Log in from this server's own page.")
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _log_in(session, user: User, request: Request, response: Response) -> dict:
     token, login = accounts.start_session(session, user)
     secure = request.url.scheme == "https"
@@ -90,7 +93,7 @@ _BODY = hand_parsed_body(Credentials)  # JSON, or a plain HTML form
 async def signup(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
     credentials = await _credentials(request)
-    studio.throttle.signup(_address(request))
+    studio.throttle.signup(client_address(request))
 
     def make() -> dict:  # argon2 takes a moment: off the event loop
         with studio.db.session() as session:
@@ -112,7 +115,7 @@ async def signup(request: Request, response: Response, studio: StudioDep):
 async def login(request: Request, response: Response, studio: StudioDep):
     _same_origin(request)
     credentials = await _credentials(request)
-    address, name = _address(request), credentials.username
+    address, name = client_address(request), credentials.username
     studio.throttle.before_login(address, name)  # before the (slow) password hash
 
     def check() -> dict:

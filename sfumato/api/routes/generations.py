@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
+from sfumato.api.deps import CurrentUser, SessionDep, StudioDep, client_address
 from sfumato.api.requests import GenerationInput, queue_generation
 from sfumato.api.schemas import JobList, JobPublic
 from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, queue_positions
@@ -37,9 +37,16 @@ def public(job: dict) -> dict:
 @router.post(
     "/generations", status_code=202, response_model=JobPublic, summary="Queue a generation"
 )
-def create(body: GenerationInput, user: CurrentUser, studio: StudioDep, response: Response):
+def create(
+    body: GenerationInput,
+    request: Request,
+    user: CurrentUser,
+    studio: StudioDep,
+    response: Response,
+):
     """Answers at once with the queued job; follow it with `GET /v1/generations/{id}` or the
     event stream `GET /v1/events`."""
+    studio.throttle.action("submit", user.id, client_address(request))
     job = queue_generation(studio, user, body, "api")
     response.headers["Location"] = router.url_path_for("read", job_id=job.id)
     with studio.db.session() as session:

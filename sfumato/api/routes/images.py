@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
+from sfumato.api.deps import CurrentUser, SessionDep, StudioDep, client_address
 from sfumato.api.schemas import Deleted, ImagePage, ImagePublic, UploadPublic
 from sfumato.errors import NotFound, TooLarge
 from sfumato.jobs.views import image_view
@@ -163,9 +163,11 @@ async def _read(file: UploadFile, limit: int) -> bytes:
 )
 async def upload(
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, ...")],
+    request: Request,
     user: CurrentUser,
     studio: StudioDep,
 ):
+    studio.throttle.action("upload", user.id, client_address(request))
     content = await _read(file, studio.config.max_upload_bytes)
 
     def keep() -> dict:
@@ -201,10 +203,12 @@ def delete_upload(upload_id: str, user: CurrentUser, studio: StudioDep, session:
 )
 async def image_info(
     file: Annotated[UploadFile, File(description="A picture made by sfumato, A1111, ...")],
+    request: Request,
     user: CurrentUser,
     studio: StudioDep,
 ):
     """Reads sfumato's and A1111's metadata, and ComfyUI's, InvokeAI's and Fooocus's."""
+    studio.throttle.action("image_info", user.id, client_address(request))
     content = await _read(file, studio.config.max_upload_bytes)
     info = await run_in_threadpool(read_info_bytes, content)
     return info.to_dict()

@@ -85,6 +85,14 @@ class QueueFull(SfumatoError):
     status = 429
 
 
+class QuotaExceeded(SfumatoError):
+    """Over the allowance the server's admin set (sfumato.quotas): not "slow down", which
+    waiting would cure, but "this account may not", which needs a deletion or the admin."""
+
+    code = "quota_exceeded"
+    status = 403
+
+
 class TooLarge(SfumatoError):
     code = "too_large"
     status = 413

@@ -3,11 +3,12 @@ every process of the server sees the same ones."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from sqlalchemy.orm import Session
 
 from sfumato.errors import InvalidRequest
+from sfumato.quotas import Quotas, parse
 from sfumato.store.tables import SiteSetting
 
 MAX_RETENTION_DAYS = 36_500
@@ -19,6 +20,8 @@ class SiteSettings:
     retention_days: int = 30  # images older than this are deleted, favourites kept; 0: never
     max_queued_per_user: int = 20  # a user's queued and running jobs, beyond which 429
     default_model: str | None = None  # for requests that name none, when several are installed
+    # every user's limits unless the admin set their own (sfumato.quotas); null: unlimited
+    quotas: dict = field(default_factory=lambda: Quotas().model_dump())
 
     def check(self) -> SiteSettings:
         if not isinstance(self.signup_open, bool):
@@ -36,7 +39,7 @@ class SiteSettings:
             raise InvalidRequest("max_queued_per_user is a whole number from 1 to 10000.")
         if self.default_model is not None and not isinstance(self.default_model, str):
             raise InvalidRequest("default_model is a model's name, or null.")
-        return self
+        return replace(self, quotas=parse(self.quotas).model_dump())
 
 
 NAMES = [f.name for f in fields(SiteSettings)]
@@ -53,7 +56,11 @@ def update_site(session: Session, changes: dict) -> SiteSettings:
         raise InvalidRequest(
             f"Unknown setting {', '.join(unknown)}; the settings are {', '.join(NAMES)}."
         )
-    settings = replace(read_site(session), **changes).check()
+    current = read_site(session)
+    if isinstance(changes.get("quotas"), dict):
+        # the limits named change, the others stay (null: unlimited), as PATCH does
+        changes = changes | {"quotas": current.quotas | changes["quotas"]}
+    settings = replace(current, **changes).check()
     for key, value in asdict(settings).items():
         session.merge(SiteSetting(key=key, value=value))
     return settings

@@ -5,6 +5,11 @@ Who is asking, in order: the one local user in personal mode; else an API key
 login cookie. A request that changes something with only the cookie must carry the session's
 CSRF token in ``X-CSRF-Token``: another site can make a browser send the cookie, but cannot
 read the token.
+
+What a route needs is declared in its signature: ``ReadUser`` (it only reads), ``MakeUser``
+(it makes or changes pictures), ``AdminUser`` (it runs the server), ``KeyManager`` (it
+manages the account's keys or password). An API key is held to its scopes
+(``accounts.SCOPES``); a login cookie and personal mode may do all their user may.
 """
 
 from __future__ import annotations
@@ -81,9 +86,8 @@ def current_user(request: Request, studio: StudioDep) -> User:
     key = api_key(request)
     with studio.db.session() as session:
         if key is not None:
-            user = accounts.user_for_key(session, key)
-            if user is None:
-                raise NotAuthenticated("The API key is not valid: it was revoked or mistyped.")
+            user, row = accounts.key_holder(session, key)
+            request.state.key_scopes = tuple(row.scopes or ())
             return user
         token = request.cookies.get(SESSION_COOKIE)
         found = accounts.session_for(session, token) if token else None
@@ -104,10 +108,56 @@ def current_user(request: Request, studio: StudioDep) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def admin_user(user: CurrentUser) -> User:
+# what each scope lets a key do, as its refusal says: "This API key may not ..."
+SCOPE_WORDS = {
+    "generate": "make or change pictures",
+    "read": "read your pictures, jobs or account",
+    "admin": "administer the server",
+}
+
+
+class Needs:
+    """A route's dependency: the user, when the request may use ``scope`` (an API key
+    without it is refused, 403)."""
+
+    def __init__(self, scope: str):
+        assert scope in accounts.SCOPES, scope
+        self.scope = scope
+
+    def __call__(self, request: Request, user: CurrentUser) -> User:
+        scopes = getattr(request.state, "key_scopes", None)  # None: not an API key
+        if scopes is not None and self.scope not in scopes:
+            raise Forbidden(
+                f"This API key may not {SCOPE_WORDS[self.scope]}; make a key with the "
+                f"'{self.scope}' scope."
+            )
+        return user
+
+
+ReadUser = Annotated[User, Depends(Needs("read"))]
+MakeUser = Annotated[User, Depends(Needs("generate"))]
+
+
+def admin_user(user: Annotated[User, Depends(Needs("admin"))]) -> User:
     if not user.is_admin:
         raise Forbidden("Only an admin may do this.")
     return user
 
 
 AdminUser = Annotated[User, Depends(admin_user)]
+
+
+def key_manager(request: Request, user: CurrentUser) -> User:
+    """Keys and the password are managed from a login session (or personal mode) or with an
+    admin-scoped key: a leaked everyday key must not mint new keys that outlive its own
+    revocation, nor change the password that would revoke it."""
+    scopes = getattr(request.state, "key_scopes", None)
+    if scopes is not None and "admin" not in scopes:
+        raise Forbidden(
+            "API keys and the password are managed from a logged-in session (the page), or "
+            "with a key that has the 'admin' scope."
+        )
+    return user
+
+
+KeyManager = Annotated[User, Depends(key_manager)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sfumato import __version__
-from sfumato.api.deps import CurrentUser, SessionDep, StudioDep
+from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep
 from sfumato.api.schemas import Health, ModelList, SamplerList
 from sfumato.catalog.scan import CHECKPOINT, LORA, Entry
 from sfumato.catalog.views import entry_view
@@ -35,7 +35,7 @@ def functions(entry: Entry) -> list[str]:
     "/v1/models", response_model=ModelList, summary="Installed models, the newest version of each"
 )
 def models(
-    user: CurrentUser,
+    user: ReadUser,
     studio: StudioDep,
     all_versions: Annotated[bool, Query(description="Every version, older ones too.")] = False,
     family: Annotated[str | None, Query(description=", ".join(FAMILIES) + ".")] = None,
@@ -77,7 +77,7 @@ def health(studio: StudioDep, session: SessionDep):
 
 
 @router.get("/info", tags=["dezgo"], summary="Dezgo-compatible: models and their functions")
-def info(user: CurrentUser, studio: StudioDep):
+def info(user: MakeUser, studio: StudioDep):
     catalog = studio.catalog()
     return {
         "models": [

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from sfumato.api.bodies import json_body
-from sfumato.api.deps import CurrentUser, StudioDep, client_address
+from sfumato.api.deps import MakeUser, StudioDep, client_address
 from sfumato.api.errors import error_response
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.requests import GenerationInput, queue_generation
@@ -131,7 +131,7 @@ async def _wait(studio: Studio, job: Job) -> tuple[Job, list]:
 
 
 def _route(function: str, family: str | None, needs: tuple[str, ...]):
-    async def generate(request: Request, user: CurrentUser, studio: StudioDep) -> Response:
+    async def generate(request: Request, user: MakeUser, studio: StudioDep) -> Response:
         studio.throttle.action("submit", user.id, client_address(request))
         fields, files = await _fields(request, studio.config.max_upload_bytes)
         body = _input(fields)

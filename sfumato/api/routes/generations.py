@@ -10,7 +10,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from sfumato.api.deps import CurrentUser, SessionDep, StudioDep, client_address
+from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.requests import GenerationInput, queue_generation
 from sfumato.api.schemas import JobList, JobPublic
 from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, queue_positions
@@ -40,7 +40,7 @@ def public(job: dict) -> dict:
 def create(
     body: GenerationInput,
     request: Request,
-    user: CurrentUser,
+    user: MakeUser,
     studio: StudioDep,
     response: Response,
 ):
@@ -64,7 +64,7 @@ def announce(studio: Studio, job_id: str) -> dict:
 
 @router.get("/generations", response_model=JobList, summary="Your recent generations")
 def list_jobs(
-    user: CurrentUser,
+    user: ReadUser,
     studio: StudioDep,
     session: SessionDep,
     active: Annotated[bool, Query(description="Only those queued or running.")] = False,
@@ -83,7 +83,7 @@ def list_jobs(
     response_model=JobPublic,
     summary="A generation: its status, progress and images",
 )
-def read(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def read(job_id: str, user: ReadUser, studio: StudioDep, session: SessionDep):
     return view(studio, session, owned(session, Job, user.id, job_id, "generation"))
 
 
@@ -92,7 +92,7 @@ def read(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep)
     response_model=JobPublic,
     summary="Cancel a queued or running generation",
 )
-def cancel(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def cancel(job_id: str, user: MakeUser, studio: StudioDep, session: SessionDep):
     """A queued job is cancelled at once; a running one after its current step."""
     job = owned(session, Job, user.id, job_id, "generation")
     if not cancel_queued(session, job):
@@ -102,7 +102,7 @@ def cancel(job_id: str, user: CurrentUser, studio: StudioDep, session: SessionDe
 
 
 @router.get("/events", response_class=EventSourceResponse, summary="Live events of your jobs")
-async def events(user: CurrentUser, studio: StudioDep) -> AsyncIterable[ServerSentEvent]:
+async def events(user: ReadUser, studio: StudioDep) -> AsyncIterable[ServerSentEvent]:
     """Server-Sent Events: `job` (a job's status changed; the whole job) and `progress`
     (step, total, ETA and a preview picture as a data URL). The stream starts with a `job`
     event for each of your queued or running jobs."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from sfumato.api.deps import CurrentUser, SessionDep, StudioDep, client_address
+from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.schemas import Deleted, ImagePage, ImagePublic, UploadPublic
 from sfumato.errors import NotFound, TooLarge
 from sfumato.jobs.views import image_view
@@ -41,7 +41,7 @@ def retention(session) -> dict:
 
 @router.get("/images", response_model=ImagePage, summary="Your pictures, newest first")
 def list_images(
-    user: CurrentUser,
+    user: ReadUser,
     session: SessionDep,
     model: Annotated[str | None, Query(description="Only this model's pictures.")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the prompt.")] = None,
@@ -73,7 +73,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 @router.get(
     "/images/{image_id}", response_model=ImagePublic, summary="One picture and its full settings"
 )
-def read_image(image_id: str, user: CurrentUser, session: SessionDep):
+def read_image(image_id: str, user: ReadUser, session: SessionDep):
     return image_view(owned(session, Image, user.id, image_id, "image"))
 
 
@@ -90,7 +90,7 @@ def _file(studio: Studio, key: str, media_type: str) -> Response:
     responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
     summary="The picture file (its owner only)",
 )
-def image_file(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def image_file(image_id: str, user: ReadUser, studio: StudioDep, session: SessionDep):
     image = owned(session, Image, user.id, image_id, "image")
     return _file(studio, image.file_key, MEDIA_TYPES[image.format])
 
@@ -101,7 +101,7 @@ def image_file(image_id: str, user: CurrentUser, studio: StudioDep, session: Ses
     responses={200: {"content": {"image/webp": {}}}},
     summary="A small WebP of the picture",
 )
-def image_thumbnail(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def image_thumbnail(image_id: str, user: ReadUser, studio: StudioDep, session: SessionDep):
     image = owned(session, Image, user.id, image_id, "image")
     return _file(studio, image.thumb_key, "image/webp")
 
@@ -113,14 +113,14 @@ class Favourite(BaseModel):
 @router.patch(
     "/images/{image_id}", response_model=ImagePublic, summary="Favourite or unfavourite a picture"
 )
-def update_image(image_id: str, body: Favourite, user: CurrentUser, session: SessionDep):
+def update_image(image_id: str, body: Favourite, user: MakeUser, session: SessionDep):
     image = owned(session, Image, user.id, image_id, "image")
     image.favourite = body.favourite
     return image_view(image)
 
 
 @router.delete("/images/{image_id}", response_model=Deleted, summary="Delete a picture now")
-def delete_image(image_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def delete_image(image_id: str, user: MakeUser, studio: StudioDep, session: SessionDep):
     deleted = history.delete_own(session, studio.files, user.id, [image_id])
     return {"deleted": deleted}
 
@@ -130,14 +130,14 @@ class ImageIds(BaseModel):
 
 
 @router.post("/images/delete", response_model=Deleted, summary="Delete several pictures now")
-def delete_many(body: ImageIds, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def delete_many(body: ImageIds, user: MakeUser, studio: StudioDep, session: SessionDep):
     """All or none: if one id is not yours, nothing is deleted."""
     return {"deleted": history.delete_own(session, studio.files, user.id, body.ids)}
 
 
 @router.delete("/images", response_model=Deleted, summary="Delete your whole history now")
 def delete_all(
-    user: CurrentUser,
+    user: MakeUser,
     studio: StudioDep,
     session: SessionDep,
     keep_favourites: Annotated[
@@ -164,7 +164,7 @@ async def _read(file: UploadFile, limit: int) -> bytes:
 async def upload(
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, ...")],
     request: Request,
-    user: CurrentUser,
+    user: MakeUser,
     studio: StudioDep,
 ):
     studio.throttle.action("upload", user.id, client_address(request))
@@ -184,12 +184,12 @@ async def upload(
     responses={200: {"content": {"image/png": {}}}},
     summary="An uploaded picture (as kept: PNG)",
 )
-def upload_file(upload_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def upload_file(upload_id: str, user: ReadUser, studio: StudioDep, session: SessionDep):
     return _file(studio, owned(session, Upload, user.id, upload_id, "upload").file_key, "image/png")
 
 
 @router.delete("/uploads/{upload_id}", response_model=Deleted, summary="Delete an upload now")
-def delete_upload(upload_id: str, user: CurrentUser, studio: StudioDep, session: SessionDep):
+def delete_upload(upload_id: str, user: MakeUser, studio: StudioDep, session: SessionDep):
     found = owned(session, Upload, user.id, upload_id, "upload")
     studio.files.delete(found.file_key)
     session.delete(found)
@@ -204,7 +204,7 @@ def delete_upload(upload_id: str, user: CurrentUser, studio: StudioDep, session:
 async def image_info(
     file: Annotated[UploadFile, File(description="A picture made by sfumato, A1111, ...")],
     request: Request,
-    user: CurrentUser,
+    user: MakeUser,
     studio: StudioDep,
 ):
     """Reads sfumato's and A1111's metadata, and ComfyUI's, InvokeAI's and Fooocus's."""

@@ -355,7 +355,10 @@ def settings_show(data_dir: DataDirOption = None, database_url: DatabaseOption =
 def settings_set(
     name: Annotated[
         str,
-        typer.Argument(help="signup_open, retention_days, max_queued_per_user or default_model."),
+        typer.Argument(
+            help="signup_open, retention_days, max_queued_per_user, default_model, or one "
+            "quota as quotas.NAME (quotas.images, quotas.storage_mb, ...)."
+        ),
     ],
     value: Annotated[str, typer.Argument(help="true/false, a number, a name, or null.")],
     data_dir: DataDirOption = None,
@@ -371,5 +374,8 @@ def settings_set(
             parsed = json.loads(value)
         except ValueError:
             parsed = value  # a bare word: a model's name
+        # "quotas.images 500" sets one limit of the quotas setting, leaving the others
+        setting, _, key = name.partition(".")
+        change = {setting: {key: parsed}} if key else {name: parsed}
         with _db(data_dir, database_url).session() as session:
-            out.print_json(json.dumps(asdict(update_site(session, {name: parsed}))))
+            out.print_json(json.dumps(asdict(update_site(session, change))))

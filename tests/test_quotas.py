@@ -1,6 +1,7 @@
 """Quotas: the site's defaults merged with a user's overrides, the usage counted from the
 database, and the site setting that holds the defaults."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -156,3 +157,19 @@ def _job(user: User, status: str, created, started: bool = False) -> Job:
         model_path="m",
         settings=_settings(),
     )
+
+
+def test_one_limit_is_set_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from sfumato.cli import app
+
+    data = ["--data-dir", str(tmp_path)]
+    runner = CliRunner()
+    assert runner.invoke(app, ["settings", "set", "quotas.images", "500", *data]).exit_code == 0
+    answer = runner.invoke(app, ["settings", "set", "quotas.keys", "3", *data])
+    assert answer.exit_code == 0, answer.output
+    shown = json.loads(runner.invoke(app, ["settings", "show", *data]).output)
+    assert shown["quotas"]["images"] == 500 and shown["quotas"]["keys"] == 3
+    wrong = runner.invoke(app, ["settings", "set", "quotas.pictures", "5", *data])
+    assert wrong.exit_code == 1 and "no limit 'pictures'" in wrong.output

@@ -18,6 +18,7 @@ MAX_RETENTION_DAYS = 36_500
 class SiteSettings:
     signup_open: bool = True  # anyone may make an account (the first one is always allowed)
     retention_days: int = 30  # images older than this are deleted, favourites kept; 0: never
+    audit_retention_days: int = 365  # audit log events older than this are deleted; 0: never
     max_queued_per_user: int = 20  # a user's queued and running jobs, beyond which 429
     default_model: str | None = None  # for requests that name none, when several are installed
     # every user's limits unless the admin set their own (sfumato.quotas); null: unlimited
@@ -31,6 +32,15 @@ class SiteSettings:
         ):
             raise InvalidRequest(
                 f"retention_days is a whole number of days from 0 (keep forever) to "
+                f"{MAX_RETENTION_DAYS}."
+            )
+        if (
+            not isinstance(self.audit_retention_days, int)
+            or isinstance(self.audit_retention_days, bool)
+            or not 0 <= self.audit_retention_days <= MAX_RETENTION_DAYS
+        ):
+            raise InvalidRequest(
+                f"audit_retention_days is a whole number of days from 0 (keep forever) to "
                 f"{MAX_RETENTION_DAYS}."
             )
         if not isinstance(self.max_queued_per_user, int) or not (

@@ -4,12 +4,16 @@ every process of the server sees the same ones."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from sfumato.errors import InvalidRequest
+from sfumato.errors import InvalidRequest, ModelNotFound
 from sfumato.quotas import Quotas, parse
 from sfumato.store.tables import SiteSetting
+
+if TYPE_CHECKING:
+    from sfumato.catalog.scan import Models
 
 MAX_RETENTION_DAYS = 36_500
 
@@ -74,3 +78,17 @@ def update_site(session: Session, changes: dict) -> SiteSettings:
     for key, value in asdict(settings).items():
         session.merge(SiteSetting(key=key, value=value))
     return settings
+
+
+def check_installed(models: Models, name: str | None, what: str = "default_model") -> None:
+    """Refuses (400) a model name the catalog cannot resolve, with the catalog's own sentence
+    (which lists what is installed). Checked when a default is set, not when it is read: a
+    model removed later is passed over by the requests that would have used it."""
+    from sfumato.catalog.scan import find_checkpoint  # the catalog reads files: only here
+
+    if not isinstance(name, str):  # null, or a wrong type that check() refuses
+        return
+    try:
+        find_checkpoint(name, models)
+    except ModelNotFound as e:
+        raise InvalidRequest(f"{what}: {e.message}") from None

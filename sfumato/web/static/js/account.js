@@ -1,7 +1,7 @@
-// Account: log out, preferences per family, API keys.
+// Account: log out, your limits, preferences per family, API keys.
 
 import { api } from "./api.js";
-import { $, clearErrors, el, FAMILY_LABELS, showError, toast } from "./ui.js";
+import { $, clearErrors, el, FAMILY_LABELS, QUOTAS, showError, toast } from "./ui.js";
 import { loggedOut, session } from "./main.js";
 import { setPreferences } from "./generate.js";
 
@@ -103,6 +103,41 @@ async function createKey(event) {
 
 function curl(key = "YOUR_KEY") {
   return `curl ${location.origin}/v1/generations \\\n  -H "Authorization: Bearer ${key}" \\\n  -H "Content-Type: application/json" \\\n  -d '{"prompt": "a lighthouse at dusk"}'\n\n# Dezgo clients: change the base URL to ${location.origin}\ncurl ${location.origin}/text2image -H "X-Dezgo-Key: ${key}" -F prompt="a lighthouse" -o picture.png`;
+}
+
+// The limits the admin set on this account, each beside what is used of it; an unlimited one is
+// not listed (none at all: the card says so).
+function renderQuotas(quotas) {
+  $("#quotas").hidden = !quotas;
+  if (!quotas) return;  // a server without quotas
+  const items = [];
+  for (const [name, label, unit, usageName] of QUOTAS) {
+    const limit = quotas.limits?.[name];
+    if (limit === null || limit === undefined) continue;
+    const used = usageName ? quotas.usage?.[usageName] : undefined;
+    if (used === undefined || used === null) {
+      items.push(el("li", { "data-quota": name }, el("span", { text: label }), el("span", { text: `at most ${limit} ${unit}` })));
+      continue;
+    }
+    const full = used >= limit;
+    items.push(el("li", { "data-quota": name, class: full ? "full" : null },
+      el("span", { text: label }),
+      el("span", { class: "quota-use" },
+        el("meter", { min: 0, max: Math.max(limit, 1), value: Math.min(used, limit), low: limit * 0.8, high: limit * 0.95, optimum: 0, "aria-label": `${label}: ${used} of ${limit} ${unit}` }),
+        el("span", { text: `${formatNumber(used)} of ${formatNumber(limit)} ${unit}` }))));
+  }
+  $("#quota-list").replaceChildren(...(items.length ? items : [el("li", { class: "muted", text: "No limits on your account." })]));
+}
+
+function formatNumber(value) {
+  return Number.isInteger(value) ? value.toLocaleString() : value.toLocaleString(undefined, { maximumFractionDigits: 1 });
+}
+
+// Usage changes as the user works: read again each time the page shows.
+export async function shown() {
+  try {
+    renderQuotas((await api("/v1/me")).quotas);
+  } catch { /* the page still works without it */ }
 }
 
 let wired = false;

@@ -6,8 +6,9 @@ import * as generate from "./generate.js";
 import * as history from "./history.js";
 import * as models from "./models.js";
 import * as account from "./account.js";
+import * as admin from "./admin.js";
 
-const PAGES = { generate, history, models, account };
+const PAGES = { generate, history, models, account, admin };
 export const session = { user: null, personal: false };
 let events = null;
 const listeners = new Set();
@@ -29,6 +30,7 @@ function openEvents() {
 
 export function show(page) {
   if (!session.user) page = "login";
+  else if (page === "admin" && !session.user.is_admin) page = "generate";
   for (const section of document.querySelectorAll(".page")) {
     section.hidden = section.id !== `page-${page}`;
   }
@@ -37,6 +39,7 @@ export function show(page) {
     else link.removeAttribute("aria-current");
   }
   $("#nav").hidden = !session.user;
+  $("#nav-admin").hidden = !session.user?.is_admin;
   $("#loading").hidden = true;
   PAGES[page]?.shown?.();
 }

@@ -86,3 +86,21 @@ export function paramsList(settings, extra = {}) {
   if (settings.deep_cache > 1) rows["DeepCache interval"] = settings.deep_cache;
   return el("dl", { class: "params" }, Object.entries(rows).map(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
 }
+
+// The quotas an admin sets, in the words the page shows them: the server's name, a label, the
+// unit, and the name of the user's usage it limits (none: a limit on each generation).
+export const QUOTAS = [
+  ["images", "Pictures kept", "pictures", "images"],
+  ["uploads", "Uploaded pictures kept", "uploads", "uploads"],
+  ["storage_mb", "Storage", "MB", "storage_mb"],
+  ["keys", "API keys", "keys", "keys"],
+  ["sessions", "Logged-in sessions", "sessions", "sessions"],
+  ["daily_megapixel_steps", "Work per day", "megapixel-steps", "megapixel_steps_today"],
+  ["job_megapixel_steps", "Work per generation", "megapixel-steps", null],
+  ["job_seconds", "Time per generation", "seconds", null],
+];
+
+// A date and time from the server, in the reader's own words; "" for none.
+export function when(iso) {
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
+}

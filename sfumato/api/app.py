@@ -15,21 +15,30 @@ from sfumato import __version__, web
 from sfumato.api import errors
 from sfumato.api.bodies import JsonBodies
 from sfumato.api.headers import SecurityHeaders
-from sfumato.api.routes import account, auth, catalog, dezgo, generations, images
+from sfumato.api.routes import account, auth, catalog, dezgo, generations, images, queue
 from sfumato.api.schemas import ErrorBody
+from sfumato.errors import STATUS
 from sfumato.studio import Studio
 
 log = logging.getLogger(__name__)
-# documented on every route: the same JSON body whatever the error
+# what each status means to a caller; every status an error may carry is documented on every
+# route, with the same JSON body (a status missing here fails at import, not in a client)
+MEANING = {
+    400: "A request it cannot run, with a sentence that says why",
+    401: "No valid API key or login",
+    403: "Not allowed: another user's, an admin's, or outside the key's scopes or the quotas",
+    404: "Not found, or not yours",
+    409: "In conflict with what exists (a name taken, a job already finished)",
+    413: "Too large",
+    422: "A field missing or of the wrong type",
+    429: "Too many requests or jobs queued: retry after the Retry-After header's seconds",
+    503: "The server cannot run it now",
+    507: "Not enough memory for this model or size",
+}
 ERRORS = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in (
-        (400, "A request it cannot run, with a sentence that says why"),
-        (401, "No valid API key or login"),
-        (404, "Not found, or not yours"),
-        (422, "A field missing or of the wrong type"),
-        (429, "Too many jobs queued"),
-    )
+    status: {"model": ErrorBody, "description": MEANING[status]}
+    for status in sorted(set(STATUS.values()) | {422})
+    if status != 500  # a bug, not an answer a caller should plan for
 }
 
 DESCRIPTION = """
@@ -62,7 +71,7 @@ def create_app(studio: Studio) -> FastAPI:
     )
     app.state.studio = studio
     errors.install(app)
-    for module in (auth, account, generations, images, catalog, dezgo):
+    for module in (auth, account, generations, images, catalog, dezgo, queue):
         app.include_router(module.router, responses=ERRORS)
     web.mount(app)
     app.add_middleware(JsonBodies)  # every JSON body bounded in size and depth, no NaN

@@ -207,3 +207,15 @@ class JobPublic(Public):
 
 class JobList(Public):
     generations: list[JobPublic]
+
+
+# --- the admin's queue (api/routes/queue.py) --------------------------------------------------
+
+
+class AdminJob(JobPublic):
+    username: str = Field(description="Whose job it is.")
+    position: int | None = Field(description="0: running now; 1: the next to run; ...")
+
+
+class AdminJobList(Public):
+    jobs: list[AdminJob]

@@ -141,15 +141,28 @@ def verify_password(user: User, password: str) -> None:
         raise Forbidden("The current password is wrong.") from None
 
 
-def start_session(session: Session, user: User) -> tuple[str, LoginSession]:
-    """A new login: the cookie's token (kept only by the browser) and its row."""
+def start_session(
+    session: Session, user: User, keep_at_most: int | None = None
+) -> tuple[str, LoginSession]:
+    """A new login: the cookie's token (kept only by the browser) and its row. With
+    ``keep_at_most`` (the user's sessions quota), the user's oldest sessions end so that no
+    more remain, the new one among them: logging in always works, on the newest device."""
     token = secrets.token_urlsafe(32)
     login = LoginSession(
         token_hash=_digest(token),
         user_id=user.id,
         csrf_token=secrets.token_urlsafe(32),
+        created_at=utcnow(),
         expires_at=utcnow() + timedelta(days=SESSION_DAYS),
     )
+    if keep_at_most is not None:
+        older = session.scalars(
+            select(LoginSession)
+            .where(LoginSession.user_id == user.id)
+            .order_by(LoginSession.created_at.desc(), LoginSession.token_hash)
+        )
+        for old in list(older)[max(keep_at_most, 1) - 1 :]:
+            session.delete(old)
     session.add(login)
     return token, login
 

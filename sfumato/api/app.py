@@ -11,13 +11,14 @@ import logging
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from sfumato import __version__, web
+from sfumato import __version__, audit, web
 from sfumato.api import errors
 from sfumato.api.bodies import JsonBodies
 from sfumato.api.headers import SecurityHeaders
-from sfumato.api.routes import account, auth, catalog, dezgo, generations, images, queue
+from sfumato.api.routes import account, admin, auth, catalog, dezgo, generations, images, queue
 from sfumato.api.schemas import ErrorBody
 from sfumato.errors import STATUS
+from sfumato.store.site import read_site
 from sfumato.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def create_app(studio: Studio) -> FastAPI:
     )
     app.state.studio = studio
     errors.install(app)
-    for module in (auth, account, generations, images, catalog, dezgo, queue):
+    for module in (auth, account, admin, generations, images, catalog, dezgo, queue):
         app.include_router(module.router, responses=ERRORS)
     web.mount(app)
     app.add_middleware(JsonBodies)  # every JSON body bounded in size and depth, no NaN
@@ -85,6 +86,13 @@ async def _purge_every(studio: Studio) -> None:
             pictures, uploads = await run_in_threadpool(studio.purge)
             if pictures or uploads:
                 log.info("retention: deleted %d picture(s), %d upload(s)", pictures, uploads)
+            if events := await run_in_threadpool(_purge_audit, studio):
+                log.info("retention: deleted %d audit event(s)", events)
         except Exception:
             log.exception("the retention purge failed; it runs again later")
         await asyncio.sleep(studio.config.purge_every_s)
+
+
+def _purge_audit(studio: Studio) -> int:
+    with studio.db.session() as session:
+        return audit.purge_expired(session, read_site(session).audit_retention_days)

@@ -7,9 +7,9 @@ CSRF token in ``X-CSRF-Token``: another site can make a browser send the cookie,
 read the token.
 
 What a route needs is declared in its signature: ``ReadUser`` (it only reads), ``MakeUser``
-(it makes or changes pictures), ``AdminUser`` (it runs the server), ``KeyManager`` (it
-manages the account's keys or password). An API key is held to its scopes
-(``accounts.SCOPES``); a login cookie and personal mode may do all their user may.
+(it makes or changes pictures), ``AdminUser`` (it runs the server), ``KeyManager`` (it makes
+keys or changes the password), ``KeyRevoker`` (it revokes a key). An API key is held to its
+scopes (``accounts.SCOPES``); a login cookie and personal mode may do all their user may.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def current_user(request: Request, studio: StudioDep) -> User:
         if key is not None:
             user, row = accounts.key_holder(session, key)
             request.state.key_scopes = tuple(row.scopes or ())
+            request.state.key_id = row.id
             return user
         token = request.cookies.get(SESSION_COOKIE)
         found = accounts.session_for(session, token) if token else None
@@ -161,3 +162,14 @@ def key_manager(request: Request, user: CurrentUser) -> User:
 
 
 KeyManager = Annotated[User, Depends(key_manager)]
+
+
+def key_revoker(key_id: str, request: Request, user: CurrentUser) -> User:
+    """As ``key_manager``, but any key may revoke itself: whoever finds a key leaked can end
+    it with the key alone, and a program can drop its own."""
+    if getattr(request.state, "key_id", None) == key_id:
+        return user
+    return key_manager(request, user)
+
+
+KeyRevoker = Annotated[User, Depends(key_revoker)]

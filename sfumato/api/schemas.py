@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from sfumato.quotas import QuotaReport
+
 
 def url_path(name: str, **params: str) -> str:
     """The path of the route whose function is ``name`` (``/v1/images/ID/file``)."""
@@ -47,6 +49,7 @@ class UserPublic(Public):
 class Me(UserPublic):
     csrf_token: str | None = Field(description="Send it as X-CSRF-Token with the login cookie.")
     personal_mode: bool
+    quotas: QuotaReport = Field(description="Your limits (null: unlimited) and your usage.")
 
 
 class LoggedIn(Public):
@@ -61,6 +64,9 @@ class KeyPublic(Public):
     created_at: str
     last_used_at: str | None
     revoked: bool
+    scopes: list[str] = Field(description="What it may do: generate, read, admin.")
+    expires_at: str | None = Field(description="When it stops working; null: never.")
+    expired: bool
 
 
 class CreatedKey(KeyPublic):
@@ -69,6 +75,44 @@ class CreatedKey(KeyPublic):
 
 class KeyList(Public):
     keys: list[KeyPublic]
+
+
+# --- the admin's users and audit log (api/routes/admin.py) ------------------------------------
+
+
+class AdminUserPublic(Public):
+    id: int
+    username: str
+    is_admin: bool
+    disabled: bool
+    created_at: str
+    quotas: dict = Field(
+        description="The admin's limits for this user: a limit absent is the site's, null is "
+        "unlimited."
+    )
+    images: int = Field(description="Pictures kept.")
+    keys: int = Field(description="API keys that work (not revoked, not expired).")
+    last_login_at: str | None
+
+
+class AdminUserList(Public):
+    users: list[AdminUserPublic]
+
+
+class AuditEventPublic(Public):
+    id: int
+    at: str
+    action: str = Field(description="login.failed, key.created, settings.changed, ...")
+    actor: str | None = Field(description="Who did it: a user's name, '(command line)', null.")
+    actor_id: int | None
+    target: str | None = Field(description="The account concerned (a name, as it was then).")
+    address: str | None
+    detail: dict
+
+
+class AuditPage(Public):
+    events: list[AuditEventPublic]
+    next: str | None = Field(description="Pass it as cursor for the next (older) page.")
 
 
 # --- catalog --------------------------------------------------------------------------------

@@ -1,23 +1,46 @@
-"""API keys, saved preferences, and (for admins) the server's settings."""
+"""API keys, the password and saved preferences: what a user manages of their own account.
+
+Making a key and changing the password need a login session (or personal mode) or a key with
+the 'admin' scope (``KeyManager``): a leaked everyday key must not make keys that outlive its
+own revocation. Listing keys is reading; any key may revoke itself."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from sfumato import accounts
-from sfumato.api.deps import AdminUser, CurrentUser, SessionDep, StudioDep, client_address
+from sfumato import accounts, audit, quotas
+from sfumato.api.deps import (
+    SESSION_COOKIE,
+    KeyManager,
+    KeyRevoker,
+    MakeUser,
+    ReadUser,
+    SessionDep,
+    StudioDep,
+    client_address,
+)
 from sfumato.api.schemas import CreatedKey, KeyList, KeyPublic
-from sfumato.errors import InvalidRequest
+from sfumato.errors import Forbidden
 from sfumato.preferences import Preferences
-from sfumato.store.site import SiteSettings, read_site, update_site
+from sfumato.store.site import check_installed
 from sfumato.store.tables import ApiKey, User
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
 
 class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(max_length=100, description="To tell your keys apart, e.g. 'my bot'.")
+    expires_in_days: int | None = Field(
+        None, description=f"1 to {accounts.MAX_KEY_DAYS}; null: it never expires."
+    )
+    scopes: list[str] | None = Field(
+        None,
+        max_length=len(accounts.SCOPES),
+        description="Any of generate, read, admin (admins only); default generate and read.",
+    )
 
 
 def key_view(row: ApiKey) -> dict:
@@ -28,6 +51,9 @@ def key_view(row: ApiKey) -> dict:
         "created_at": row.created_at.isoformat(),
         "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
         "revoked": row.revoked_at is not None,
+        "scopes": list(row.scopes or ()),
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "expired": accounts.is_expired(row),
     }
 
 
@@ -35,47 +61,86 @@ def key_view(row: ApiKey) -> dict:
     "/keys", status_code=201, response_model=CreatedKey, summary="Make an API key (shown once)"
 )
 def create_key(
-    body: NewKey, request: Request, user: CurrentUser, studio: StudioDep, session: SessionDep
+    body: NewKey, request: Request, user: KeyManager, studio: StudioDep, session: SessionDep
 ):
-    studio.throttle.action("key", user.id, client_address(request))
-    key, row = accounts.create_key(session, user, body.name)
-    return key_view(row) | {"key": key}
+    address = client_address(request)
+    studio.throttle.action("key", user.id, address)
+    quotas.check_keys(session, user)
+    key, row = accounts.create_key(session, user, body.name, body.scopes, body.expires_in_days)
+    view = key_view(row)
+    audit.record(
+        session,
+        "key.created",
+        user,
+        user,
+        address,
+        key_id=row.id,
+        name=row.name,
+        scopes=view["scopes"],
+        expires_at=view["expires_at"],
+    )
+    return view | {"key": key}
 
 
 @router.get("/keys", response_model=KeyList, summary="Your API keys (never the keys themselves)")
-def list_keys(user: CurrentUser, session: SessionDep):
+def list_keys(user: ReadUser, session: SessionDep):
     return {"keys": [key_view(row) for row in accounts.list_keys(session, user)]}
 
 
 @router.delete("/keys/{key_id}", response_model=KeyPublic, summary="Revoke an API key")
-def revoke_key(key_id: str, user: CurrentUser, session: SessionDep):
-    return key_view(accounts.revoke_key(session, user, key_id))
+def revoke_key(key_id: str, request: Request, user: KeyRevoker, session: SessionDep):
+    row = accounts.revoke_key(session, user, key_id)
+    if session.is_modified(row):  # revoked now, not before
+        address = client_address(request)
+        audit.record(session, "key.revoked", user, user, address, key_id=row.id, name=row.name)
+    return key_view(row)
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=accounts.MAX_PASSWORD)
+    new_password: str = Field(max_length=accounts.MAX_PASSWORD)
+    revoke_keys: bool = Field(True, description="Revoke every API key of yours as well.")
+
+
+@router.post(
+    "/me/password",
+    status_code=204,
+    response_class=Response,
+    summary="Change your password: your other sessions end, your keys are revoked",
+)
+def change_password(
+    body: PasswordChange,
+    request: Request,
+    user: KeyManager,
+    studio: StudioDep,
+    session: SessionDep,
+):
+    address = client_address(request)
+    # the current password is guessed no faster here than at the login
+    studio.throttle.before_login(address, user.username)
+    row = session.get_one(User, user.id)
+    try:
+        accounts.verify_password(row, body.current_password)
+    except Forbidden:
+        studio.throttle.failed_login(address, user.username)
+        raise
+    revoked = accounts.set_password(
+        session, row, body.new_password, body.revoke_keys, keep=request.cookies.get(SESSION_COOKIE)
+    )
+    audit.record(session, "password.changed", row, row, address, keys_revoked=revoked)
+    return Response(status_code=204)
 
 
 @router.get("/me/preferences", response_model=Preferences, summary="Your saved preferences")
-def get_preferences(user: CurrentUser):
+def get_preferences(user: ReadUser):
     return Preferences.model_validate(user.preferences or {})
 
 
 @router.put("/me/preferences", response_model=Preferences, summary="Save your preferences")
-def put_preferences(body: Preferences, user: CurrentUser, session: SessionDep):
+def put_preferences(body: Preferences, user: MakeUser, studio: StudioDep, session: SessionDep):
+    check_installed(studio.models(), body.default_model)
     row = session.get_one(User, user.id)
     row.preferences = body.model_dump(exclude_none=True)
     return body
-
-
-@router.get(
-    "/admin/settings", response_model=SiteSettings, summary="The server's settings (admins)"
-)
-def get_settings(user: AdminUser, session: SessionDep):
-    return read_site(session).__dict__
-
-
-@router.patch(
-    "/admin/settings", response_model=SiteSettings, summary="Change the server's settings (admins)"
-)
-def patch_settings(changes: dict, user: AdminUser, session: SessionDep):
-    try:
-        return update_site(session, changes).__dict__
-    except (TypeError, ValidationError) as e:
-        raise InvalidRequest(str(e)) from None

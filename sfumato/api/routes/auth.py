@@ -8,19 +8,19 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from sfumato import accounts
+from sfumato import accounts, audit, quotas
 from sfumato.api.bodies import json_body
 from sfumato.api.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
-    CurrentUser,
+    ReadUser,
     SessionDep,
     StudioDep,
     client_address,
 )
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.schemas import LoggedIn, Me
-from sfumato.errors import Forbidden, InvalidRequest, NotAuthenticated
+from sfumato.errors import Forbidden, InvalidRequest, NotAuthenticated, TooManyRequests
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
 
@@ -67,7 +67,8 @@ def _same_origin(request: Request) -> None:
 
 
 def _log_in(session, user: User, request: Request, response: Response) -> dict:
-    token, login = accounts.start_session(session, user)
+    keep = quotas.sessions_limit(session, user)  # the oldest sessions end beyond it
+    token, login = accounts.start_session(session, user, keep)
     secure = request.url.scheme == "https"
     max_age = accounts.SESSION_DAYS * 86400
     response.set_cookie(
@@ -101,6 +102,7 @@ async def signup(request: Request, response: Response, studio: StudioDep):
             if not first and not read_site(session).signup_open:
                 raise Forbidden("Sign-up is closed on this server; ask its admin for an account.")
             user = accounts.create_user(session, credentials.username, credentials.password)
+            audit.record(session, "signup", user, user, client_address(request))
             return _log_in(session, user, request, response)
 
     return await run_in_threadpool(make)
@@ -119,28 +121,46 @@ async def login(request: Request, response: Response, studio: StudioDep):
     studio.throttle.before_login(address, name)  # before the (slow) password hash
 
     def check() -> dict:
-        with studio.db.session() as session:
-            try:
+        try:
+            with studio.db.session() as session:
                 user = accounts.authenticate(session, name, credentials.password)
-            except NotAuthenticated:
-                studio.throttle.failed_login(address, name)
-                raise
-            return _log_in(session, user, request, response)
+                audit.record(session, "login.succeeded", user, user, address)
+                return _log_in(session, user, request, response)
+        except NotAuthenticated as refused:
+            _failed(refused)
+            raise
+
+    def _failed(refused: NotAuthenticated) -> None:
+        """Counted, and recorded apart: the request fails, its record must not roll back.
+        Both are bounded by the throttle, so failures cannot flood the log."""
+        studio.throttle.failed_login(address, name)
+        tried = accounts.normalise(name)
+        audit.record_apart(
+            studio.db, "login.failed", target=tried, address=address, reason=refused.message
+        )
+        try:  # this failure was the one that locked the name or the address
+            studio.throttle.before_login(address, name)
+        except TooManyRequests as locked:
+            audit.record_apart(
+                studio.db, "login.locked", target=tried, address=address, reason=locked.message
+            )
 
     return await run_in_threadpool(check)
 
 
 @router.post("/auth/logout", status_code=204, summary="Log out (ends this session)")
-def logout(request: Request, response: Response, user: CurrentUser, session: SessionDep):
+def logout(request: Request, response: Response, user: ReadUser, session: SessionDep):
     if token := request.cookies.get(SESSION_COOKIE):
         accounts.end_session(session, token)
+        audit.record(session, "logout", user, user, client_address(request))
     response.delete_cookie(SESSION_COOKIE)
     response.delete_cookie(CSRF_COOKIE)
 
 
 @router.get("/me", response_model=Me, summary="The logged-in user")
-def me(request: Request, user: CurrentUser, studio: StudioDep):
+def me(request: Request, user: ReadUser, studio: StudioDep, session: SessionDep):
     return user_view(user) | {
         "csrf_token": getattr(request.state, "csrf_token", None),
         "personal_mode": studio.personal_user_id is not None,
+        "quotas": quotas.report(session, user),
     }

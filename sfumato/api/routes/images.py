@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from sfumato import audit
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.schemas import Deleted, ImagePage, ImagePublic, UploadPublic
 from sfumato.errors import NotFound, TooLarge
@@ -137,6 +138,7 @@ def delete_many(body: ImageIds, user: MakeUser, studio: StudioDep, session: Sess
 
 @router.delete("/images", response_model=Deleted, summary="Delete your whole history now")
 def delete_all(
+    request: Request,
     user: MakeUser,
     studio: StudioDep,
     session: SessionDep,
@@ -144,7 +146,10 @@ def delete_all(
         bool, Query(description="Keep the pictures marked favourite.")
     ] = False,
 ):
-    return {"deleted": history.delete_all(session, studio.files, user.id, keep_favourites)}
+    deleted = history.delete_all(session, studio.files, user.id, keep_favourites)
+    address = client_address(request)  # in the audit log, in the same transaction
+    audit.record(session, "history.deleted", user, user, address, deleted=deleted)
+    return {"deleted": deleted}
 
 
 async def _read(file: UploadFile, limit: int) -> bytes:

@@ -32,15 +32,15 @@ def _name(role: str) -> str:
 
 
 class Person:
-    """A user of the API with a login cookie (and its CSRF token), as a script would be."""
+    """A user of the API with a login cookie (and its CSRF token), as a script would be:
+    signed up as a new user, or logged in as ``name``."""
 
     def __init__(self, site: Served, name: str | None = None):
         self.name = name or _name("user")
         self.client = httpx.Client(base_url=site.url, timeout=30)
-        answer = self.client.post(
-            "/v1/auth/signup", json={"username": self.name, "password": PASSWORD}
-        )
-        assert answer.status_code == 201, answer.text
+        route = "/v1/auth/login" if name else "/v1/auth/signup"
+        answer = self.client.post(route, json={"username": self.name, "password": PASSWORD})
+        assert answer.is_success, answer.text
         self.id = answer.json()["user"]["id"]
         self.client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
 
@@ -49,6 +49,15 @@ class Person:
 
     def post(self, path: str, **kw) -> httpx.Response:
         return self.client.post(path, **kw)
+
+    def patch(self, path: str, **kw) -> httpx.Response:
+        return self.client.patch(path, **kw)
+
+
+def _login(site: Served, name: str, password: str = PASSWORD) -> httpx.Response:
+    return httpx.post(
+        site.url + "/v1/auth/login", json={"username": name, "password": password}, timeout=30
+    )
 
 
 def _open_page(browser, site: Served, name: str):
@@ -74,9 +83,28 @@ def _open_page(browser, site: Served, name: str):
 def admin(browser, site):
     """The server's first account, in its own browser: the admin."""
     page = _open_page(browser, site, _name("admin"))
+    page.username = page.evaluate("fetch('/v1/me').then(r => r.json()).then(me => me.username)")
     yield page
     assert not page.errors, f"the page's script failed: {page.errors}"
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def admin_api(admin, site):
+    """The admin again, through the API (a session of its own)."""
+    return Person(site, admin.username)
+
+
+def _needs(page, path: str) -> None:
+    if page.request.get(path).status == 404:
+        pytest.skip(f"{path} is not yet in the API")
+
+
+def _confirm(page) -> None:
+    """OK in the admin's dialog, and wait until it closes (the server said yes)."""
+    page.wait_for_selector("#admin-dialog[open]")
+    page.click("#admin-dialog-ok")
+    page.wait_for_selector("#admin-dialog:not([open])", state="attached")
 
 
 def _tab(page, name: str) -> None:
@@ -156,3 +184,191 @@ def test_the_default_quotas_are_site_settings(admin):
     admin.wait_for_function("document.querySelector('#settings-saved').textContent === 'Saved.'")
     quotas = admin.request.get("/v1/admin/settings").json()["quotas"]
     assert quotas["images"] is None and quotas["keys"] is None
+
+
+def _row(page, who: Person) -> str:
+    return f'#users-table tr[data-user="{who.id}"]'
+
+
+def _button(page, who: Person, action: str) -> str:
+    return f'{_row(page, who)} button[data-action="{action}"]'
+
+
+def _wait_text(page, selector: str, text: str) -> None:
+    page.wait_for_function(
+        "([s, t]) => document.querySelector(s)?.textContent.includes(t)", arg=[selector, text]
+    )
+
+
+def _user(admin_api: Person, who: Person) -> dict:
+    users = admin_api.get("/v1/admin/users").json()["users"]
+    return next(u for u in users if u["id"] == who.id)
+
+
+def test_users_are_listed_disabled_enabled_and_made_admin(admin, admin_api, site):
+    _needs(admin, "/v1/admin/users")
+    person = Person(site)
+    person.post("/v1/keys", json={"name": "bot"})
+    _tab(admin, "users")
+    admin.wait_for_selector(_row(admin, person))
+    # both users, with what the admin looks at
+    assert "(you)" in admin.text_content(_row(admin, admin_api))
+    assert admin.text_content(f"{_row(admin, admin_api)} td[data-label=Role]") == "admin"
+    row = admin.text_content(_row(admin, person))
+    assert person.name in row and "active" in row
+    assert admin.text_content(f"{_row(admin, person)} td[data-label=Keys]") == "1"
+    # disabled (after a confirmation): they cannot log in, and their session ends
+    admin.click(_button(admin, person, "disable"))
+    assert "Disable" in admin.text_content("#admin-dialog-title")
+    _confirm(admin)
+    _wait_text(admin, f"{_row(admin, person)} td[data-label=Status]", "disabled")
+    refused = _login(site, person.name)
+    assert refused.status_code == 401 and "disabled" in refused.json()["error"]["message"]
+    assert person.get("/v1/me").status_code == 401
+    assert _user(admin_api, person)["disabled"] is True
+    # enabled again: no question asked
+    admin.click(_button(admin, person, "disable"))
+    _wait_text(admin, f"{_row(admin, person)} td[data-label=Status]", "active")
+    assert _login(site, person.name).status_code == 200
+    # made an admin, and back
+    admin.click(_button(admin, person, "admin"))
+    _confirm(admin)
+    _wait_text(admin, f"{_row(admin, person)} td[data-label=Role]", "admin")
+    assert _user(admin_api, person)["is_admin"] is True
+    admin.click(_button(admin, person, "admin"))
+    _confirm(admin)
+    _wait_text(admin, f"{_row(admin, person)} td[data-label=Role]", "user")
+    assert _user(admin_api, person)["is_admin"] is False
+
+
+def test_the_server_refusing_an_action_says_why_in_the_dialog(admin, admin_api):
+    _needs(admin, "/v1/admin/users")
+    _tab(admin, "users")
+    admin.wait_for_selector(_row(admin, admin_api))
+    # an admin cannot disable themselves: the dialog stays open with the server's sentence
+    admin.click(_button(admin, admin_api, "disable"))
+    admin.click("#admin-dialog-ok")
+    _wait_text(admin, "#admin-dialog [data-error]", "lock yourself out")
+    assert admin.is_visible("#admin-dialog")
+    admin.click("#admin-dialog-cancel")
+    admin.wait_for_selector("#admin-dialog:not([open])", state="attached")
+    assert _user(admin_api, admin_api)["disabled"] is False
+
+
+def test_a_password_reset_revokes_the_keys_by_default(admin, admin_api, site):
+    _needs(admin, "/v1/admin/users")
+    person = Person(site)
+    key = person.post("/v1/keys", json={"name": "bot"}).json()["key"]
+    bearer = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(site.url + "/v1/me", headers=bearer).status_code == 200
+    _tab(admin, "users")
+    admin.click(_button(admin, person, "password"))
+    admin.wait_for_selector("#admin-dialog[open]")
+    assert admin.is_checked("#reset-revoke")
+    # too short: the server's sentence, in the dialog, and nothing changed
+    admin.fill("#reset-password", "short")
+    admin.click("#admin-dialog-ok")
+    _wait_text(admin, "#admin-dialog [data-error]", "between 8 and")
+    assert _login(site, person.name).status_code == 200
+    admin.fill("#reset-password", "a new long password")
+    _confirm(admin)
+    assert _login(site, person.name).status_code == 401
+    assert _login(site, person.name, "a new long password").status_code == 200
+    assert httpx.get(site.url + "/v1/me", headers=bearer).status_code == 401
+    _wait_text(admin, f"{_row(admin, person)} td[data-label=Keys]", "0")
+
+
+def test_a_users_own_quotas_are_saved_and_shown_to_them(admin, admin_api, site, browser):
+    _needs(admin, "/v1/admin/users")
+    name = _name("user")
+    someone = _open_page(browser, site, name)
+    try:
+        person = Person(site, name)
+        _tab(admin, "users")
+        admin.click(_button(admin, person, "quotas"))
+        admin.wait_for_selector("#admin-dialog[open]")
+        admin.fill("#user-quota-images", "5")
+        admin.check("#user-quota-keys-unlimited")
+        assert admin.is_disabled("#user-quota-keys")
+        _confirm(admin)
+        # re-read from the API: a limit of 5 pictures, unlimited keys, the rest the site's
+        assert _user(admin_api, person)["quotas"] == {"images": 5, "keys": None}
+        _wait_text(admin, f"{_row(admin, person)} td[data-label=Status]", "2 own quotas")
+        # the dialog opens again on what is saved
+        admin.click(_button(admin, person, "quotas"))
+        admin.wait_for_selector("#admin-dialog[open]")
+        assert admin.input_value("#user-quota-images") == "5"
+        assert admin.is_checked("#user-quota-keys-unlimited")
+        admin.fill("#user-quota-storage_mb", "-1")
+        admin.click("#admin-dialog-ok")
+        _wait_text(admin, "#admin-dialog [data-error]", "storage_mb")
+        admin.click("#admin-dialog-cancel")
+        # the user sees their limit beside their usage, and no word of the unlimited ones
+        someone.click("nav a[data-page=account]")
+        someone.wait_for_selector('#quota-list li[data-quota="images"]')
+        assert "0 of 5 pictures" in someone.text_content('#quota-list li[data-quota="images"]')
+        assert someone.locator("#quota-list li").count() == 1
+        assert not someone.errors
+    finally:
+        someone.context.close()
+
+
+def test_the_audit_log_lists_what_was_done_newest_first(admin, admin_api, site):
+    _needs(admin, "/v1/admin/audit")
+    person = Person(site)
+    assert admin_api.patch(f"/v1/admin/users/{person.id}", json={"disabled": True}).is_success
+    assert admin_api.patch(f"/v1/admin/users/{person.id}", json={"disabled": False}).is_success
+    # more than a page of events: settings changed back and forth
+    for days in [29, 30] * 30:
+        assert admin_api.patch("/v1/admin/settings", json={"retention_days": days}).is_success
+    _tab(admin, "audit")
+    admin.wait_for_selector("#audit-table tbody tr")
+    # the page shows the API's newest page, in its order
+    newest = admin_api.get("/v1/admin/audit", params={"limit": 50}).json()
+    shown = admin.eval_on_selector_all(
+        "#audit-table tbody tr", "rows => rows.map(r => Number(r.dataset.event))"
+    )
+    assert shown == [event["id"] for event in newest["events"]]
+    assert "retention_days: 29 → 30" in admin.text_content("#audit-table tbody tr")
+    # load more: the older ones follow
+    admin.click("#audit-more")
+    admin.wait_for_function("document.querySelectorAll('#audit-table tbody tr').length > 50")
+    # filtered by user: the disabling and enabling of that user, newest first
+    admin.fill("#audit-action", "user.")
+    admin.fill("#audit-user", person.name)
+    admin.click("#audit-filters button[type=submit]")
+    admin.wait_for_function("document.querySelectorAll('#audit-table tbody tr').length === 2")
+    actions = admin.eval_on_selector_all(
+        "#audit-table tbody td[data-label=Action]", "cells => cells.map(c => c.textContent)"
+    )
+    assert actions == ["user.enabled", "user.disabled"]
+    assert person.name in admin.text_content("#audit-table tbody tr")
+    assert admin.is_hidden("#audit-more")
+
+
+def test_the_queue_shows_everyones_jobs_and_cancels_them(admin, site):
+    _needs(admin, "/v1/admin/jobs")
+    person = Person(site)
+    _tab(admin, "queue")
+    # queued after the queue opened: it shows as it refreshes
+    long = person.post(
+        "/v1/generations", json={"prompt": "a long one", "steps": 150, "batch_size": 16}
+    ).json()
+    waiting = person.post("/v1/generations", json={"prompt": "a red circle"}).json()
+    queued = f'#queue-table tr[data-job="{waiting["id"]}"]'
+    admin.wait_for_selector(queued)
+    assert person.name in admin.text_content(queued)
+    assert "queued" in admin.text_content(f"{queued} td[data-label=Status]")
+    # the waiting one cancelled: it leaves the queue, and its owner sees it cancelled
+    admin.click(f"{queued} button")
+    _confirm(admin)
+    admin.wait_for_selector(queued, state="detached")
+    assert person.get(f"/v1/generations/{waiting['id']}").json()["status"] == "cancelled"
+    # the running one too
+    running = f'#queue-table tr[data-job="{long["id"]}"]'
+    _wait_text(admin, f"{running} td[data-label=Status]", "running")
+    admin.click(f"{running} button")
+    _confirm(admin)
+    admin.wait_for_selector(running, state="detached", timeout=120_000)
+    assert person.get(f"/v1/generations/{long['id']}").json()["status"] == "cancelled"
+    assert admin.is_visible("#queue-empty")

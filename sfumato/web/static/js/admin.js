@@ -7,6 +7,10 @@ import { session } from "./main.js";
 
 const TABS = { users: loadUsers, settings: loadSettings, audit: reloadAudit, queue: loadQueue };
 const QUEUE_REFRESH_MS = 3000;
+// offered in the audit log's filter, which also takes an action's beginning ("user.", "login")
+const AUDIT_ACTIONS = ["login", "login.succeeded", "login.failed", "login.locked", "signup", "logout", "key.created",
+  "key.revoked", "password.changed", "password.reset", "settings.changed", "user.", "user.disabled", "user.enabled",
+  "user.admin_granted", "user.admin_revoked", "user.quotas_changed", "user.renamed", "history.deleted"];
 const state = { tab: "users", site: null, models: [], audit: { cursor: null, loading: false }, queueTimer: null, queueBusy: false };
 
 // ---- one dialog for every question: a confirmation, a password, a user's quotas
@@ -347,10 +351,17 @@ async function moreAudit() {
   }
 }
 
+// What an event carries, in a line: a change as "name: old → new", other facts as "key: value".
 function detailText(detail) {
   if (detail === null || detail === undefined) return "";
   if (typeof detail !== "object") return String(detail);
-  return Object.entries(detail).map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`).join(", ");
+  const show = (value) => (value !== null && typeof value === "object" ? JSON.stringify(value) : String(value));
+  const { setting, old, new: now, ...rest } = detail;
+  const parts = [];
+  if ("old" in detail || "new" in detail) parts.push(`${setting ? `${setting}: ` : ""}${show(old ?? null)} → ${show(now ?? null)}`);
+  else if (setting !== undefined) rest.setting = setting;
+  parts.push(...Object.entries(rest).map(([key, value]) => `${key}: ${show(value)}`));
+  return parts.join(", ");
 }
 
 function auditRow(event) {
@@ -393,9 +404,9 @@ function refreshQueue() {
 }
 
 function jobStatus(job) {
-  if (job.status === "running" && job.progress?.total) return `running: step ${job.progress.step} of ${job.progress.total}`;
+  if (job.status === "running") return job.progress?.total ? `running: step ${job.progress.step} of ${job.progress.total}` : "running";
   const position = job.position ?? job.queue_position;
-  if (job.status === "queued" && position) return `queued, #${position}`;
+  if (job.status === "queued" && position) return position === 1 ? "queued: next" : `queued: ${position} in line`;
   return job.status;
 }
 
@@ -454,6 +465,7 @@ export function init() {
     });
   }
   $("#settings-form").addEventListener("submit", saveSettings);
+  $("#audit-actions").replaceChildren(...AUDIT_ACTIONS.map((action) => el("option", { value: action })));
   $("#audit-filters").addEventListener("submit", (event) => { event.preventDefault(); reloadAudit(); });
   $("#audit-more").addEventListener("click", moreAudit);
 }

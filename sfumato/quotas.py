@@ -100,7 +100,7 @@ def megapixel_steps(settings: dict) -> float:
     schedule); there are no other passes (no hires fix) in this engine."""
     steps = int(settings.get("steps") or 0)
     strength = settings.get("strength")
-    if strength is not None and settings.get("mode", "text2image") != "text2image":
+    if strength is not None and settings.get("mode", "txt2img") != "txt2img":
         steps = min(steps, max(1, int(steps * float(strength))))
     pixels = int(settings.get("width") or 0) * int(settings.get("height") or 0)
     return pixels * steps * int(settings.get("batch_size") or 1) / 1e6
@@ -213,11 +213,13 @@ def check_upload(session: Session, user: User, size: int) -> None:
     check_storage(session, user, limits, size)
 
 
-def check_job(session: Session, user: User, settings: dict) -> Quotas:
+def check_job(
+    session: Session, user: User, settings: dict, site: SiteSettings | None = None
+) -> Quotas:
     """Before a job is queued: its compute, the day's compute, the picture count it would
     reach (counting the pictures of the user's jobs still queued or running) and the
     storage. Returns the limits, whose ``job_seconds`` the job then runs under."""
-    limits = limits_for(session, user)
+    limits = limits_for(session, user, site)
     cost = megapixel_steps(settings)
     if limits.job_megapixel_steps is not None and cost > limits.job_megapixel_steps:
         raise QuotaExceeded(

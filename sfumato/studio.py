@@ -26,7 +26,7 @@ from sfumato.jobs.queue import requeue_interrupted
 from sfumato.jobs.worker import Worker
 from sfumato.store.db import Database, database_url
 from sfumato.store.files import LocalFiles
-from sfumato.store.history import purge_expired
+from sfumato.store.history import fill_missing_sizes, purge_expired
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
 from sfumato.throttle import Throttle
@@ -94,6 +94,9 @@ class Studio:
         self.db.migrate()
         if self.config.personal:
             self.personal_user_id = self._personal_user()
+        with self.db.session() as session:
+            if filled := fill_missing_sizes(session, self.files):
+                log.info("sizes of %d stored file(s) recorded, for the storage quota", filled)
         if requeued := requeue_interrupted(self.db):
             log.info("%d interrupted generation(s) queued again", requeued)
         if self.config.run_worker:

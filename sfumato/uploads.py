@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from sfumato.engine.images import read_picture
 from sfumato.errors import InvalidRequest, NotFound, TooLarge
+from sfumato.quotas import check_upload
 from sfumato.store.files import FileStore
-from sfumato.store.tables import Upload, new_id, owned
+from sfumato.store.tables import Upload, User, new_id, owned
 
 DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
@@ -34,12 +35,17 @@ def save_upload(
         )
     if not content:
         raise InvalidRequest("The upload is empty: send a picture file.")
+    user = session.get_one(User, user_id)
+    check_upload(session, user, len(content))  # before decoding: a refusal costs nothing
     picture = read_picture(content, "The upload")
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    upload = Upload(id=new_id(), user_id=user_id, width=picture.width, height=picture.height)
+    kept = buffer.getvalue()
+    upload = Upload(
+        id=new_id(), user_id=user_id, width=picture.width, height=picture.height, bytes=len(kept)
+    )
     upload.file_key = f"uploads/{user_id}/{upload.id}.png"
-    files.put(upload.file_key, buffer.getvalue())
+    files.put(upload.file_key, kept)
     session.add(upload)
     session.flush()
     return upload

@@ -12,7 +12,7 @@ from sfumato.store.site import read_site, update_site
 from sfumato.store.tables import Image, Job, Upload, User, utcnow
 
 
-def _settings(width=512, height=512, steps=20, batch_size=1, mode="text2image", strength=None):
+def _settings(width=512, height=512, steps=20, batch_size=1, mode="txt2img", strength=None):
     return {
         "width": width,
         "height": height,
@@ -75,7 +75,7 @@ def test_compute_counts_what_the_engine_runs():
     assert quotas.megapixel_steps(_settings()) == pytest.approx(512 * 512 * 20 / 1e6)
     assert quotas.megapixel_steps(_settings(batch_size=4)) == pytest.approx(4 * 5.24288)
     # image-to-image at strength 0.5 runs half the steps (diffusers starts part-way)
-    half = _settings(mode="image2image", strength=0.5)
+    half = _settings(mode="img2img", strength=0.5)
     assert quotas.megapixel_steps(half) == pytest.approx(512 * 512 * 10 / 1e6)
     # a tiny strength still runs one step
     assert quotas.megapixel_steps(_settings(mode="inpaint", strength=0.01)) == pytest.approx(

@@ -74,9 +74,10 @@ def execute(
             image_id = new_id()
             file_key = f"images/{job.user_id}/{image_id}.{job.format}"
             thumb_key = f"thumbs/{job.user_id}/{image_id}.webp"
-            studio.files.put(file_key, encode_image(picture, fmt, parameters, data))
+            encoded, thumb = encode_image(picture, fmt, parameters, data), thumbnail(picture)
+            studio.files.put(file_key, encoded)
             written.append(file_key)
-            studio.files.put(thumb_key, thumbnail(picture))
+            studio.files.put(thumb_key, thumb)
             written.append(thumb_key)
             rows.append(
                 Image(
@@ -94,6 +95,7 @@ def execute(
                     thumb_key=thumb_key,
                     settings=settings.to_dict(),
                     model=data["model"],
+                    bytes=len(encoded) + len(thumb),  # counted against the storage quota
                 )
             )
         with studio.db.session() as session:
@@ -101,7 +103,7 @@ def execute(
             row = session.get_one(Job, job.id)
             row.status, row.finished_at = SUCCEEDED, utcnow()
             row.step = row.total
-            row.timings = {
+            row.timings = (row.timings or {}) | {  # beside the job's time limit, if any
                 "load_s": round(loaded - started, 4),
                 "engine_s": round(rendered - loaded, 4),
                 "save_s": round(time.perf_counter() - rendered, 4),

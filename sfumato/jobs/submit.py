@@ -14,6 +14,7 @@ from sfumato.generation import GenerationJob
 from sfumato.jobs.queue import enqueue, queue_positions
 from sfumato.jobs.views import job_view
 from sfumato.preferences import Preferences, apply_preferences
+from sfumato.quotas import check_job
 from sfumato.store.site import SiteSettings, read_site
 from sfumato.store.tables import Job, User
 from sfumato.uploads import upload_picture
@@ -77,6 +78,12 @@ def submit(
         warnings=planned.warnings,
     )
     with studio.db.session() as session:
+        # the user as stored now: the admin may have changed their limits since they logged in
+        limits = check_job(session, session.get_one(User, user.id), job.settings, site)
+        if limits.job_seconds is not None:
+            # the limit in force at admission is the one the job runs under, even after a
+            # restart or a change of the setting
+            job.timings = {"limit_s": limits.job_seconds}
         enqueue(session, job, site.max_queued_per_user)
         position = queue_positions(session).get(job.id)
     # told before the worker is woken, so that "queued" reaches the streams before "running"

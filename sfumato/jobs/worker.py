@@ -87,11 +87,16 @@ class Worker:
             self._current = (job.id, cancel)
         live = self._live[job.id] = Live(0, job.total)
         self._publish(job, live)
+        limit = (job.timings or {}).get("limit_s")  # set at admission (sfumato.quotas)
+        timed_out = threading.Event()
+        on_step = self._on_step(job, live, limit, timed_out, cancel)
         try:
-            execute(self.studio, job, self._on_step(job, live), cancel)
+            execute(self.studio, job, on_step, cancel)
             status, code, message = None, None, None
         except Cancelled:
             status, code, message = CANCELLED, None, None
+            if timed_out.is_set():
+                status, code, message = FAILED, "time_limit", _past_limit(limit)
         except SfumatoError as e:
             status, code, message = FAILED, e.code, e.message
         except Exception as e:
@@ -108,13 +113,26 @@ class Worker:
             job = finish(self.studio.db, job.id, status, code, message)
         self._publish(job)
 
-    def _on_step(self, job: Job, live: Live):
+    def _on_step(
+        self,
+        job: Job,
+        live: Live,
+        limit_s: int | None,
+        timed_out: threading.Event,
+        cancel: threading.Event,
+    ):
+        # the clock starts when the worker takes the job: loading the model counts
         started = time.monotonic()
         last_db = last_event = 0.0
 
         def on_step(step: Step) -> None:
             nonlocal last_db, last_event
             now = time.monotonic()
+            if limit_s is not None and now - started >= limit_s:
+                # stopped as a cancel stops it: the engine raises right after this callback
+                # and the pipeline unwinds, rather than a thread being killed
+                timed_out.set()
+                cancel.set()
             live.step, live.total = step.done, step.total
             live.eta_s = round((now - started) / step.done * (step.total - step.done), 2)
             final = step.done == step.total
@@ -143,6 +161,13 @@ class Worker:
             fresh = session.get(Job, job.id) or job
             view = job_view(fresh, job_images(session, job.id), live=live)
         self.studio.events.publish(job.user_id, {"type": "job", "job": view})
+
+
+def _past_limit(limit_s: int) -> str:
+    return (
+        f"The job ran past this server's limit of {limit_s} s per job; ask for fewer steps or "
+        "a smaller size."
+    )
 
 
 def _data_url(step: Step) -> str:

@@ -30,6 +30,10 @@ class FileStore(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """The file's size in bytes; 0 if there is none."""
+
 
 class LocalFiles(FileStore):
     """Files in a folder of the data directory."""
@@ -53,3 +57,9 @@ class LocalFiles(FileStore):
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return 0

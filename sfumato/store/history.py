@@ -139,3 +139,18 @@ def purge_expired(
         files.delete(upload.file_key)
         session.delete(upload)
     return pictures, len(uploads)
+
+
+def fill_missing_sizes(session: Session, files: FileStore, batch: int = 500) -> int:
+    """Pictures and uploads stored before sizes were kept get theirs from the files, once:
+    only rows whose size is unknown are read, so a later start costs one empty query."""
+    filled = 0
+    for table, keys in ((Image, ("file_key", "thumb_key")), (Upload, ("file_key",))):
+        while rows := list(
+            session.scalars(select(table).where(table.bytes.is_(None)).limit(batch))
+        ):
+            for row in rows:
+                row.bytes = sum(files.size(getattr(row, key)) for key in keys)
+            session.flush()
+            filled += len(rows)
+    return filled

@@ -35,6 +35,7 @@ ACTIONS = (
     "password.changed",
     "password.reset",
     "settings.changed",
+    "user.added",  # by the command line (sfumato users add); the page's is a signup
     "user.disabled",
     "user.enabled",
     "user.admin_granted",
@@ -78,6 +79,24 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_settings(
+    session: Session, before: dict, after: dict, actor: User | str, address: str | None = None
+) -> None:
+    """One settings.changed event for each setting whose value changed, old and new."""
+    for name, value in after.items():
+        if before.get(name) != value:
+            old = before.get(name)
+            record(
+                session,
+                "settings.changed",
+                actor,
+                address=address,
+                setting=name,
+                old=old,
+                new=value,
+            )
 
 
 def record_apart(db: Database, action: str, **fields) -> None:

@@ -372,3 +372,61 @@ def test_the_queue_shows_everyones_jobs_and_cancels_them(admin, site):
     admin.wait_for_selector(running, state="detached", timeout=120_000)
     assert person.get(f"/v1/generations/{long['id']}").json()["status"] == "cancelled"
     assert admin.is_visible("#queue-empty")
+
+
+def test_the_admin_view_runs_under_the_content_security_policy(admin, browser, site):
+    """As test_content_security_policy.py does for the rest of the page: no refusal while the
+    admin goes through every section and its dialogs (no wait_for_function here: eval)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=site.url)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    refused, errors = [], []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(site.url)
+    page.fill("#login-form [name=username]", admin.username)
+    page.fill("#login-form [name=password]", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_selector("#page-generate:not([hidden])")
+    _tab(page, "users")
+    page.click(f'#users-table tr[data-username="{admin.username}"] button[data-action=quotas]')
+    page.wait_for_selector("#admin-dialog[open] #user-quota-images")
+    page.click("#admin-dialog-cancel")
+    _tab(page, "settings")
+    page.wait_for_selector("#setting-retention_days")
+    page.fill("#setting-retention_days", "-1")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector('[data-error-for="retention_days"]:not(:empty)')
+    _tab(page, "audit")
+    page.wait_for_selector("#audit-table tbody tr")
+    _tab(page, "queue")
+    page.wait_for_selector("#queue-empty:not([hidden]), #queue-table tbody tr")
+    page.click("nav a[data-page=account]")
+    page.wait_for_selector("#quota-list li")
+    context.close()
+    assert not refused, f"the Content-Security-Policy refused: {refused}"
+    assert not errors, f"the page's script failed: {errors}"
+
+
+def test_every_admin_section_fits_a_phone(admin, site):
+    Person(site)  # someone beside the admin in the users' table
+    admin.set_viewport_size({"width": 375, "height": 740})
+    try:
+        for name in ("users", "settings", "audit", "queue"):
+            _tab(admin, name)
+            admin.wait_for_timeout(300)
+            scroll, client = admin.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            assert scroll <= client, f"{name}: {scroll} > {client}"
+            # the tables' rows become cards: no table wider than the screen either
+            widest = admin.evaluate(
+                "Math.max(0, ...[...document.querySelectorAll('.admin-panel:not([hidden]) table')]"
+                ".map(t => t.scrollWidth - t.parentElement.clientWidth))"
+            )
+            assert widest <= 0, f"{name}: a table {widest} px too wide"
+    finally:
+        admin.set_viewport_size({"width": 1280, "height": 900})

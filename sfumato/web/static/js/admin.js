@@ -180,7 +180,7 @@ function readQuotas(root) {
 
 function siteDefault(name) {
   const value = state.site?.quotas?.[name];
-  return value === null || value === undefined ? "site default: unlimited" : `site default: ${value}`;
+  return value === null || value === undefined ? "default: unlimited" : `default: ${value}`;
 }
 
 async function editQuotas(user) {

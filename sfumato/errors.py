@@ -93,6 +93,13 @@ class QuotaExceeded(SfumatoError):
     status = 403
 
 
+class TimeLimitExceeded(QuotaExceeded):
+    """A job that ran past the server's seconds per job (the worker fails it with this; a
+    route that waits for the job, as Dezgo's do, answers with its status)."""
+
+    code = "time_limit"
+
+
 class TooLarge(SfumatoError):
     code = "too_large"
     status = 413

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sfumato.engine.generate import Step
-from sfumato.errors import Cancelled, SfumatoError
+from sfumato.errors import Cancelled, SfumatoError, TimeLimitExceeded
 from sfumato.jobs.execute import execute
 from sfumato.jobs.queue import CANCELLED, FAILED, claim_next, finish, job_images, set_progress
 from sfumato.jobs.views import Live, job_view
@@ -96,7 +96,11 @@ class Worker:
         except Cancelled:
             status, code, message = CANCELLED, None, None
             if timed_out.is_set():
-                status, code, message = FAILED, "time_limit", _past_limit(limit)
+                past = TimeLimitExceeded(
+                    f"The job ran past this server's limit of {limit} s per job; ask for fewer "
+                    "steps or a smaller size."
+                )
+                status, code, message = FAILED, past.code, past.message
         except SfumatoError as e:
             status, code, message = FAILED, e.code, e.message
         except Exception as e:
@@ -161,13 +165,6 @@ class Worker:
             fresh = session.get(Job, job.id) or job
             view = job_view(fresh, job_images(session, job.id), live=live)
         self.studio.events.publish(job.user_id, {"type": "job", "job": view})
-
-
-def _past_limit(limit_s: int) -> str:
-    return (
-        f"The job ran past this server's limit of {limit_s} s per job; ask for fewer steps or "
-        "a smaller size."
-    )
 
 
 def _data_url(step: Step) -> str:

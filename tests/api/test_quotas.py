@@ -236,3 +236,20 @@ def _b64(content: bytes) -> str:
     import base64
 
     return base64.b64encode(content).decode()
+
+
+def test_the_dezgo_routes_answer_a_quota_and_a_time_limit_with_their_sentences(server):
+    ann = server.user("ann")
+    site_quotas(server, images=0)
+
+    def text2image(**fields):
+        return server.client.post(
+            "/text2image", headers={"X-Dezgo-Key": ann.key}, data={"prompt": "x"} | fields
+        )
+
+    refused(text2image(), "quota of 0 pictures")
+    site_quotas(server, images=None, job_seconds=0)
+    late = text2image(steps="50")
+    assert late.status_code == 403, late.text
+    assert late.json()["error"]["code"] == "time_limit"
+    assert "limit of 0 s per job" in late.json()["error"]["message"]

@@ -14,7 +14,7 @@ from sfumato import __version__
 from sfumato.cli_cache import cache_app
 from sfumato.cli_models import models_app
 from sfumato.cli_options import with_parameters
-from sfumato.cli_server import keys_app, serve, settings_app, users_app
+from sfumato.cli_server import audit_log, keys_app, serve, settings_app, users_app
 from sfumato.console import FAMILY_CHOICES, DataDirOption, ModelsDirOption, err, out, user_errors
 
 app = typer.Typer(
@@ -376,6 +376,7 @@ app.command()(serve)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(settings_app, name="settings")
+app.command("audit")(audit_log)
 
 
 @demo_app.command("train")

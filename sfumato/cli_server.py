@@ -165,9 +165,14 @@ def _print_rows(rows: list[dict], as_json: bool, headers: tuple[str, ...], empty
         out.print(empty)
         return
     table = Table(*headers, box=None, header_style="bold")
+    for column in table.columns:  # a narrow terminal folds a cell, never cuts it ("…")
+        column.overflow = "fold"
     table.columns[0].no_wrap = True  # names and ids are copied whole
     for row in rows:
-        cells = [("yes" if v else "") if isinstance(v, bool) else str(v) for v in row.values()]
+        cells = [
+            "" if v is None else ("yes" if v else "") if isinstance(v, bool) else str(v)
+            for v in row.values()
+        ]
         table.add_row(*cells)
     out.print(table)
 
@@ -196,11 +201,13 @@ def users_add(
 ) -> None:
     """Make an account (the first one is always an admin)."""
     with user_errors():
+        from sfumato import audit
         from sfumato.accounts import create_user
 
         with _db(data_dir, database_url).session() as session:
             user = create_user(session, username, _password(password), True if admin else None)
             role = "admin" if user.is_admin else "user"
+            audit.record(session, "user.added", audit.CLI, user, admin=user.is_admin)
         out.print(f"Added {username} ({role}).", highlight=False)
 
 
@@ -231,6 +238,7 @@ def users_list(
 
 
 def _set_disabled(username: str, disabled: bool, data_dir, database_url) -> None:
+    from sfumato import audit
     from sfumato.accounts import find_user
     from sfumato.store.tables import LoginSession
 
@@ -239,6 +247,7 @@ def _set_disabled(username: str, disabled: bool, data_dir, database_url) -> None
         user.disabled = disabled
         if disabled:  # logged out everywhere at once; API keys stop working too
             session.query(LoginSession).filter(LoginSession.user_id == user.id).delete()
+        audit.record(session, "user.disabled" if disabled else "user.enabled", audit.CLI, user)
 
 
 @users_app.command("disable")
@@ -269,32 +278,71 @@ def users_enable(
 def users_reset_password(
     username: Annotated[str, typer.Argument()],
     password: PasswordOption = None,
+    keep_keys: Annotated[
+        bool,
+        typer.Option(
+            "--keep-keys",
+            help="Leave the account's API keys working (they are revoked by default).",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Give an account a new password (its sessions end)."""
+    """Give an account a new password: its sessions end and its API keys are revoked."""
     with user_errors():
+        from sfumato import audit
         from sfumato.accounts import find_user, set_password
 
         with _db(data_dir, database_url).session() as session:
-            set_password(session, find_user(session, username), _password(password))
-        out.print(f"New password set for {username}.", highlight=False)
+            user = find_user(session, username)
+            revoked = set_password(session, user, _password(password), not keep_keys)
+            audit.record(session, "password.reset", audit.CLI, user, keys_revoked=revoked)
+        keys = f"; {revoked} API key(s) revoked" if revoked else ""
+        out.print(f"New password set for {username}{keys}.", highlight=False)
 
 
 @keys_app.command("create")
 def keys_create(
     username: Annotated[str, typer.Argument(help="Whose key.")],
     name: Annotated[str, typer.Option(help="To tell the key apart.")] = "cli",
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(help="It stops working after this many days (1-3650). Default: never."),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="What it may do: generate, read or admin (an admin's key only); repeat for "
+            "several. Default: generate and read.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Make an API key and print it (it is shown only this once)."""
     with user_errors():
+        from sfumato import audit
         from sfumato.accounts import create_key, find_user
 
         with _db(data_dir, database_url).session() as session:
-            key, _ = create_key(session, find_user(session, username), name)
+            user = find_user(session, username)
+            key, row = create_key(session, user, name, scope or None, expires_in_days)
+            audit.record(
+                session,
+                "key.created",
+                audit.CLI,
+                user,
+                key_id=row.id,
+                name=row.name,
+                scopes=row.scopes,
+                expires_at=_when(row.expires_at),
+            )
         out.print(key, highlight=False)
+
+
+def _when(moment) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
 
 
 @keys_app.command("list")
@@ -306,20 +354,30 @@ def keys_list(
 ) -> None:
     """A user's keys (their ids and first characters, never the keys)."""
     with user_errors():
-        from sfumato.accounts import find_user, list_keys
+        from sfumato.accounts import find_user, is_expired, list_keys
 
         with _db(data_dir, database_url).session() as session:
+            keys = list_keys(session, find_user(session, username))
+            # JSON for scripts keeps whole times; the table keeps to days, to fit a terminal
+            when = _when if as_json else lambda m: m.date().isoformat() if m else None
             rows = [
                 {
                     "id": k.id,
                     "name": k.name,
                     "starts_with": k.prefix,
-                    "created_at": k.created_at.isoformat(timespec="seconds"),
-                    "status": "revoked" if k.revoked_at else "active",
+                    "scopes": list(k.scopes or ()) if as_json else ",".join(k.scopes or ()),
+                    **({"created_at": _when(k.created_at)} if as_json else {}),
+                    "expires_at": when(k.expires_at),
+                    "last_used_at": when(k.last_used_at),
+                    "status": "revoked"
+                    if k.revoked_at
+                    else "expired"
+                    if is_expired(k)
+                    else "active",
                 }
-                for k in list_keys(session, find_user(session, username))
+                for k in keys
             ]
-        headers = ("Id", "Name", "Starts with", "Created", "Status")
+        headers = ("Id", "Name", "Starts with", "Scopes", "Expires", "Last used", "Status")
         _print_rows(rows, as_json, headers, f"{username} has no API keys.")
 
 
@@ -332,10 +390,14 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: it stops working at once."""
     with user_errors():
+        from sfumato import audit
         from sfumato.accounts import find_user, revoke_key
 
         with _db(data_dir, database_url).session() as session:
-            revoke_key(session, find_user(session, username), key_id)
+            user = find_user(session, username)
+            row = revoke_key(session, user, key_id)
+            if session.is_modified(row):  # revoked now, not before
+                audit.record(session, "key.revoked", audit.CLI, user, key_id=row.id, name=row.name)
         out.print(f"Revoked {key_id}.", highlight=False)
 
 
@@ -363,12 +425,15 @@ def settings_set(
     value: Annotated[str, typer.Argument(help="true/false, a number, a name, or null.")],
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
+    models_dir: ModelsDirOption = None,
 ) -> None:
-    """Change one setting; a running server uses it at once."""
+    """Change one setting; a running server uses it at once. A default_model must be
+    installed: give the server's --models-dir if it has its own."""
     with user_errors():
         from dataclasses import asdict
 
-        from sfumato.store.site import update_site
+        from sfumato import audit
+        from sfumato.store.site import check_installed, read_site, update_site
 
         try:
             parsed = json.loads(value)
@@ -377,5 +442,60 @@ def settings_set(
         # "quotas.images 500" sets one limit of the quotas setting, leaving the others
         setting, _, key = name.partition(".")
         change = {setting: {key: parsed}} if key else {name: parsed}
+        if setting == "default_model" and parsed is not None:
+            from sfumato.studio import Studio, StudioConfig
+
+            # the catalog as the server sees it: the same folders, the same names
+            config = StudioConfig(
+                data_dir=data_dir, database_url=database_url, models_dirs=models_dir
+            )
+            check_installed(Studio(config).models(), parsed)
         with _db(data_dir, database_url).session() as session:
-            out.print_json(json.dumps(asdict(update_site(session, change))))
+            before = asdict(read_site(session))
+            after = asdict(update_site(session, change))
+            audit.record_settings(session, before, after, audit.CLI)
+        out.print_json(json.dumps(after))
+
+
+def audit_log(
+    limit: Annotated[int, typer.Option(help="At most this many events (1-500).")] = 50,
+    action: Annotated[
+        str | None,
+        typer.Option(help="Only these actions: a name or its beginning (login, key.created)."),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="Only what this user did, or what was done to them.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help='From this moment: a date (2026-12-01), a time, or "7d", "12h".'),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """The audit log, newest first: logins, keys, passwords, settings, accounts."""
+    with user_errors():
+        from sfumato import audit
+
+        filters = audit.Filters(
+            action=action, user=user, since=audit.parse_moment(since) if since else None
+        )
+        with _db(data_dir, database_url).session() as session:
+            events = [audit.view(e) for e in audit.page(session, filters, limit)[0]]
+        if as_json:
+            _print_rows(events, True, (), "")
+            return
+        rows = [
+            {
+                "at": e["at"][:19].replace("T", " "),
+                "action": e["action"],
+                "actor": e["actor"] or "",
+                "target": e["target"] or "",
+                "address": e["address"] or "",
+                "detail": ", ".join(f"{k}={v}" for k, v in e["detail"].items()),
+            }
+            for e in events
+        ]
+        headers = ("At (UTC)", "Action", "Actor", "Account", "Address", "Detail")
+        _print_rows(rows, False, headers, "No events.")

@@ -314,10 +314,13 @@ def test_a_users_own_quotas_are_saved_and_shown_to_them(admin, admin_api, site, 
 
 
 def test_the_audit_log_lists_what_was_done_newest_first(admin, admin_api, site):
+    """Disabling, enabling and limiting a user, and more than a page of settings changes."""
     _needs(admin, "/v1/admin/audit")
     person = Person(site)
     assert admin_api.patch(f"/v1/admin/users/{person.id}", json={"disabled": True}).is_success
     assert admin_api.patch(f"/v1/admin/users/{person.id}", json={"disabled": False}).is_success
+    quotas = {"quotas": {"images": 5, "keys": None}}
+    assert admin_api.patch(f"/v1/admin/users/{person.id}", json=quotas).is_success
     # more than a page of events: settings changed back and forth
     for days in [29, 30] * 30:
         assert admin_api.patch("/v1/admin/settings", json={"retention_days": days}).is_success
@@ -337,12 +340,15 @@ def test_the_audit_log_lists_what_was_done_newest_first(admin, admin_api, site):
     admin.fill("#audit-action", "user.")
     admin.fill("#audit-user", person.name)
     admin.click("#audit-filters button[type=submit]")
-    admin.wait_for_function("document.querySelectorAll('#audit-table tbody tr').length === 2")
+    admin.wait_for_function("document.querySelectorAll('#audit-table tbody tr').length === 3")
     actions = admin.eval_on_selector_all(
         "#audit-table tbody td[data-label=Action]", "cells => cells.map(c => c.textContent)"
     )
-    assert actions == ["user.enabled", "user.disabled"]
-    assert person.name in admin.text_content("#audit-table tbody tr")
+    assert actions == ["user.quotas_changed", "user.enabled", "user.disabled"]
+    # a change of limits reads as what changed, in words
+    newest = admin.text_content("#audit-table tbody tr")
+    assert person.name in newest
+    assert "images: default → 5, keys: default → unlimited" in newest
     assert admin.is_hidden("#audit-more")
 
 

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
@@ -45,7 +46,8 @@ def generate(page, prompt: str, results: int) -> None:
 def shoot(base: str, out: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport=SIZES["desktop"])
+        # its waits use eval, which the page's Content-Security-Policy forbids
+        page = browser.new_page(viewport=SIZES["desktop"], bypass_csp=True)
         page.goto(base)
         page.wait_for_selector("#page-login:not([hidden])")
         page.screenshot(path=out / "login.png")
@@ -81,6 +83,7 @@ def shoot(base: str, out: Path) -> None:
         page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=8)
         page.mouse.up()
         page.locator("#picture-box").screenshot(path=out / "inpainting.png")
+        admin_pages(page, base, out)  # before the account: it sets the limits shown there
         for name in ("history", "models", "account"):
             page.goto(f"{base}/#{name}")
             page.wait_for_selector(f"#page-{name}:not([hidden])")
@@ -94,6 +97,42 @@ def shoot(base: str, out: Path) -> None:
             page.screenshot(path=out / f"{name}-phone.png")
         browser.close()
     print(f"screenshots in {out}")
+
+
+def admin_pages(page, base: str, out: Path) -> None:
+    """The Admin view's sections (ann, the first account, is the admin), with two more users,
+    one of whom has a generation running and one waiting, and a few default quotas."""
+    jobs = []
+    for name in ("bob", "carla"):
+        client = httpx.Client(base_url=base, timeout=30)
+        answer = client.post(
+            "/v1/auth/signup", json={"username": name, "password": "a long password"}
+        )
+        client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+        if name == "bob":
+            for body in (
+                {"prompt": "a green square", "steps": 150, "batch_size": 16},
+                {"prompt": "a white cross on a green background"},
+            ):
+                jobs.append((client, client.post("/v1/generations", json=body).json()["id"]))
+    page.goto(f"{base}/#admin")
+    page.wait_for_selector("#page-admin:not([hidden])")
+    page.click("#tab-settings")
+    for quota, value in (("images", "1000"), ("keys", "5"), ("daily_megapixel_steps", "5000")):
+        page.fill(f"#site-quota-{quota}", value)
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("#settings-saved:text('Saved.')")
+    for tab in ("users", "settings", "audit", "queue"):
+        page.click(f"#tab-{tab}")
+        page.wait_for_timeout(600)
+        page.screenshot(path=out / f"admin-{tab}.png", full_page=tab == "settings")
+    page.click("#tab-users")
+    page.set_viewport_size(SIZES["phone"])
+    page.wait_for_timeout(300)
+    page.screenshot(path=out / "admin-phone.png")
+    page.set_viewport_size(SIZES["desktop"])
+    for client, job_id in jobs:  # the worker free again for the server's stop
+        client.post(f"/v1/generations/{job_id}/cancel")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from sqlalchemy import select
 
 from sfumato.engine.parameters import MAX_PROMPT_CHARS, MODEL, PARAMETERS, Parameter
 from sfumato.engine.request import GenerationRequest
@@ -80,17 +81,22 @@ GenerationInput = create_model(
 )
 
 
-def picture_upload(studio: Studio, user: User, value: str | bytes | None, what: str) -> str | None:
-    """An upload id for a picture given as an id, base64 text or the file's bytes."""
+def picture_upload(
+    studio: Studio, user: User, value: str | bytes | None, what: str, made: list[str]
+) -> str | None:
+    """An upload id for a picture given as an id, base64 text or the file's bytes; the ids
+    of uploads made here are added to ``made``."""
     if value is None or value == "" or value == b"":
         return None
     with studio.db.session() as session:
         if isinstance(value, str) and UPLOAD_ID.match(value):
             return owned(session, Upload, user.id, value, "upload").id
         content = value if isinstance(value, bytes) else decode_base64(value, what)
-        return save_upload(
+        upload = save_upload(
             session, studio.files, user.id, content, studio.config.max_upload_bytes
-        ).id
+        )
+        made.append(upload.id)
+        return upload.id
 
 
 def queue_generation(
@@ -102,13 +108,29 @@ def queue_generation(
     init_image: str | bytes | None = None,
     mask_image: str | bytes | None = None,
 ) -> Job:
-    return submit(
-        studio,
-        user,
-        body.to_request(),
-        model=model or body.model,
-        fmt=body.format,
-        source=source,
-        init_upload=picture_upload(studio, user, init_image or body.init_image, "init_image"),
-        mask_upload=picture_upload(studio, user, mask_image or body.mask_image, "mask_image"),
-    )
+    made: list[str] = []
+    try:
+        return submit(
+            studio,
+            user,
+            body.to_request(),
+            model=model or body.model,
+            fmt=body.format,
+            source=source,
+            init_upload=picture_upload(
+                studio, user, init_image or body.init_image, "init_image", made
+            ),
+            mask_upload=picture_upload(
+                studio, user, mask_image or body.mask_image, "mask_image", made
+            ),
+        )
+    except BaseException:
+        if not made:
+            raise
+        # pictures sent with a refused request are not kept: they would count against the
+        # user's uploads and storage for a job that never was
+        with studio.db.session() as session:
+            for upload in session.scalars(select(Upload).where(Upload.id.in_(made))):
+                studio.files.delete(upload.file_key)
+                session.delete(upload)
+        raise

@@ -253,3 +253,15 @@ def test_the_dezgo_routes_answer_a_quota_and_a_time_limit_with_their_sentences(s
     assert late.status_code == 403, late.text
     assert late.json()["error"]["code"] == "time_limit"
     assert "limit of 0 s per job" in late.json()["error"]["message"]
+
+
+def test_a_picture_sent_with_a_refused_request_is_not_kept(server):
+    ann = server.user("ann")
+    site_quotas(server, images=0)
+    inline = "data:image/png;base64," + _b64(png())
+    for fields in ({"init_image": inline}, {"init_image": inline, "mask_image": inline}):
+        answer = server.post("/v1/generations", ann, json={"prompt": "x"} | fields)
+        refused(answer, "quota of 0 pictures")
+    with server.studio.db.session() as session:
+        assert quotas.usage(session, session.get_one(User, _user_id(server, "ann")))["uploads"] == 0
+    assert not list((server.studio.data.root / "library").rglob("*.png"))

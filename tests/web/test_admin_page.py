@@ -436,3 +436,31 @@ def test_every_admin_section_fits_a_phone(admin, site):
             assert widest <= 0, f"{name}: a table {widest} px too wide"
     finally:
         admin.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_generation_over_a_quota_is_refused_with_its_sentence(admin_api, browser, site):
+    name = _name("user")
+    someone = _open_page(browser, site, name)
+    try:
+        person = Person(site, name)
+        limit = {"quotas": {"job_megapixel_steps": 1}}
+        assert admin_api.patch(f"/v1/admin/users/{person.id}", json=limit).is_success
+        # 64 x 64 pixels x 150 steps x 16 pictures: 9.8 megapixel-steps
+        someone.click("#advanced summary")
+        someone.fill("#steps", "150")
+        someone.fill("#batch", "16")
+        someone.fill("#prompt", "a red circle")
+        someone.click("#generate-button")
+        someone.wait_for_function("document.querySelector('#generate-error').textContent")
+        error = someone.text_content("#generate-error")
+        assert "over your quota of 1 per job" in error
+        assert someone.is_hidden("#progress")
+        assert person.get("/v1/generations").json()["generations"] == []
+        # and the account page says so before the next try
+        someone.click("nav a[data-page=account]")
+        someone.wait_for_selector('#quota-list li[data-quota="job_megapixel_steps"]')
+        row = someone.text_content('#quota-list li[data-quota="job_megapixel_steps"]')
+        assert "at most 1 megapixel-steps" in row
+        assert not someone.errors
+    finally:
+        someone.context.close()

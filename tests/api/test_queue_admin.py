@@ -77,8 +77,9 @@ def test_the_admin_cancels_another_users_queued_and_running_jobs(make_server):
     # a finished job cannot be cancelled; one that does not exist is not found
     again = server.post(f"/v1/admin/jobs/{running['id']}/cancel", admin)
     assert again.status_code == 409 and "already finished" in again.json()["error"]["message"]
-    missing = server.post(f"/v1/admin/jobs/{'0' * 32}/cancel", admin)
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    for wrong in ("0" * 32, "x" * 5000, "%00", "..%2F..%2Fetc"):
+        missing = server.post(f"/v1/admin/jobs/{wrong}/cancel", admin)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
 def test_nobody_but_an_admin_sees_or_cancels_the_queue(make_server):

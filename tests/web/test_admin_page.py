@@ -272,6 +272,7 @@ def test_a_password_reset_revokes_the_keys_by_default(admin, admin_api, site):
     assert _login(site, person.name).status_code == 200
     admin.fill("#reset-password", "a new long password")
     _confirm(admin)
+    assert person.get("/v1/me").status_code == 401  # their session ended
     assert _login(site, person.name).status_code == 401
     assert _login(site, person.name, "a new long password").status_code == 200
     assert httpx.get(site.url + "/v1/me", headers=bearer).status_code == 401

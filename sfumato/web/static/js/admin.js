@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { $, clearErrors, el, QUOTAS, toast, when } from "./ui.js";
-import { session } from "./main.js";
+import { loggedOut, session } from "./main.js";
 
 const TABS = { users: loadUsers, settings: loadSettings, audit: reloadAudit, queue: loadQueue };
 const QUEUE_REFRESH_MS = 3000;
@@ -141,13 +141,16 @@ async function resetPassword(user) {
       el("input", { id: "reset-password", name: "password", type: "password", autocomplete: "new-password", required: true }),
       el("label", { class: "inline" }, el("input", { id: "reset-revoke", name: "revoke_keys", type: "checkbox", checked: true }),
         "Also revoke their API keys"),
-      el("p", { class: "muted small", text: "Tell them the new password yourself; they are logged out everywhere." }),
+      el("p", { class: "muted small", text: user.id === session.user.id
+        ? "Your own: every session of yours ends, this one too, and you log in again."
+        : "Tell them the new password yourself; they are logged out everywhere." }),
     ],
     ok: "Set the password", danger: true,
     submit: (form) => api(`/v1/admin/users/${user.id}/password`, { method: "POST",
       json: { password: form.querySelector("#reset-password").value, revoke_keys: form.querySelector("#reset-revoke").checked } }),
   });
   if (!confirmed) return;
+  if (user.id === session.user.id) return loggedOut();  // this session ended with the old password
   toast(`${user.username} has a new password.`);
   await loadUsers();
 }

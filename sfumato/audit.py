@@ -171,16 +171,17 @@ def parse_moment(text: str, what: str = "since") -> datetime:
     """A moment as a person writes one: "7d" (7 days ago; also "12h", "30m"), a date
     ("2026-12-01", midnight UTC) or a date and time (UTC unless it says otherwise)."""
     text = text.strip()
-    if found := _AGO.fullmatch(text.lower()):
-        return utcnow() - timedelta(**{_UNITS[found[2]]: int(found[1])})
     try:
+        if found := _AGO.fullmatch(text.lower()):
+            return utcnow() - timedelta(**{_UNITS[found[2]]: int(found[1])})
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return moment.astimezone(UTC)  # as the database compares it
+    except (ValueError, OverflowError):  # OverflowError: "999999d", or before the year 1
         raise InvalidRequest(
             f"{what} is a date (2026-12-01), a date and time (2026-12-01T08:30), or a time ago "
             f'("7d", "12h", "30m"); got {text[:40]!r}.'
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def view(event: AuditEvent) -> dict:

@@ -88,6 +88,8 @@ def check_installed(models: Models, name: str | None, what: str = "default_model
 
     if not isinstance(name, str):  # null, or a wrong type that check() refuses
         return
+    if len(name) > 255:
+        raise InvalidRequest(f"{what} is a model's name, of at most 255 characters.")
     try:
         find_checkpoint(name, models)
     except ModelNotFound as e:

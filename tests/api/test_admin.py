@@ -291,3 +291,31 @@ def test_old_events_are_purged_after_the_audit_retention(site):
         for event in session.query(AuditEvent):
             event.at = utcnow() - timedelta(days=40000)
     assert _purge_audit(server.studio) == 0  # 0: kept forever
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status",
+    [
+        ("PATCH", f"/v1/admin/users/{10**30}", {"disabled": True}, 404),  # overflowed SQLite
+        ("PATCH", f"/v1/admin/users/{2**63}", {"disabled": True}, 404),
+        ("POST", f"/v1/admin/users/{2**31}/password", {"password": "long enough"}, 404),
+        ("PATCH", "/v1/admin/users/-1", {"disabled": True}, 404),
+        ("PATCH", "/v1/admin/users/2", {"disabled": "yes"}, 422),  # not read as true
+        ("PATCH", "/v1/admin/users/2", {"quotas": [1]}, 422),
+        ("PATCH", "/v1/admin/users/2", [], 422),
+        ("POST", "/v1/admin/users/2/password", {"password": "long enough", "revoke_keys": 0}, 422),
+        ("PATCH", "/v1/admin/settings", {"default_model": "x" * 100_000}, 400),
+        ("GET", "/v1/admin/audit?since=999999d", None, 400),  # before the year 1
+        ("GET", "/v1/admin/audit?since=0001-01-01T00:00%2B14:00", None, 400),
+        ("GET", "/v1/admin/audit?before=9999-12-31T23:59-14:00", None, 400),
+        ("GET", "/v1/admin/audit?cursor=999999999999999999", None, 200),
+        ("GET", "/v1/admin/audit?action=%25%25&user=%00", None, 200),
+    ],
+)
+def test_hostile_admin_requests_get_a_sentence_never_a_500(site, method, path, body, status):
+    server, (admin, admin_csrf), _ = site
+    answer = admin.request(method, path, json=body, headers=admin_csrf)
+    assert answer.status_code == status, answer.text
+    if status >= 400:
+        assert answer.json()["error"]["message"].endswith(".")
+        assert len(answer.text) < 1000  # a long name is not echoed back whole

@@ -68,12 +68,32 @@ def test_an_expired_key_is_refused_with_when_it_expired(server):
         ({"expires_in_days": 3651}, "from 1 to 3650"),
         ({"scopes": []}, "scopes is a non-empty list"),
         ({"scopes": ["read", "root"]}, "'root' is not one"),
+        ({"expires_in_days": 10**40}, "from 1 to 3650"),
     ],
 )
 def test_bad_expiry_or_scopes_are_refused_with_a_sentence(server, fields, sentence):
     client, csrf = browser(server, "ann")
     answer = client.post("/v1/keys", json={"name": "bot"} | fields, headers=csrf)
     assert answer.status_code == 400 and sentence in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"expires_in_days": True},
+        {"expires_in_days": 1.5},
+        {"expires_in_days": "7"},
+        {"scopes": "read"},
+        {"scopes": [1]},
+        {"scopes": ["read"] * 50},
+        {"name": "x", "admin": 1},
+    ],
+)
+def test_malformed_key_requests_are_refused_not_coerced(server, fields):
+    client, csrf = browser(server, "ann")
+    answer = client.post("/v1/keys", json={"name": "bot"} | fields, headers=csrf)
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request"
+    assert client.get("/v1/keys").json()["keys"] == []
 
 
 def test_a_key_is_held_to_its_scopes(server):

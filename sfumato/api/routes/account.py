@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["account"])
 
 
 class NewKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # true is not 1 day
 
     name: str = Field(max_length=100, description="To tell your keys apart, e.g. 'my bot'.")
     expires_in_days: int | None = Field(
@@ -97,7 +97,7 @@ def revoke_key(key_id: str, request: Request, user: KeyRevoker, session: Session
 
 
 class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     current_password: str = Field(max_length=accounts.MAX_PASSWORD)
     new_password: str = Field(max_length=accounts.MAX_PASSWORD)

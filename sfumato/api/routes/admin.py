@@ -117,7 +117,7 @@ def list_users(user: AdminUser, session: SessionDep):
 
 
 class UserChanges(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "yes" is not true
 
     disabled: bool | None = Field(None, description="Locked out: sessions end, keys stop.")
     is_admin: bool | None = None
@@ -128,8 +128,12 @@ class UserChanges(BaseModel):
     )
 
 
+# ids are 32-bit on every database: a larger number names nobody (and would overflow a query)
+MAX_ID = 2**31 - 1
+
+
 def _target(session, user_id: int) -> User:
-    found = session.get(User, user_id)
+    found = session.get(User, user_id) if 1 <= user_id <= MAX_ID else None
     if found is None:
         raise NotFound(f"There is no user with id {user_id}.")
     return found
@@ -187,7 +191,7 @@ def patch_user(
 
 
 class NewPassword(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     password: str = Field(max_length=accounts.MAX_PASSWORD)
     revoke_keys: bool = Field(True, description="Revoke every API key of the user as well.")

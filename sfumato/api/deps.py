@@ -8,8 +8,9 @@ read the token.
 
 What a route needs is declared in its signature: ``ReadUser`` (it only reads), ``MakeUser``
 (it makes or changes pictures), ``AdminUser`` (it runs the server), ``KeyManager`` (it makes
-keys or changes the password), ``KeyRevoker`` (it revokes a key). An API key is held to its
-scopes (``accounts.SCOPES``); a login cookie and personal mode may do all their user may.
+keys or changes the password), ``KeyRevoker`` (it revokes a key: any key may). An API key is
+held to its scopes (``accounts.SCOPES``); a login cookie and personal mode may do all their
+user may.
 """
 
 from __future__ import annotations
@@ -164,12 +165,10 @@ def key_manager(request: Request, user: CurrentUser) -> User:
 KeyManager = Annotated[User, Depends(key_manager)]
 
 
-def key_revoker(key_id: str, request: Request, user: CurrentUser) -> User:
-    """As ``key_manager``, but any key may revoke itself: whoever finds a key leaked can end
-    it with the key alone, and a program can drop its own."""
-    if getattr(request.state, "key_id", None) == key_id:
-        return user
-    return key_manager(request, user)
+def key_revoker(user: CurrentUser) -> User:
+    """Any key may revoke its user's keys, whatever its scopes: revoking only takes power away,
+    and whoever finds a key leaked can end it with the key alone."""
+    return user
 
 
 KeyRevoker = Annotated[User, Depends(key_revoker)]

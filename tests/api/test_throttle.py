@@ -6,6 +6,7 @@ import pytest
 from sfumato.errors import TooManyRequests
 from sfumato.throttle import ACTIONS, LOGIN_FAILURES_PER_ADDRESS, SIGNUPS_PER_ADDRESS, Throttle
 from tests.api.conftest import png
+from tests.api.test_keys import browser
 
 RIGHT = "a long password"
 
@@ -72,15 +73,15 @@ def test_what_a_user_repeats_is_bounded_per_user_and_per_address(action):
 
 
 def test_key_creation_past_its_limit_is_429_with_retry_after(server):
-    erin = server.user("erin")  # signing up made her first key
+    erin, csrf = browser(server, "erin")  # keys are made from a login session
     limit = ACTIONS["key"].per_user.amount
-    for i in range(limit - 1):
-        assert server.post("/v1/keys", erin, json={"name": f"bot {i}"}).status_code == 201
-    refused = server.post("/v1/keys", erin, json={"name": "one more"})
+    for i in range(limit):
+        assert erin.post("/v1/keys", json={"name": f"bot {i}"}, headers=csrf).status_code == 201
+    refused = erin.post("/v1/keys", json={"name": "one more"}, headers=csrf)
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.json()["error"]["code"] == "rate_limited"
-    assert len(server.get("/v1/keys", erin).json()["keys"]) == limit  # none more was made
+    assert len(erin.get("/v1/keys").json()["keys"]) == limit  # none more was made
 
 
 def test_reading_pictures_past_its_limit_is_429(server):

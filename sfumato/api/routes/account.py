@@ -2,7 +2,8 @@
 
 Making a key and changing the password need a login session (or personal mode) or a key with
 the 'admin' scope (``KeyManager``): a leaked everyday key must not make keys that outlive its
-own revocation. Listing keys is reading; any key may revoke itself."""
+own revocation. Listing keys is reading; any key may revoke keys (that only takes power
+away)."""
 
 from __future__ import annotations
 

@@ -366,8 +366,13 @@ def test_the_queue_shows_everyones_jobs_and_cancels_them(admin, site):
     admin.wait_for_selector(queued)
     assert person.name in admin.text_content(queued)
     assert "queued" in admin.text_content(f"{queued} td[data-label=Status]")
+    # by keyboard: the Cancel button keeps its focus through a refresh (3 s)
+    admin.focus(f"{queued} button")
+    admin.wait_for_timeout(3500)
+    focused = admin.evaluate("document.activeElement.closest('tr')?.dataset.job")
+    assert focused == waiting["id"]
     # the waiting one cancelled: it leaves the queue, and its owner sees it cancelled
-    admin.click(f"{queued} button")
+    admin.keyboard.press("Enter")
     _confirm(admin)
     admin.wait_for_selector(queued, state="detached")
     assert person.get(f"/v1/generations/{waiting['id']}").json()["status"] == "cancelled"

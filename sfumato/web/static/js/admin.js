@@ -11,7 +11,7 @@ const QUEUE_REFRESH_MS = 3000;
 const AUDIT_ACTIONS = ["login", "login.succeeded", "login.failed", "login.locked", "signup", "logout", "key.created",
   "key.revoked", "password.changed", "password.reset", "settings.changed", "user.", "user.disabled", "user.enabled",
   "user.admin_granted", "user.admin_revoked", "user.quotas_changed", "user.renamed", "history.deleted"];
-const state = { tab: "users", site: null, models: [], audit: { cursor: null, loading: false }, queueTimer: null, queueBusy: false };
+const state = { tab: "users", site: null, models: [], audit: { cursor: null, loading: false, version: 0 }, queueTimer: null, queueBusy: false };
 
 // ---- one dialog for every question: a confirmation, a password, a user's quotas
 
@@ -321,20 +321,26 @@ async function saveSettings(event) {
 
 // ---- audit log
 
+// A new filter starts over; an answer to an older one that arrives late is dropped.
 async function reloadAudit() {
+  state.audit.version += 1;
+  state.audit.loading = false;
   state.audit.cursor = null;
   $("#audit-table tbody").replaceChildren();
   $("#audit-end").textContent = "";
+  $("#audit-more").hidden = true;
   await moreAudit();
 }
 
 async function moreAudit() {
   if (state.audit.loading) return;
   state.audit.loading = true;
+  const version = state.audit.version;
   $("#audit-error").textContent = "";
   try {
     const page = await api("/v1/admin/audit", { query: {
       limit: 50, action: $("#audit-action").value.trim(), user: $("#audit-user").value.trim(), cursor: state.audit.cursor } });
+    if (version !== state.audit.version) return;
     $("#audit-table tbody").append(...page.events.map(auditRow));
     const actions = new Set([...$("#audit-actions").options].map((o) => o.value));
     for (const event of page.events) {
@@ -348,9 +354,9 @@ async function moreAudit() {
       $("#audit-end").textContent = count ? `${count} event${count === 1 ? "" : "s"}.` : "No events match.";
     }
   } catch (error) {
-    $("#audit-error").textContent = error.message;
+    if (version === state.audit.version) $("#audit-error").textContent = error.message;
   } finally {
-    state.audit.loading = false;
+    if (version === state.audit.version) state.audit.loading = false;
   }
 }
 
@@ -400,7 +406,10 @@ async function loadQueue() {
   try {
     const { jobs } = await api("/v1/admin/jobs");
     $("#queue-error").textContent = "";
+    // the rows are made afresh each time: a keyboard user's place on a Cancel button is kept
+    const focused = document.activeElement?.closest?.("#queue-table tr")?.dataset.job;
     $("#queue-table tbody").replaceChildren(...jobs.map(jobRow));
+    if (focused) $(`#queue-table tr[data-job="${CSS.escape(focused)}"] button`)?.focus();
     $("#queue-empty").hidden = jobs.length > 0;
     $("#queue-table").hidden = !jobs.length;
   } catch (error) {
@@ -486,6 +495,10 @@ export function init() {
   $("#audit-actions").replaceChildren(...AUDIT_ACTIONS.map((action) => el("option", { value: action })));
   $("#audit-filters").addEventListener("submit", (event) => { event.preventDefault(); reloadAudit(); });
   $("#audit-more").addEventListener("click", moreAudit);
+  // the queue stops refreshing in a hidden browser tab, and catches up when it shows again
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && !$("#page-admin").hidden && state.tab === "queue") loadQueue();
+  });
 }
 
 export function shown() {

@@ -21,6 +21,7 @@ function ask({ title, body = [], ok = "OK", danger = false, submit }) {
   const dialog = $("#admin-dialog");
   const form = $("#admin-dialog-form");
   const button = $("#admin-dialog-ok");
+  if (dialog.open) return Promise.resolve(false);  // one question at a time (a double click)
   clearErrors(form);
   $("#admin-dialog-title").textContent = title;
   $("#admin-dialog-body").replaceChildren(...body);
@@ -75,7 +76,7 @@ function userRow(user) {
   return el("tr", { "data-user": user.id, "data-username": name, class: user.disabled ? "disabled" : null },
     cell("Name", el("strong", { text: name }), you ? " (you)" : null),
     cell("Role", user.is_admin ? "admin" : "user"),
-    cell("Status", user.disabled ? "disabled" : "active", custom ? el("span", { class: "tag", text: `${custom} own quota${custom === 1 ? "" : "s"}` }) : null),
+    cell("Status", user.disabled ? "disabled" : "active", custom ? [" ", el("span", { class: "tag", text: `${custom} own quota${custom === 1 ? "" : "s"}` })] : null),
     cell("Pictures", String(user.images ?? "")),
     cell("Keys", String(user.keys ?? "")),
     cell("Last login", when(user.last_login_at) || "never"),
@@ -88,10 +89,10 @@ function userRow(user) {
       el("button", { type: "button", "data-action": "quotas", text: "Quotas", "aria-label": `Quotas of ${name}`, onclick: () => editQuotas(user) }))));
 }
 
-// A user's own quotas (the admin's overrides of the site's): {name: limit, or null for unlimited}
+// A user's own quotas (the admin's overrides of the site's): {name: limit, or null for
+// unlimited}; a limit left out is the site's.
 function overridesOf(user) {
-  const quotas = user.quotas || {};
-  return (quotas.overrides !== undefined ? quotas.overrides : quotas) || {};
+  return user.quotas || {};
 }
 
 async function changeUser(user, changes) {

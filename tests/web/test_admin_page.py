@@ -326,6 +326,9 @@ def test_the_audit_log_lists_what_was_done_newest_first(admin, admin_api, site):
     for days in [29, 30] * 30:
         assert admin_api.patch("/v1/admin/settings", json={"retention_days": days}).is_success
     _tab(admin, "audit")
+    admin.fill("#audit-action", "")  # (another test may have left a filter)
+    admin.fill("#audit-user", "")
+    admin.click("#audit-filters button[type=submit]")
     admin.wait_for_selector("#audit-table tbody tr")
     # the page shows the API's newest page, in its order
     newest = admin_api.get("/v1/admin/audit", params={"limit": 50}).json()
@@ -470,3 +473,17 @@ def test_a_generation_over_a_quota_is_refused_with_its_sentence(admin_api, brows
         assert not someone.errors
     finally:
         someone.context.close()
+
+
+def test_what_a_stranger_typed_is_shown_as_text(admin, site):
+    """A failed login's name is in the audit log as typed: shown as text, never as markup."""
+    _needs(admin, "/v1/admin/audit")
+    name = '<img src="x" id="injected">'
+    assert _login(site, name, "wrong password").status_code == 401
+    _tab(admin, "audit")
+    admin.fill("#audit-action", "login.failed")
+    admin.fill("#audit-user", "")
+    admin.click("#audit-filters button[type=submit]")
+    admin.wait_for_selector("#audit-table tbody tr td[data-label=About]")
+    assert admin.text_content("#audit-table tbody tr td[data-label=About]") == name
+    assert admin.locator("#injected").count() == 0

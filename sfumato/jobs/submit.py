@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from sfumato.catalog.scan import find_checkpoint
+from sfumato.catalog.scan import Models, find_checkpoint
 from sfumato.engine.request import GenerationRequest
-from sfumato.errors import InvalidRequest
+from sfumato.errors import InvalidRequest, ModelNotFound
 from sfumato.generation import GenerationJob
 from sfumato.jobs.queue import enqueue, queue_positions
 from sfumato.jobs.views import job_view
@@ -32,6 +32,14 @@ def default_models(user: User, site: SiteSettings) -> list[str]:
     return [name for name in (preferences.default_model, site.default_model) if name]
 
 
+def _installed(name: str, models: Models) -> bool:
+    try:
+        models.scan().resolve(name, hashes=models.hashes)
+    except ModelNotFound:
+        return False
+    return True
+
+
 def submit(
     studio: Studio,
     user: User,
@@ -51,7 +59,8 @@ def submit(
     with studio.db.session() as session:
         site = read_site(session)
     models = studio.models()
-    defaults = default_models(user, site)
+    # a default is checked when it is set; one whose model was removed since is passed over
+    defaults = [name for name in default_models(user, site) if _installed(name, models)]
     path = find_checkpoint(model or (defaults[0] if defaults else None), models)
     checkpoint = studio.source_of(path)
     with studio.db.session() as session:

@@ -319,3 +319,20 @@ def test_hostile_admin_requests_get_a_sentence_never_a_500(site, method, path, b
     if status >= 400:
         assert answer.json()["error"]["message"].endswith(".")
         assert len(answer.text) < 1000  # a long name is not echoed back whole
+
+
+def test_a_default_model_removed_since_it_was_set_is_passed_over(site):
+    from sfumato.store.tables import SiteSetting, User
+
+    server, _, (bob, bob_csrf) = site
+    # both defaults name a model that was installed when they were set, and is gone now
+    with server.studio.db.session() as session:
+        session.merge(SiteSetting(key="default_model", value="removed-since"))
+        user = session.query(User).filter(User.username == "bob").one()
+        user.preferences = {"default_model": "gone-too"}
+    answer = bob.post(
+        "/v1/generations", json={"prompt": "a red circle", "steps": 1}, headers=bob_csrf
+    )
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["model"].startswith("sfumato-demo")  # the catalog's own choice
+    assert bob.get("/v1/me/preferences").json()["default_model"] == "gone-too"  # still read

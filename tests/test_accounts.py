@@ -109,3 +109,63 @@ def test_names_are_nfkc_normalised_and_compared_without_case(db):
         assert accounts.find_user(session, "BoB2") is user
         with pytest.raises(NotAuthenticated):
             accounts.authenticate(session, "bob2\n", "a long password")
+
+
+def test_a_new_password_revokes_keys_unless_told_and_may_keep_one_session(db):
+    with db.session() as session:
+        user = accounts.create_user(session, "ann", "long enough")
+        kept_key, _ = accounts.create_key(session, user, "kept")
+        here, _ = accounts.start_session(session, user)
+        elsewhere, _ = accounts.start_session(session, user)
+        assert accounts.set_password(session, user, "second one", revoke_keys=False) == 0
+    with db.session() as session:
+        assert accounts.user_for_key(session, kept_key) is not None
+        here, _ = accounts.start_session(session, session.get(User, user.id))
+        elsewhere, _ = accounts.start_session(session, session.get(User, user.id))
+    with db.session() as session:
+        user = session.get(User, user.id)
+        assert accounts.set_password(session, user, "third one!", keep=here) == 1
+    with db.session() as session:
+        assert accounts.user_for_key(session, kept_key) is None
+        assert accounts.session_for(session, here) is not None
+        assert accounts.session_for(session, elsewhere) is None
+
+
+def test_keys_expire_and_carry_their_scopes(db):
+    from datetime import timedelta
+
+    from sfumato.errors import Forbidden
+    from sfumato.store.tables import utcnow
+
+    with db.session() as session:
+        admin = accounts.create_user(session, "ann", "long enough")
+        user = accounts.create_user(session, "bob", "long enough")
+        key, row = accounts.create_key(session, user, "bot", ["read", "read"], 1)
+        assert row.scopes == ["read"]
+        with pytest.raises(Forbidden, match="Only an admin"):
+            accounts.create_key(session, user, "x", ["admin"])
+        _, admin_row = accounts.create_key(session, admin, "x", ["admin", "generate"])
+        assert admin_row.scopes == ["generate", "admin"]
+        with pytest.raises(InvalidRequest, match="from 1 to 3650"):
+            accounts.create_key(session, user, "x", expires_in_days=True)
+    with db.session() as session:
+        assert accounts.key_holder(session, key)[1].scopes == ["read"]
+        later = utcnow() + timedelta(days=1, seconds=1)
+        with pytest.raises(NotAuthenticated, match="expired on"):
+            accounts.key_holder(session, key, later)
+
+
+def test_a_sessions_limit_ends_the_oldest_but_always_lets_the_newest_in(db):
+    with db.session() as session:
+        user = accounts.create_user(session, "ann", "long enough")
+        tokens = [accounts.start_session(session, user, keep_at_most=2)[0] for _ in range(3)]
+        session.flush()
+        assert [accounts.session_for(session, t) is not None for t in tokens] == [
+            False,
+            True,
+            True,
+        ]
+        newest, _ = accounts.start_session(session, user, keep_at_most=0)
+        session.flush()
+        assert accounts.session_for(session, newest) is not None
+        assert all(accounts.session_for(session, t) is None for t in tokens)

@@ -160,6 +160,15 @@ def test_site_settings_are_saved_and_a_bad_value_is_refused_by_its_field(admin):
     admin.wait_for_function("document.querySelector('#settings-saved').textContent === 'Saved.'")
     assert admin.text_content(error) == ""
     assert admin.request.get("/v1/admin/settings").json()["retention_days"] == 30
+    # the default model is picked from those installed, and the server takes the name
+    admin.select_option("#setting-default_model", "sfumato-demo")
+    admin.click("#settings-form button[type=submit]")
+    admin.wait_for_function("document.querySelector('#settings-saved').textContent === 'Saved.'")
+    assert admin.request.get("/v1/admin/settings").json()["default_model"] == "sfumato-demo"
+    admin.select_option("#setting-default_model", "")
+    admin.click("#settings-form button[type=submit]")
+    admin.wait_for_function("document.querySelector('#settings-saved').textContent === 'Saved.'")
+    assert admin.request.get("/v1/admin/settings").json()["default_model"] is None
 
 
 def test_the_default_quotas_are_site_settings(admin):

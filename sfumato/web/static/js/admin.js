@@ -300,6 +300,7 @@ async function saveSettings(event) {
   event.preventDefault();
   const form = event.target;
   clearErrors(form);
+  $("#settings-saved").textContent = "";  // a "Saved." from before says nothing of this save
   const values = readSettings();
   const changes = Object.fromEntries(Object.entries(values).filter(([name, value]) => canonical(value) !== canonical(state.site[name] ?? null)));
   if (!Object.keys(changes).length) {

@@ -5,7 +5,6 @@ every change is written to the audit log in the same transaction."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -50,45 +49,36 @@ def patch_settings(
 # --- users ----------------------------------------------------------------------------------
 
 
-def _grouped(session, query) -> dict:
-    return dict(session.execute(query).all())
+def _per_user(session, user_id, value, *where, users: list[User] | None) -> dict:
+    """``value`` grouped by ``user_id``: for ``users``, or for everyone (None) without a
+    list of ids in the query, however many accounts there are."""
+    if users is not None:
+        where += (user_id.in_([u.id for u in users]),)
+    return dict(session.execute(select(user_id, value).where(*where).group_by(user_id)).all())
 
 
-def users_view(session, users: list[User]) -> list[dict]:
+def users_view(session, users: list[User], every: bool = False) -> list[dict]:
     """Each user with what the admin looks at: pictures, working keys, the last login (from
-    the audit log, or from a session for logins made before it existed)."""
-    ids = [u.id for u in users]
-    images = _grouped(
-        session,
-        select(Image.user_id, func.count()).where(Image.user_id.in_(ids)).group_by(Image.user_id),
-    )
+    the audit log, or from a session for logins made before it existed). ``every``: the
+    list is every account."""
+    among = None if every else users
+    images = _per_user(session, Image.user_id, func.count(), users=among)
     now = utcnow()
-    keys = _grouped(
-        session,
-        select(ApiKey.user_id, func.count())
-        .where(
-            ApiKey.user_id.in_(ids),
-            ApiKey.revoked_at.is_(None),
-            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-        )
-        .group_by(ApiKey.user_id),
+    working = (
+        ApiKey.revoked_at.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
     )
-    logged = _grouped(
-        session,
-        select(AuditEvent.actor_id, func.max(AuditEvent.at))
-        .where(AuditEvent.action == "login.succeeded", AuditEvent.actor_id.in_(ids))
-        .group_by(AuditEvent.actor_id),
+    keys = _per_user(session, ApiKey.user_id, func.count(), *working, users=among)
+    logged_in = AuditEvent.action == "login.succeeded"
+    logins = _per_user(
+        session, AuditEvent.actor_id, func.max(AuditEvent.at), logged_in, users=among
     )
-    sessions = _grouped(
-        session,
-        select(LoginSession.user_id, func.max(LoginSession.created_at))
-        .where(LoginSession.user_id.in_(ids))
-        .group_by(LoginSession.user_id),
+    sessions = _per_user(
+        session, LoginSession.user_id, func.max(LoginSession.created_at), users=among
     )
     views = []
     for u in users:
-        # SQLite's max() hands back text; the columns' own type is what to compare
-        moments = [_aware(m) for m in (logged.get(u.id), sessions.get(u.id)) if m is not None]
+        moments = [m for m in (logins.get(u.id), sessions.get(u.id)) if m is not None]
         views.append(
             {
                 "id": u.id,
@@ -105,15 +95,10 @@ def users_view(session, users: list[User]) -> list[dict]:
     return views
 
 
-def _aware(moment):
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 @router.get("/users", response_model=AdminUserList, summary="Every account (admins)")
 def list_users(user: AdminUser, session: SessionDep):
-    return {"users": users_view(session, list(session.scalars(select(User).order_by(User.id))))}
+    every = list(session.scalars(select(User).order_by(User.id)))
+    return {"users": users_view(session, every, every=True)}
 
 
 class UserChanges(BaseModel):

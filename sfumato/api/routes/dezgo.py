@@ -7,8 +7,6 @@ with the picture's bytes and its seed in ``X-Input-Seed``.
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response
 from pydantic import ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -24,14 +22,14 @@ from sfumato.api.routes.images import MEDIA_TYPES
 from sfumato.catalog.scan import CHECKPOINT
 from sfumato.engine.families import FAMILIES
 from sfumato.errors import STATUS, InvalidRequest, ModelNotFound, TooLarge
-from sfumato.jobs.queue import FINISHED, SUCCEEDED, job_images
+from sfumato.jobs.queue import SUCCEEDED
 from sfumato.jobs.submit import default_models
+from sfumato.jobs.wait import finished
 from sfumato.store.site import read_site
 from sfumato.store.tables import Job, User
 from sfumato.studio import Studio
 
 router = APIRouter(tags=["dezgo"])
-WAIT_POLL_S = 2.0
 
 
 class DezgoInput(GenerationInput):
@@ -109,27 +107,6 @@ def _model_for(studio: Studio, user: User, family: str | None, requested: str | 
     return of_family[0].name
 
 
-async def _wait(studio: Studio, job: Job) -> tuple[Job, list]:
-    def read() -> tuple[Job, list]:
-        with studio.db.session() as session:
-            fresh = session.get_one(Job, job.id)
-            return fresh, job_images(session, job.id)
-
-    async with studio.events.subscribe(job.user_id) as events:
-        while True:
-            current, images = await run_in_threadpool(read)
-            if current.status in FINISHED:
-                return current, images
-            # woken by this user's next event, or after a while anyway
-            try:
-                while True:
-                    event = await asyncio.wait_for(events.get(), WAIT_POLL_S)
-                    if event["type"] == "job" and event["job"]["id"] == job.id:
-                        break
-            except TimeoutError:
-                pass
-
-
 def _route(function: str, family: str | None, needs: tuple[str, ...]):
     async def generate(request: Request, user: MakeUser, studio: StudioDep) -> Response:
         studio.throttle.action("submit", user.id, client_address(request))
@@ -153,7 +130,7 @@ def _route(function: str, family: str | None, needs: tuple[str, ...]):
             )
 
         job = await run_in_threadpool(queue)
-        job, images = await _wait(studio, job)
+        job, images = await finished(studio, job)
         if job.status != SUCCEEDED:
             code = job.error_code or "cancelled"
             message = job.error_message or "The generation was cancelled."

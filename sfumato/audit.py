@@ -11,6 +11,7 @@ of an event: only names, ids, addresses and the values an admin changed.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -184,6 +185,46 @@ def parse_moment(text: str, what: str = "since") -> datetime:
         ) from None
 
 
+def _word(value: object, limits: bool) -> str:
+    if value is None:
+        return "unlimited" if limits else "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def describe(action: str, detail: dict) -> str:
+    """What an event carries, in one line for a person: a change as "name: old → new" (of a
+    set of limits, only those that changed; a user's limit left out is "default", the site's
+    null "unlimited"), any other fact as "key: value". The page and ``sfumato audit`` show it."""
+    detail = dict(detail or {})
+    setting = detail.pop("setting", None)
+    limits = setting == "quotas" or action == "user.quotas_changed"
+    parts = []
+    if "old" in detail or "new" in detail:
+        old, new = detail.pop("old", None), detail.pop("new", None)
+        prefix = f"{setting}." if setting else ""
+        if isinstance(old or {}, dict) and isinstance(new or {}, dict):
+            old, new = old or {}, new or {}
+            for key in sorted(old.keys() | new.keys(), key=list({**old, **new}).index):
+                if key in old and key in new and old[key] == new[key]:
+                    continue
+                default = "default" if action == "user.quotas_changed" else _word(None, limits)
+                before = _word(old[key], limits) if key in old else default
+                after = _word(new[key], limits) if key in new else default
+                parts.append(f"{prefix}{key}: {before} → {after}")
+            parts = parts or [f"{setting or 'nothing'} unchanged"]
+        else:
+            name = f"{setting}: " if setting else ""
+            parts.append(f"{name}{_word(old, limits)} → {_word(new, limits)}")
+    elif setting is not None:
+        detail = {"setting": setting, **detail}
+    parts += [f"{key}: {_word(value, limits)}" for key, value in detail.items()]
+    return ", ".join(parts)
+
+
 def view(event: AuditEvent) -> dict:
     return {
         "id": event.id,
@@ -194,4 +235,5 @@ def view(event: AuditEvent) -> dict:
         "target": event.target,
         "address": event.address,
         "detail": event.detail or {},
+        "summary": describe(event.action, event.detail or {}),
     }

@@ -486,16 +486,14 @@ def audit_log(
         if as_json:
             _print_rows(events, True, (), "")
             return
-        rows = [
-            {
-                "at": e["at"][:19].replace("T", " "),
-                "action": e["action"],
-                "actor": e["actor"] or "",
-                "target": e["target"] or "",
-                "address": e["address"] or "",
-                "detail": ", ".join(f"{k}={v}" for k, v in e["detail"].items()),
-            }
-            for e in events
-        ]
-        headers = ("At (UTC)", "Action", "Actor", "Account", "Address", "Detail")
-        _print_rows(rows, False, headers, "No events.")
+        if not events:
+            out.print("No events.")
+        # one line an event, as a log reads (a table of six columns folds past reading in a
+        # terminal of 80): when, what, who, to whom, from where, the detail
+        for e in events:
+            who = e["actor"] or "(nobody)"
+            line = f"{e['at'][:19].replace('T', ' ')} UTC  {e['action']}  {who}"
+            line += f" → {e['target']}" if e["target"] and e["target"] != e["actor"] else ""
+            line += f" from {e['address']}" if e["address"] else ""
+            line += f": {e['summary']}" if e["summary"] else ""
+            out.print(line, markup=False, highlight=False)

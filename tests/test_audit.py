@@ -26,9 +26,30 @@ def test_an_event_keeps_who_did_what_to_whom(db):
         "target": "bob",
         "address": "10.0.0.1",
         "detail": {"why": "spam"},
+        "summary": "why: spam",
     }
     assert newest["actor"] == "(command line)" and newest["actor_id"] is None
     assert newest["detail"] == {"keys_revoked": 2}
+
+
+def test_a_change_reads_as_old_to_new_naming_only_the_limits_that_changed():
+    assert audit.describe(
+        "settings.changed", {"setting": "signup_open", "old": True, "new": False}
+    ) == ("signup_open: yes → no")
+    quotas = {
+        "setting": "quotas",
+        "old": {"images": None, "keys": 5},
+        "new": {"images": 500, "keys": 5},
+    }
+    assert audit.describe("settings.changed", quotas) == "quotas.images: unlimited → 500"
+    # a user's limit left out is the site's default; named as null, unlimited
+    change = {"old": {"keys": 3}, "new": {"images": 5, "keys": None}}
+    assert (
+        audit.describe("user.quotas_changed", change) == "keys: 3 → unlimited, images: default → 5"
+    )
+    assert audit.describe("key.created", {"scopes": ["read"], "expires_at": None}) == (
+        'scopes: ["read"], expires_at: none'
+    )
 
 
 def test_an_event_recorded_apart_survives_the_failed_transaction(db):

@@ -108,6 +108,7 @@ class AuditEventPublic(Public):
     target: str | None = Field(description="The account concerned (a name, as it was then).")
     address: str | None
     detail: dict
+    summary: str = Field(description="The detail in a line for a person: 'name: old → new'.")
 
 
 class AuditPage(Public):

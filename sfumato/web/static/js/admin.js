@@ -362,34 +362,6 @@ async function moreAudit() {
   }
 }
 
-// What an event carries, in a line: a change as "name: old → new" (of a set of limits, only
-// those that changed, null read as unlimited), other facts as "key: value".
-function detailText(event) {
-  const detail = event.detail;
-  if (detail === null || detail === undefined) return "";
-  if (typeof detail !== "object") return String(detail);
-  const limits = detail.setting === "quotas" || event.action === "user.quotas_changed";
-  const show = (value) => (value === null && limits ? "unlimited" : value !== null && typeof value === "object" ? JSON.stringify(value) : String(value));
-  const isMap = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
-  const { setting, old, new: now, ...rest } = detail;
-  const parts = [];
-  if ("old" in detail || "new" in detail) {
-    const prefix = setting ? `${setting}` : "";
-    if (isMap(old ?? {}) && isMap(now ?? {})) {
-      const before = old || {}, after = now || {};
-      for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
-        if (canonical(before[key] ?? null) === canonical(after[key] ?? null) && key in before && key in after) continue;
-        // a user's own limit left out is the site's default
-        const word = (map, k) => (k in map ? show(map[k]) : event.action === "user.quotas_changed" ? "default" : show(null));
-        parts.push(`${prefix ? `${prefix}.` : ""}${key}: ${word(before, key)} → ${word(after, key)}`);
-      }
-      if (!parts.length) parts.push(`${prefix || "nothing"} unchanged`);
-    } else parts.push(`${prefix ? `${prefix}: ` : ""}${show(old ?? null)} → ${show(now ?? null)}`);
-  } else if (setting !== undefined) rest.setting = setting;
-  parts.push(...Object.entries(rest).map(([key, value]) => `${key}: ${show(value)}`));
-  return parts.join(", ");
-}
-
 function auditRow(event) {
   return el("tr", { "data-event": event.id },
     cell("When", el("time", { datetime: event.at, text: when(event.at) })),
@@ -397,7 +369,7 @@ function auditRow(event) {
     cell("By", event.actor || "—"),
     cell("About", event.target || "—"),
     cell("Address", event.address || "—"),
-    cell("Detail", el("span", { class: "detail", text: detailText(event) })));
+    cell("Detail", el("span", { class: "detail", text: event.summary })));
 }
 
 // ---- queue

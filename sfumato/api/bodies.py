@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -100,6 +101,36 @@ async def json_body(request: Request) -> Any:
     return parse(await _read(request.stream(), _limit(request.scope)))
 
 
+async def request_fields(request: Request, max_bytes: int) -> tuple[dict, dict[str, bytes]]:
+    """A hand-parsed route's fields and files, whichever of the three encodings a client
+    uses: JSON (pictures in base64), a urlencoded form, or multipart (pictures as files)."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("application/json"):
+        data = await json_body(request)
+        if not isinstance(data, dict):
+            raise InvalidRequest("Send the fields as one JSON object.")
+        return data, {}
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form(max_part_size=max_bytes)
+        fields, files = {}, {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name in files:
+                    continue  # several files of one name (OpenAI's image[]): the first is used
+                content = await value.read(max_bytes + 1)
+                if len(content) > max_bytes:
+                    raise TooLarge(f"{name} is larger than {max_bytes / 1e6:.0f} MB.")
+                files[name] = content
+            elif "\ufffd" in value:  # what a form's bytes that are not UTF-8 decode to
+                raise InvalidRequest(f"{name} is not UTF-8 text; send the form in UTF-8.")
+            else:
+                fields[name] = value
+        return fields, files
+    raise InvalidRequest(
+        "Send the fields as JSON, application/x-www-form-urlencoded or multipart/form-data."
+    )
+
+
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
@@ -136,9 +167,9 @@ class JsonBodies:
             if raw.strip():
                 scope[_PARSED] = parse(raw)
         except SfumatoError as error:
-            from sfumato.api.errors import error_response  # errors installs this class
+            from sfumato.api.errors import error_for  # errors installs this class
 
-            await error_response(error.status, error.code, error.message)(scope, receive, send)
+            await error_for(scope, error.status, error.code, error.message)(scope, receive, send)
             return
 
         sent = False

@@ -4,6 +4,7 @@ says whose fault it is; a message is a sentence a user can act on, never a trace
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +31,23 @@ def error_response(status: int, code: str, message: str, headers=None) -> JSONRe
     )
 
 
+# A front door that speaks another API (OpenAI's under /openai/v1) answers its errors in that
+# API's shape, so that its clients raise the right exception: a path prefix and a function
+# (status, code, message, headers, param) -> the answer, registered by the door's router.
+ERROR_SHAPES: dict[str, Callable[..., JSONResponse]] = {}
+
+
+def error_for(
+    scope, status: int, code: str, message: str, headers=None, param: str | None = None
+) -> JSONResponse:
+    """The error answer to a request, in the shape its path speaks (sfumato's by default)."""
+    path = scope["path"].removeprefix(scope.get("root_path", ""))
+    for prefix, shape in ERROR_SHAPES.items():
+        if path.startswith(prefix):
+            return shape(status, code, message, headers, param)
+    return error_response(status, code, message, headers)
+
+
 def _field(location: tuple) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header", "form")]
     return ".".join(parts) or "the request body"
@@ -54,22 +72,29 @@ def _validation_message(error: RequestValidationError) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(SfumatoError)
-    async def _user_error(_request: Request, error: SfumatoError):
-        return error_response(error.status, error.code, error.message, error.headers)
+    async def _user_error(request: Request, error: SfumatoError):
+        param = getattr(error, "param", None)  # the field at fault, where a door names it
+        return error_for(
+            request.scope, error.status, error.code, error.message, error.headers, param
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError):
-        return error_response(422, "invalid_request", _validation_message(error))
+    async def _invalid(request: Request, error: RequestValidationError):
+        return error_for(request.scope, 422, "invalid_request", _validation_message(error))
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, error: HTTPException):
+    async def _http(request: Request, error: HTTPException):
         code = HTTP_CODES.get(error.status_code, "error")
         message = error.detail if isinstance(error.detail, str) else "The request failed."
-        return error_response(error.status_code, code, message, getattr(error, "headers", None))
+        headers = getattr(error, "headers", None)
+        return error_for(request.scope, error.status_code, code, message, headers)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, error: Exception):
         log.exception("%s %s failed", request.method, request.url.path)
-        return error_response(
-            500, "internal_error", "Something went wrong on the server; it has been logged."
+        return error_for(
+            request.scope,
+            500,
+            "internal_error",
+            "Something went wrong on the server; it has been logged.",
         )

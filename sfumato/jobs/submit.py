@@ -5,6 +5,7 @@ preferences and the model's card filling what the request left out, everything c
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sfumato.catalog.scan import Models, find_checkpoint
@@ -40,6 +41,17 @@ def _installed(name: str, models: Models) -> bool:
     return True
 
 
+def checkpoint_path(studio: Studio, user: User, model: str | None) -> Path:
+    """The model file a request runs: the one it names, else the user's default, the
+    server's, the catalog's own choice."""
+    with studio.db.session() as session:
+        site = read_site(session)
+    models = studio.models()
+    # a default is checked when it is set; one whose model was removed since is passed over
+    defaults = [name for name in default_models(user, site) if _installed(name, models)]
+    return find_checkpoint(model or (defaults[0] if defaults else None), models)
+
+
 def submit(
     studio: Studio,
     user: User,
@@ -56,12 +68,8 @@ def submit(
     if mask_upload and not init_upload:
         raise InvalidRequest("A mask needs its picture: give init_image as well.")
     preferences = Preferences.model_validate(user.preferences or {})
-    with studio.db.session() as session:
-        site = read_site(session)
     models = studio.models()
-    # a default is checked when it is set; one whose model was removed since is passed over
-    defaults = [name for name in default_models(user, site) if _installed(name, models)]
-    path = find_checkpoint(model or (defaults[0] if defaults else None), models)
+    path = checkpoint_path(studio, user, model)
     checkpoint = studio.source_of(path)
     with studio.db.session() as session:
         for field, upload_id, what in (
@@ -87,6 +95,7 @@ def submit(
         warnings=planned.warnings,
     )
     with studio.db.session() as session:
+        site = read_site(session)
         # the user as stored now: the admin may have changed their limits since they logged in
         limits = check_job(session, session.get_one(User, user.id), job.settings, site)
         if limits.job_seconds is not None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from sfumato.api.bodies import json_body
+from sfumato.api.bodies import request_fields
 from sfumato.api.deps import MakeUser, StudioDep, client_address
 from sfumato.api.errors import error_response
 from sfumato.api.openapi import hand_parsed_body
@@ -21,7 +20,7 @@ from sfumato.api.routes.catalog import TEXT_FUNCTION
 from sfumato.api.routes.images import MEDIA_TYPES
 from sfumato.catalog.scan import CHECKPOINT
 from sfumato.engine.families import FAMILIES
-from sfumato.errors import STATUS, InvalidRequest, ModelNotFound, TooLarge
+from sfumato.errors import STATUS, InvalidRequest, ModelNotFound
 from sfumato.jobs.queue import SUCCEEDED
 from sfumato.jobs.submit import default_models
 from sfumato.jobs.wait import finished
@@ -35,33 +34,6 @@ router = APIRouter(tags=["dezgo"])
 class DezgoInput(GenerationInput):
     # Dezgo clients send fields this server has no use for (upscale, refiner, ...)
     model_config = ConfigDict(extra="ignore")
-
-
-async def _fields(request: Request, max_bytes: int) -> tuple[dict, dict[str, bytes]]:
-    """The request's fields and its files, whichever of the three encodings it uses."""
-    content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith("application/json"):
-        data = await json_body(request)
-        if not isinstance(data, dict):
-            raise InvalidRequest("Send the fields as one JSON object.")
-        return data, {}
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form(max_part_size=max_bytes)
-        fields, files = {}, {}
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                content = await value.read(max_bytes + 1)
-                if len(content) > max_bytes:
-                    raise TooLarge(f"{name} is larger than {max_bytes / 1e6:.0f} MB.")
-                files[name] = content
-            elif "\ufffd" in value:  # what a form's bytes that are not UTF-8 decode to
-                raise InvalidRequest(f"{name} is not UTF-8 text; send the form in UTF-8.")
-            else:
-                fields[name] = value
-        return fields, files
-    raise InvalidRequest(
-        "Send the fields as JSON, application/x-www-form-urlencoded or multipart/form-data."
-    )
 
 
 def _input(fields: dict) -> DezgoInput:
@@ -110,7 +82,7 @@ def _model_for(studio: Studio, user: User, family: str | None, requested: str | 
 def _route(function: str, family: str | None, needs: tuple[str, ...]):
     async def generate(request: Request, user: MakeUser, studio: StudioDep) -> Response:
         studio.throttle.action("submit", user.id, client_address(request))
-        fields, files = await _fields(request, studio.config.max_upload_bytes)
+        fields, files = await request_fields(request, studio.config.max_upload_bytes)
         body = _input(fields)
         pictures = {name: files.get(name) or getattr(body, name) for name in needs}
         for name, value in pictures.items():

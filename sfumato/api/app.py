@@ -15,7 +15,17 @@ from sfumato import __version__, audit, web
 from sfumato.api import errors
 from sfumato.api.bodies import JsonBodies
 from sfumato.api.headers import SecurityHeaders
-from sfumato.api.routes import account, admin, auth, catalog, dezgo, generations, images, queue
+from sfumato.api.routes import (
+    a1111,
+    account,
+    admin,
+    auth,
+    catalog,
+    dezgo,
+    generations,
+    images,
+    queue,
+)
 from sfumato.api.schemas import ErrorBody
 from sfumato.errors import STATUS
 from sfumato.store.site import read_site
@@ -74,6 +84,7 @@ def create_app(studio: Studio) -> FastAPI:
     errors.install(app)
     for module in (auth, account, admin, generations, images, catalog, dezgo, queue):
         app.include_router(module.router, responses=ERRORS)
+    app.include_router(a1111.router, responses=ERRORS)
     web.mount(app)
     app.add_middleware(JsonBodies)  # every JSON body bounded in size and depth, no NaN
     app.add_middleware(SecurityHeaders)

@@ -1,10 +1,11 @@
 """What routes depend on: the studio, a database session, and who is asking.
 
 Who is asking, in order: the one local user in personal mode; else an API key
-(``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or Dezgo's ``X-Dezgo-Key: KEY``); else the
-login cookie. A request that changes something with only the cookie must carry the session's
-CSRF token in ``X-CSRF-Token``: another site can make a browser send the cookie, but cannot
-read the token.
+(``Authorization: Bearer KEY``, ``X-API-Key: KEY`` or Dezgo's ``X-Dezgo-Key: KEY``); else HTTP
+Basic (``Authorization: Basic``, how A1111's clients sign in: a user name with an API key or
+the password); else the login cookie. A request that changes something with only the cookie
+must carry the session's CSRF token in ``X-CSRF-Token``: another site can make a browser send
+the cookie, but cannot read the token.
 
 What a route needs is declared in its signature: ``ReadUser`` (it only reads), ``MakeUser``
 (it makes or changes pictures), ``AdminUser`` (it runs the server), ``KeyManager`` (it makes
@@ -15,6 +16,8 @@ user may.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from collections.abc import Iterator
 from typing import Annotated
@@ -23,8 +26,8 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from sfumato import accounts
-from sfumato.errors import Forbidden, NotAuthenticated
+from sfumato import accounts, audit
+from sfumato.errors import Forbidden, NotAuthenticated, TooManyRequests
 from sfumato.store.tables import User
 from sfumato.studio import Studio
 
@@ -59,6 +62,57 @@ def api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or request.headers.get("x-dezgo-key") or None
 
 
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """The user name and secret of ``Authorization: Basic``; None without one (an empty
+    ``Basic`` header, as SillyTavern sends when no login is set, is none)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise NotAuthenticated(
+            "The Basic credentials are not base64 of 'name:password' in UTF-8."
+        ) from None
+    name, colon, secret = decoded.partition(":")
+    if not colon or not name or not secret:
+        raise NotAuthenticated("Basic credentials need a user name and a password or an API key.")
+    return name, secret
+
+
+def _basic_user(request: Request, studio: Studio, name: str, secret: str) -> User:
+    """The user of Basic credentials: the secret is one of their API keys (held to its scopes)
+    or their password (as a login: throttled, failures in the audit log). The password is
+    verified with argon2 on every request, deliberately slow: nothing faster is kept to
+    compare it with, so a script should send a key."""
+    address = client_address(request)
+    if secret.startswith(accounts.KEY_PREFIX):
+        with studio.db.session() as session:
+            user, row = accounts.key_holder(session, secret)
+            if accounts.username_key(name) != user.username_key:
+                raise NotAuthenticated("This API key belongs to another user name.")
+            request.state.key_scopes = tuple(row.scopes or ())
+            request.state.key_id = row.id
+            return user
+    studio.throttle.before_login(address, name)  # before the (slow) password hash
+    try:
+        with studio.db.session() as session:
+            return accounts.authenticate(session, name, secret)
+    except NotAuthenticated as refused:
+        studio.throttle.failed_login(address, name)
+        tried = accounts.normalise(name)
+        audit.record_apart(
+            studio.db, "login.failed", target=tried, address=address, reason=refused.message
+        )
+        try:  # this failure was the one that locked the name or the address
+            studio.throttle.before_login(address, name)
+        except TooManyRequests as locked:
+            audit.record_apart(
+                studio.db, "login.locked", target=tried, address=address, reason=locked.message
+            )
+        raise
+
+
 def client_address(request: Request) -> str:
     """The connection's address (X-Forwarded-For is not trusted: anyone can send it)."""
     return request.client.host if request.client else "unknown"
@@ -85,6 +139,14 @@ def current_user(request: Request, studio: StudioDep) -> User:
         with studio.db.session() as session:
             return session.get_one(User, studio.personal_user_id)
     key = api_key(request)
+    if key is None and (basic := basic_credentials(request)) is not None:
+        # a browser sends cached Basic credentials to any site's request, as it sends a
+        # cookie: a change from another site's page is refused, as the CSRF token refuses it
+        origin = request.headers.get("origin")
+        host = request.headers.get("host", "")
+        if request.method not in SAFE_METHODS and origin and urlsplit(origin).netloc != host:
+            raise Forbidden("Basic credentials are not accepted from another site's page.")
+        return _basic_user(request, studio, *basic)
     with studio.db.session() as session:
         if key is not None:
             user, row = accounts.key_holder(session, key)

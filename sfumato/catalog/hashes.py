@@ -62,6 +62,19 @@ class HashCache:
             self._save()
         return entry[kind]
 
+    def known(self, path: Path, kind: str = "sha256") -> str | None:
+        """The hash if it was computed for this version of the file, else None (without
+        computing it: a listing of 100 checkpoints must not read 500 GB)."""
+        try:
+            path = Path(path).resolve()
+            stat = path.stat()
+        except OSError:
+            return None
+        entry = self._entries.get(str(path))
+        if not entry or entry.get("version") != [stat.st_size, stat.st_mtime_ns]:
+            return None
+        return entry.get(kind)
+
     def sha256(self, path: Path) -> str:
         return self._cached(path, "sha256", _sha256)
 

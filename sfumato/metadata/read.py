@@ -88,7 +88,14 @@ def read_info_bytes(content: bytes) -> GenerationInfo:
 
 
 def _open(source: Path | bytes, name: str) -> GenerationInfo:
-    """Never decodes the pixels: PNG text is read by walking the file's chunks, EXIF from the
+    return _read(read_texts(source, name))
+
+
+def read_texts(source: Path | bytes, name: str = "The file") -> dict[str, str]:
+    """A picture's text metadata by key: its PNG text chunks, or the EXIF fields where JPEG
+    and WebP keep A1111's ``parameters`` and our ``sfumato`` JSON.
+
+    Never decodes the pixels: PNG text is read by walking the file's chunks, EXIF from the
     header Pillow reads on opening."""
     try:
         with (
@@ -97,10 +104,9 @@ def _open(source: Path | bytes, name: str) -> GenerationInfo:
         ):
             if image.width * image.height > MAX_INPUT_PIXELS:  # never decode a bomb
                 raise InvalidRequest(f"{name} is too large a picture to read.")
-            texts = _texts(image, file)
+            return _texts(image, file)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise InvalidRequest(f"{name} is not a picture sfumato can read ({e}).") from None
-    return _read(texts)
 
 
 def _read(texts: dict[str, str]) -> GenerationInfo:

@@ -1,0 +1,421 @@
+"""AUTOMATIC1111-compatible routes (``/sdapi/v1``): Open WebUI, SillyTavern, ``webuiapi`` and
+other A1111 clients work by changing the base URL and signing in (an API key, or HTTP Basic
+with a user name and a key or the password).
+
+Pictures are queued like any other job (source ``a1111``: they land in the history), waited
+for, and answered as A1111 answers. ``/options`` and ``/progress``, ``/interrupt`` and
+``/skip`` are the caller's own: A1111's model setting is the user's default model, never the
+server's, and nobody interrupts anyone else's picture.
+
+Errors keep sfumato's body and add A1111's ``detail`` (the same sentence), which is what A1111's
+clients print: ``A1111Route`` adds it to this router's errors only, including those of its
+dependencies (sign-in, body parsing), which run inside the route.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from sfumato.api.a1111 import answers
+from sfumato.api.a1111.fields import (
+    SCHEDULERS,
+    Img2ImgRequest,
+    Txt2ImgRequest,
+    a1111_mask,
+    a1111_names,
+    batches,
+    check_supported,
+    to_input,
+)
+from sfumato.api.a1111.schemas import (
+    Embeddings,
+    GenerationAnswer,
+    LoraItem,
+    ModelItem,
+    NamedItem,
+    Options,
+    PngInfo,
+    PngInfoRequest,
+    Progress,
+    SamplerItem,
+    SchedulerItem,
+    Scripts,
+    UpscalerItem,
+    VaeItem,
+)
+from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
+from sfumato.api.requests import queue_generation
+from sfumato.api.routes.generations import announce
+from sfumato.catalog.scan import LORA
+from sfumato.engine.parameters import MAX_SEED
+from sfumato.engine.request import GenerationSettings, random_seed
+from sfumato.engine.samplers import SAMPLERS
+from sfumato.errors import (
+    STATUS,
+    Conflict,
+    ModelNotFound,
+    NoGenerationData,
+    SfumatoError,
+    TooLarge,
+)
+from sfumato.jobs.queue import ACTIVE, CANCELLED, FAILED, RUNNING, cancel_queued
+from sfumato.jobs.wait import finished
+from sfumato.metadata.read import parse_a1111, read_info_bytes, read_texts
+from sfumato.preferences import Preferences
+from sfumato.store.tables import Image, Job, User
+from sfumato.studio import Studio
+from sfumato.uploads import decode_base64
+
+SOURCE = "a1111"
+
+
+class A1111Route(APIRoute):
+    """Errors answered by the app's own handlers, with A1111's ``detail`` added."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request):
+            try:
+                return await handler(request)
+            except (SfumatoError, RequestValidationError, HTTPException) as error:
+                kind = next(k for k in type(error).__mro__ if k in request.app.exception_handlers)
+                answer = await request.app.exception_handlers[kind](request, error)
+                body = json.loads(answer.body)
+                body["detail"] = body["error"]["message"]
+                kept = {
+                    k: v
+                    for k, v in answer.headers.items()
+                    if k not in ("content-length", "content-type")
+                }
+                return JSONResponse(body, status_code=answer.status_code, headers=kept)
+
+        return route
+
+
+router = APIRouter(prefix="/sdapi/v1", tags=["a1111"], route_class=A1111Route)
+
+
+# --- generating -----------------------------------------------------------------------------
+
+
+def _interrupts(request: Request) -> dict[int, float]:
+    """user id -> when they last called /interrupt (a /skip lets a request go on)."""
+    state = request.app.state
+    if not hasattr(state, "a1111_interrupts"):
+        state.a1111_interrupts = {}
+    return state.a1111_interrupts
+
+
+def _set_default(studio: Studio, user: User, name: str) -> None:
+    """The user's default model, as their preferences keep it (never the server's)."""
+    with studio.db.session() as session:
+        row = session.get_one(User, user.id)
+        preferences = Preferences.model_validate(row.preferences or {})
+        preferences.default_model = name
+        row.preferences = preferences.model_dump(exclude_none=True)
+
+
+def _model(studio: Studio, user: User, body: Txt2ImgRequest) -> str:
+    wanted = (body.override_settings or {}).get("sd_model_checkpoint")
+    if not wanted:
+        return answers.current_model(studio, user).display
+    entry = answers.find_model(studio, str(wanted))
+    if not body.override_settings_restore_afterwards:  # A1111 keeps it, as POST /options does
+        _set_default(studio, user, entry.display)
+    return entry.display
+
+
+async def _pictures(body: Txt2ImgRequest) -> tuple[bytes | None, bytes | None]:
+    if not isinstance(body, Img2ImgRequest):
+        return None, None
+    init = decode_base64(body.init_images[0], "init_images")
+    if not body.mask:
+        return init, None
+    mask = decode_base64(body.mask, "mask")
+    invert = bool(body.inpainting_mask_invert)
+    return init, await run_in_threadpool(a1111_mask, mask, invert, body.mask_blur)
+
+
+async def _generate(request: Request, user: User, studio: Studio, body: Txt2ImgRequest):
+    studio.throttle.action("submit", user.id, client_address(request))
+    warnings = check_supported(body)
+    started = time.monotonic()
+    init, mask = await _pictures(body)
+    model = await run_in_threadpool(_model, studio, user, body)
+    seed = random_seed() if body.seed == -1 else body.seed
+    made: list[Image] = []
+    offset = 0
+    for count in batches(body.batch_size * body.n_iter):
+        first_seed = seed if seed < 0 else (seed + offset) % (MAX_SEED + 1)
+        offset += count
+        piece = to_input(body, count, first_seed)
+        job = await run_in_threadpool(
+            queue_generation, studio, user, piece, SOURCE, model, init, mask
+        )
+        # the next jobs reuse the pictures this one uploaded, rather than uploading them again
+        init, mask = job.init_upload_id or init, job.mask_upload_id or mask
+        job, images = await finished(studio, job)
+        warnings += [w for w in job.warnings or () if w not in warnings]
+        if job.status == FAILED:
+            code, message = job.error_code or "internal_error", job.error_message or "Failed."
+            raise _JobFailed(code, message)
+        if job.status == CANCELLED:
+            if _interrupts(request).get(user.id, 0) >= started:
+                warnings.append("Interrupted: the pictures made before it are answered.")
+                break
+            warnings.append(f"Skipped {count} picture(s).")
+            continue
+        made += images
+    return await _answer(studio, body, made, warnings)
+
+
+class _JobFailed(SfumatoError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.status = code, STATUS.get(code, 500)
+
+
+async def _answer(studio: Studio, body: Txt2ImgRequest, images: list[Image], warnings):
+    contents = [await run_in_threadpool(studio.files.get, image.file_key) for image in images]
+    texts = answers.infotexts(contents)
+    parameters = body.model_dump()
+    if images:
+        settings = GenerationSettings.from_dict(images[0].settings)
+        sampler, scheduler = a1111_names(settings.sampler)
+        ran = {
+            "negative_prompt": settings.negative_prompt,
+            "steps": settings.steps,
+            "cfg_scale": settings.guidance,
+            "width": settings.width,
+            "height": settings.height,
+            "sampler_name": sampler,
+            "scheduler": scheduler,
+            "denoising_strength": settings.strength,
+        }
+        parameters |= {k: v for k, v in ran.items() if parameters.get(k) is None}
+    if isinstance(body, Img2ImgRequest) and not body.include_init_images:
+        parameters |= {"init_images": None, "mask": None}
+    return {
+        "images": [base64.b64encode(c).decode() for c in contents] if body.send_images else [],
+        "parameters": parameters,
+        "info": answers.info(body, images, texts, warnings),
+    }
+
+
+@router.post("/txt2img", response_model=GenerationAnswer, summary="A1111: text to image")
+async def txt2img(body: Txt2ImgRequest, request: Request, user: MakeUser, studio: StudioDep):
+    """Waits for the pictures (queued like any other job, kept in your history)."""
+    return await _generate(request, user, studio, body)
+
+
+@router.post("/img2img", response_model=GenerationAnswer, summary="A1111: image to image")
+async def img2img(body: Img2ImgRequest, request: Request, user: MakeUser, studio: StudioDep):
+    """One picture in `init_images`; with a `mask` (white, or opaque, = repaint), inpainting."""
+    return await _generate(request, user, studio, body)
+
+
+# --- the caller's jobs ----------------------------------------------------------------------
+
+
+def _active(session, user: User) -> list[Job]:
+    query = select(Job).where(Job.user_id == user.id, Job.source == SOURCE, Job.status.in_(ACTIVE))
+    return list(session.scalars(query.order_by(Job.created_at, Job.id)))
+
+
+@router.get("/progress", response_model=Progress, summary="A1111: your picture's progress")
+def progress(
+    user: ReadUser,
+    studio: StudioDep,
+    session: SessionDep,
+    skip_current_image: Annotated[bool, Query()] = False,
+):
+    """Of your own /sdapi jobs only: `job_count` of them queued or running."""
+    jobs = _active(session, user)
+    running = next((j for j in jobs if j.status == RUNNING), None)
+    state = {"job_count": len(jobs)}
+    answer: dict[str, Any] = {"progress": 0.0, "eta_relative": 0.0, "current_image": None}
+    if running is not None:
+        live = studio.worker.live(running.id)
+        step, total = (live.step, live.total) if live else (running.step, running.total)
+        total = total or running.total
+        state |= {
+            "job": running.id,
+            "job_timestamp": (running.started_at or running.created_at).strftime("%Y%m%d%H%M%S"),
+            "sampling_step": step,
+            "sampling_steps": total,
+        }
+        answer["progress"] = min(1.0, step / total) if total else 0.0
+        answer["eta_relative"] = (live.eta_s if live else None) or 0.0
+        if live and live.preview and not skip_current_image:
+            answer["current_image"] = live.preview.partition(",")[2]  # base64, as A1111's
+    return answer | {"state": state}
+
+
+def _cancel(studio: Studio, session, jobs: list[Job]) -> None:
+    for job in jobs:
+        try:
+            if not cancel_queued(session, job):
+                studio.worker.cancel(job.id)
+        except Conflict:
+            pass  # it finished meanwhile
+    session.commit()
+    for job in jobs:
+        announce(studio, job.id)  # wakes the request waiting for it
+
+
+@router.post("/interrupt", summary="A1111: stop your /sdapi pictures")
+def interrupt(request: Request, user: MakeUser, studio: StudioDep, session: SessionDep) -> dict:
+    """Cancels your own queued and running /sdapi jobs (nobody else's); the waiting request
+    answers with the pictures made before."""
+    _interrupts(request)[user.id] = time.monotonic()
+    _cancel(studio, session, _active(session, user))
+    return {}
+
+
+@router.post("/skip", summary="A1111: skip your running /sdapi picture")
+def skip(user: MakeUser, studio: StudioDep, session: SessionDep) -> dict:
+    """Cancels your running /sdapi job; a request of several jobs goes on with the next."""
+    _cancel(studio, session, [j for j in _active(session, user) if j.status == RUNNING])
+    return {}
+
+
+# --- models and settings --------------------------------------------------------------------
+
+
+@router.get("/sd-models", response_model=list[ModelItem], summary="A1111: the models")
+def sd_models(user: ReadUser, studio: StudioDep):
+    return [answers.model_item(studio, e) for e in answers.models(studio)]
+
+
+@router.get("/options", response_model=Options, summary="A1111: your settings")
+def get_options(user: ReadUser, studio: StudioDep):
+    """`sd_model_checkpoint` is your default model (a title from /sd-models)."""
+    try:
+        entry = answers.current_model(studio, user)
+    except ModelNotFound:
+        return {"sd_model_checkpoint": None}
+    item = answers.model_item(studio, entry)
+    clip_skip = entry.source.effective_defaults.clip_skip if entry.source else 1
+    return {
+        "sd_model_checkpoint": item["title"],
+        "sd_checkpoint_hash": item["sha256"],
+        "CLIP_stop_at_last_layers": clip_skip,
+    }
+
+
+@router.post("/options", summary="A1111: set your default model")
+def set_options(
+    options: Annotated[dict[str, Any], Body()], user: MakeUser, studio: StudioDep
+) -> None:
+    """Only `sd_model_checkpoint` (a title or a name) is used: it becomes your own default
+    model, never the server's. Every other option is accepted and ignored."""
+    wanted = options.get("sd_model_checkpoint")
+    if isinstance(wanted, str) and wanted:
+        _set_default(studio, user, answers.find_model(studio, wanted).display)
+
+
+@router.get("/samplers", response_model=list[SamplerItem], summary="A1111: the samplers")
+def samplers(user: ReadUser):
+    """Exactly those sampler_name takes (with `scheduler`: see /schedulers)."""
+    return [
+        {
+            "name": s.name,
+            "aliases": [s.id, *s.aliases],
+            "options": {"scheduler": s.schedule.lower()} if s.schedule else {},
+        }
+        for s in SAMPLERS
+    ]
+
+
+@router.get("/schedulers", response_model=list[SchedulerItem], summary="A1111: the schedulers")
+def schedulers(user: ReadUser):
+    """automatic: the sampler's own; karras: its Karras variant; the evenly spaced ones
+    (uniform, normal, simple, sgm_uniform): its plain variant."""
+    return [
+        {"name": name, "label": label, "default_rho": 7.0 if name == "karras" else -1}
+        for name, label in SCHEDULERS.items()
+    ]
+
+
+@router.get("/upscalers", response_model=list[UpscalerItem], summary="A1111: upscalers (none)")
+def upscalers(user: ReadUser):
+    return [{"name": "None"}]  # A1111's first entry; sfumato has no upscalers yet
+
+
+@router.get(
+    "/latent-upscale-modes",
+    response_model=list[NamedItem],
+    summary="A1111: latent upscale modes (none: no hires fix yet)",
+)
+def latent_upscale_modes(user: ReadUser):
+    return []
+
+
+@router.get("/sd-vae", response_model=list[VaeItem], summary="A1111: VAEs (each model's own)")
+def sd_vae(user: ReadUser):
+    return []  # every model runs its own VAE
+
+
+@router.get("/loras", response_model=list[LoraItem], summary="A1111: the LoRAs")
+def loras(user: ReadUser, studio: StudioDep):
+    """Use one as `<lora:name:weight>` in the prompt."""
+    return [
+        {
+            "name": e.name,
+            "alias": (e.lora.output_name if e.lora else None) or e.name,
+            "path": e.path.name,
+            "metadata": {k: str(v) for k, v in (e.lora.metadata if e.lora else {}).items()},
+        }
+        for e in studio.catalog().listing(LORA, all_versions=True)
+        if not e.broken
+    ]
+
+
+@router.get("/embeddings", response_model=Embeddings, summary="A1111: embeddings (none)")
+def embeddings(user: ReadUser):
+    return {}
+
+
+@router.get("/scripts", response_model=Scripts, summary="A1111: scripts (none)")
+def scripts(user: ReadUser):
+    return {}
+
+
+@router.post("/png-info", response_model=PngInfo, summary="A1111: how a picture was made")
+async def png_info(body: PngInfoRequest, request: Request, user: MakeUser, studio: StudioDep):
+    """The picture's infotext (A1111's, or one made from sfumato's, ComfyUI's, InvokeAI's or
+    Fooocus's metadata), its other text, and its settings."""
+    studio.throttle.action("image_info", user.id, client_address(request))
+    content = decode_base64(body.image, "image")
+    if len(content) > studio.config.max_upload_bytes:
+        raise TooLarge(f"The image is larger than {studio.config.max_upload_bytes / 1e6:.0f} MB.")
+
+    def read() -> dict:
+        texts = read_texts(content, "The image")
+        own = texts.get("parameters")
+        # A1111's own text, read as A1111 reads it (its sampler names); else what the
+        # metadata reader makes of sfumato's, ComfyUI's, InvokeAI's or Fooocus's data
+        found = parse_a1111(own) if own else None
+        if found is None:
+            try:
+                found = read_info_bytes(content)
+            except NoGenerationData:
+                found = None
+        text = own or (answers.infotext_of(found) if found else "")
+        items = {k: v for k, v in texts.items() if k != "parameters"}
+        settings = answers.parameters_of(found) if found else {}
+        return {"info": text, "items": items, "parameters": settings}
+
+    return await run_in_threadpool(read)

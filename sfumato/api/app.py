@@ -24,6 +24,7 @@ from sfumato.api.routes import (
     dezgo,
     generations,
     images,
+    openai_images,
     queue,
 )
 from sfumato.api.schemas import ErrorBody
@@ -85,6 +86,7 @@ def create_app(studio: Studio) -> FastAPI:
     for module in (auth, account, admin, generations, images, catalog, dezgo, queue):
         app.include_router(module.router, responses=ERRORS)
     app.include_router(a1111.router, responses=ERRORS)
+    app.include_router(openai_images.router, responses=ERRORS)  # its own error shape
     web.mount(app)
     app.add_middleware(JsonBodies)  # every JSON body bounded in size and depth, no NaN
     app.add_middleware(SecurityHeaders)

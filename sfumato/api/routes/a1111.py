@@ -8,25 +8,23 @@ for, and answered as A1111 answers. ``/options`` and ``/progress``, ``/interrupt
 server's, and nobody interrupts anyone else's picture.
 
 Errors keep sfumato's body and add A1111's ``detail`` (the same sentence), which is what A1111's
-clients print: ``A1111Route`` adds it to this router's errors only, including those of its
-dependencies (sign-in, body parsing), which run inside the route.
+clients print; the status codes are sfumato's (422 where A1111 says 422: an unknown sampler,
+hires fix, a field of the wrong type). The shape is registered for the /sdapi/ paths in
+``api/errors.ERROR_SHAPES``, so errors made before a route runs have it too.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
+from sfumato.api import errors
 from sfumato.api.a1111 import answers
 from sfumato.api.a1111.fields import (
     SCHEDULERS,
@@ -80,31 +78,16 @@ from sfumato.uploads import decode_base64
 SOURCE = "a1111"
 
 
-class A1111Route(APIRoute):
-    """Errors answered by the app's own handlers, with A1111's ``detail`` added."""
-
-    def get_route_handler(self):
-        handler = super().get_route_handler()
-
-        async def route(request: Request):
-            try:
-                return await handler(request)
-            except (SfumatoError, RequestValidationError, HTTPException) as error:
-                kind = next(k for k in type(error).__mro__ if k in request.app.exception_handlers)
-                answer = await request.app.exception_handlers[kind](request, error)
-                body = json.loads(answer.body)
-                body["detail"] = body["error"]["message"]
-                kept = {
-                    k: v
-                    for k, v in answer.headers.items()
-                    if k not in ("content-length", "content-type")
-                }
-                return JSONResponse(body, status_code=answer.status_code, headers=kept)
-
-        return route
+def _error(status: int, code: str, message: str, headers=None, param=None) -> JSONResponse:
+    """sfumato's error body, with A1111's ``detail`` (the same sentence) beside it."""
+    body = {"error": {"code": code, "message": message}, "detail": message}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-router = APIRouter(prefix="/sdapi/v1", tags=["a1111"], route_class=A1111Route)
+# every answer under /sdapi/, also those made before a route runs (sign-in, a body that is
+# not JSON, a path that does not exist)
+errors.ERROR_SHAPES["/sdapi/"] = _error
+router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
 
 
 # --- generating -----------------------------------------------------------------------------

@@ -145,6 +145,13 @@ def resolve(
         )
     steps = d.steps if request.steps is None else request.steps
     P["steps"].check(steps)
+    # image-to-image runs the last steps x strength of the steps (as diffusers counts them):
+    # none at all would be a picture left as it was, which the pipelines refuse with a trace
+    if strength is not None and int(steps * strength) < 1:
+        raise InvalidRequest(
+            f"With strength {strength:g}, {steps} step(s) redraw nothing: ask for at least "
+            f"{math.ceil(1 / strength)} steps, or a higher strength."
+        )
     guidance = d.guidance if request.guidance is None else float(request.guidance)
     P["guidance"].check(guidance)
     sampler_name = request.sampler if request.sampler and request.sampler != AUTO else d.sampler

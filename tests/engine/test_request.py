@@ -96,3 +96,13 @@ def test_loras_come_from_the_request_and_the_prompts_tags():
     assert requested_loras(request) == [("pixel", -0.5), ("ink", 1.0)]  # the field wins
     with pytest.raises(InvalidRequest, match="weight of LoRA ink must be between -5 and 5"):
         resolve(GenerationRequest("a cat <lora:ink:9>"), SD15)
+
+
+def test_too_few_steps_for_the_strength_is_a_sentence_not_a_pipeline_error():
+    from PIL import Image
+
+    picture = Image.new("RGB", (64, 64))
+    with pytest.raises(InvalidRequest, match="at least 2 steps"):
+        resolve(GenerationRequest("x", init_image=picture, steps=1, strength=0.75), SD15)
+    settings, _ = resolve(GenerationRequest("x", init_image=picture, steps=2, strength=0.5), SD15)
+    assert settings.steps == 2

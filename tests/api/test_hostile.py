@@ -49,6 +49,9 @@ HOSTILE_BODIES = [
     ("truncated", b'{"prompt": "a red', JSON),
     ("a trailing-newline name", b'{"username":"ann\\n","password":"a long password"}', JSON),
 ]
+# A1111's options: any key is accepted, and all but the model ignored, as A1111's clients
+# post back the whole of what they read
+TAKES_ANY_OBJECT = {"/sdapi/v1/options"}
 B64 = base64.urlsafe_b64encode
 FORGED_CURSORS = [
     B64(b"2026-01-01|abc").decode(),
@@ -120,6 +123,8 @@ def test_hostile_inputs_never_get_a_500(attacked):
                 answer = client.request(
                     method, path, content=content, headers=mallory.headers | headers
                 )
+                if path in TAKES_ANY_OBJECT and answer.status_code == 200:
+                    continue  # an object of any keys is a valid body there
                 check(method, path, answer)
             # and with no credentials at all
             answer = client.request(method, path, content=b"[" * NEST, headers=JSON)

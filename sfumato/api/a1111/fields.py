@@ -12,7 +12,7 @@ import io
 import math
 
 from PIL import Image, ImageChops, ImageFilter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sfumato.api.requests import GenerationInput
 from sfumato.engine.images import MAX_INPUT_PIXELS
@@ -253,8 +253,9 @@ def to_input(body: Txt2ImgRequest, batch_size: int, seed: int | None) -> Generat
         raise InvalidRequest("The prompt is empty; say what the picture should show.")
     try:
         return GenerationInput.model_validate({k: v for k, v in values.items() if v is not None})
-    except ValueError as e:  # pydantic's bounds on the prompt's length
-        raise InvalidRequest(f"The request is not valid: {str(e).splitlines()[-1]}") from None
+    except ValidationError as e:  # pydantic's bounds on the prompts' length
+        problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        raise InvalidRequest(f"The request is not valid: {problems}.") from None
 
 
 def batches(total: int) -> list[int]:

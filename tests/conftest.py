@@ -31,6 +31,23 @@ def _session_environment(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing():
+    """argon2 at RFC 9106's setting costs 0.1-0.2 s of CPU a hash here, and the suite signs up
+    and logs in hundreds of times; the tests check what is done with a hash, not what it
+    costs, so in this process it is argon2id at its lowest cost. A server in a process of
+    its own (tests/fixtures/served.py) and the CLI run in one keep the real setting."""
+    from argon2 import PasswordHasher
+
+    from sfumato import accounts
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_hasher", cheap)
+        patch.setattr(accounts, "_DUMMY_HASH", cheap.hash("not a password of anyone"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _own_environment(tmp_path_factory, monkeypatch):
     """Each test gets an empty data directory of its own."""

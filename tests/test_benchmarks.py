@@ -60,3 +60,27 @@ def test_a_slow_machine_can_measure_one_case_and_some_paths():
     assert engine_speed.select(engine_speed.FULL, None, ["no such path"]) == []
     # without filters, every case and every path
     assert engine_speed.select(engine_speed.FULL, None, []) == engine_speed.FULL
+
+
+def test_the_front_doors_benchmark_runs_every_door_on_the_same_request(tmp_path):
+    """One round at one step (the figures in benchmarks/RESULTS.md come from full runs)."""
+    out = tmp_path / "front_doors.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/front_doors.py", "--rounds", "1", "--steps", "1"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["same_settings"] is True  # every door ran the same request
+    assert list(figures["doors"]) == [
+        "/v1/generations",
+        "Dezgo /text2image",
+        "A1111 /sdapi/v1/txt2img",
+        "OpenAI /openai/v1/images/generations",
+    ]
+    for door in figures["doors"].values():
+        assert door["runs"] == 1 and 0 < door["door_ms"] < door["picture_s"] * 1000

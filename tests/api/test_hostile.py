@@ -174,7 +174,12 @@ def test_a_body_over_the_size_limit_is_413_before_it_is_parsed(make_server):
     server = make_server(max_upload_bytes=10_000)  # the JSON limit is 3x this + 1 MB
     user = server.user("ann")
     too_big = b'{"prompt":"' + b"x" * bodies.max_bytes(10_000) + b'"}'
-    for path in ("/v1/generations", "/text2image", "/v1/auth/login"):
+    for path in (
+        "/v1/generations",
+        "/text2image",
+        "/openai/v1/images/generations",
+        "/v1/auth/login",
+    ):
         answer = server.client.post(path, content=too_big, headers=user.headers | JSON)
         assert answer.status_code == 413 and _is_sentence(answer), answer.text
 

@@ -286,3 +286,40 @@ def test_a_key_without_the_scope_and_the_throttle_are_refused_as_openai_says(ser
     throttled = server.post(GENERATIONS, carol, json={"prompt": "x"})
     assert _error(throttled, 429, "rate_limit_error")["code"] == "rate_limit_exceeded"
     assert int(throttled.headers["retry-after"]) > 0
+
+
+def test_hostile_pictures_fields_and_keys_are_4xx_sentences(server):
+    ann = server.user("ann")
+    edits = "/openai/v1/images/edits"
+    green = png((64, 64), "green")
+    cases = [
+        # a mask whose proportions are not the picture's cannot be laid on it
+        ({"data": {"prompt": "x"}, "files": {"image": green, "mask": _mask_png((64, 32))}}, None),
+        ({"data": {"prompt": "x"}, "files": {"image": green, "mask": b"not a picture"}}, "mask"),
+        ({"data": {"prompt": "x"}, "files": {"image": b"GIF89a broken"}}, "image"),
+        # JSON edits: base64 pictures only
+        ({"json": {"prompt": "x", "image": [5]}}, "image"),
+        ({"json": {"prompt": "x", "image": "%%% not base64"}}, None),
+        ({"json": {"prompt": ["x"], "image": "aGk="}}, "prompt"),
+        ({"json": {"prompt": "x" * 10_001}}, "prompt"),
+        ({"json": {"prompt": "x", "n": "1e3"}}, "n"),
+        ({"json": {"prompt": "x", "loras": "all of them"}}, "loras"),
+    ]
+    for kwargs, param in cases:
+        path = GENERATIONS if "image" not in str(kwargs) else edits
+        answer = server.post(path, ann, **kwargs)
+        error = _error(answer, 400, "invalid_request_error", param)
+        assert len(error["message"]) > 20, error
+    # a size far past the bounds is brought within them, at the model's scale
+    huge = server.post(GENERATIONS, ann, json={"prompt": "x", "size": "99999x99999"} | FAST)
+    assert huge.status_code == 200 and huge.json()["size"] == "64x64"
+    # a revoked key is refused as OpenAI refuses one
+    login = TestClient(server.client.app)
+    signed = login.post("/v1/auth/login", json={"username": "ann", "password": "a long password"})
+    csrf = {"X-CSRF-Token": signed.json()["csrf_token"]}
+    made = login.post("/v1/keys", json={"name": "short-lived"}, headers=csrf).json()
+    assert login.delete(f"/v1/keys/{made['id']}", headers=csrf).status_code == 200
+    revoked = server.client.get(
+        "/openai/v1/models", headers={"Authorization": f"Bearer {made['key']}"}
+    )
+    _error(revoked, 401, "authentication_error")

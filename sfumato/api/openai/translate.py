@@ -27,7 +27,7 @@ from sfumato.api.requests import GenerationInput
 from sfumato.catalog.naming import normalise
 from sfumato.catalog.scan import CHECKPOINT
 from sfumato.engine.images import MAX_INPUT_PIXELS
-from sfumato.engine.parameters import BY_NAME, PARAMETERS
+from sfumato.engine.parameters import BY_NAME, MAX_PROMPT_CHARS, PARAMETERS
 from sfumato.errors import ModelNotFound, SfumatoError
 from sfumato.metadata.read import read_info_bytes
 from sfumato.studio import Studio
@@ -191,8 +191,11 @@ def repaint_mask(content: bytes, what: str) -> bytes | None:
             alpha = image.convert("RGBA").getchannel("A")
         else:
             return None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise OpenAIInvalid(f"The {what} is not a picture sfumato can read: {e}.", what) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise OpenAIInvalid(
+            f"The {what} is not a picture sfumato can read; send a PNG (or JPEG, WebP, ...).",
+            what,
+        ) from None
     mask = ImageOps.invert(alpha)  # alpha 0 -> 255; partly transparent edges stay soft
     if mask.getbbox() is None:
         return None
@@ -210,7 +213,9 @@ def variation_prompt(content: bytes) -> tuple[str, dict]:
         return VARIATION_PROMPT, {}
     if not info.prompt.strip():
         return VARIATION_PROMPT, {}
-    return info.prompt, {"negative_prompt": info.negative_prompt} if info.negative_prompt else {}
+    # a picture may carry a prompt longer than a request takes: its beginning is its gist
+    kept = {"negative_prompt": info.negative_prompt[:MAX_PROMPT_CHARS]}
+    return info.prompt[:MAX_PROMPT_CHARS], kept if info.negative_prompt else {}
 
 
 def first_picture(files: dict[str, bytes], fields: dict, name: str) -> bytes | None:

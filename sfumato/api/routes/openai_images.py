@@ -37,7 +37,7 @@ from sfumato.api.openai.translate import (
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.requests import queue_generation
 from sfumato.catalog.scan import CHECKPOINT
-from sfumato.errors import STATUS
+from sfumato.errors import STATUS, NotFound
 from sfumato.jobs.queue import SUCCEEDED
 from sfumato.jobs.submit import checkpoint_path
 from sfumato.jobs.wait import finished
@@ -123,8 +123,14 @@ def _answer(request: Request, studio: Studio, job: Job, images: list[Image], opt
             # sfumato's own picture route: its owner's key fetches it, nobody else
             item["url"] = str(request.url_for("image_file", image_id=image.id))
         else:
-            item["b64_json"] = base64.b64encode(studio.files.get(image.file_key)).decode()
+            try:
+                content = studio.files.get(image.file_key)
+            except FileNotFoundError:  # deleted from the history the moment it was made
+                raise NotFound("The picture was deleted before it could be sent.") from None
+            item["b64_json"] = base64.b64encode(content).decode()
         data.append(item)
+    if not images:
+        raise NotFound("The pictures were deleted before they could be sent.")
     created = job.created_at.replace(tzinfo=job.created_at.tzinfo or UTC)
     return {
         "created": int(created.timestamp()),

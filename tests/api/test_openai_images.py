@@ -323,3 +323,14 @@ def test_hostile_pictures_fields_and_keys_are_4xx_sentences(server):
         "/openai/v1/models", headers={"Authorization": f"Bearer {made['key']}"}
     )
     _error(revoked, 401, "authentication_error")
+
+
+def test_a_quota_is_a_permission_error_with_its_sentence(server):
+    from tests.api.test_quotas import user_quotas
+
+    erin = server.user("erin")
+    user_quotas(server, "erin", job_megapixel_steps=0)  # no picture at all
+    refused = server.post(GENERATIONS, erin, json={"prompt": "x"} | FAST)
+    error = _error(refused, 403, "permission_error")
+    assert error["code"] == "quota_exceeded" and "megapixel-steps" in error["message"]
+    assert server.get("/v1/generations", erin).json()["generations"] == []  # nothing queued

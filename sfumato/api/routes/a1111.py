@@ -15,7 +15,6 @@ hires fix, a field of the wrong type). The shape is registered for the /sdapi/ p
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Annotated, Any
 
@@ -30,12 +29,8 @@ from sfumato.api.a1111.fields import (
     SCHEDULERS,
     Img2ImgRequest,
     Txt2ImgRequest,
-    a1111_mask,
-    a1111_names,
-    batches,
-    check_supported,
-    to_input,
 )
+from sfumato.api.a1111.generate import SOURCE, generate, interrupts, set_default
 from sfumato.api.a1111.schemas import (
     Embeddings,
     GenerationAnswer,
@@ -53,29 +48,20 @@ from sfumato.api.a1111.schemas import (
     VaeItem,
 )
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
-from sfumato.api.requests import queue_generation
 from sfumato.api.routes.generations import announce
 from sfumato.catalog.scan import LORA
-from sfumato.engine.parameters import MAX_SEED
-from sfumato.engine.request import GenerationSettings, random_seed
 from sfumato.engine.samplers import SAMPLERS
 from sfumato.errors import (
-    STATUS,
     Conflict,
     ModelNotFound,
     NoGenerationData,
-    SfumatoError,
     TooLarge,
 )
-from sfumato.jobs.queue import ACTIVE, CANCELLED, FAILED, RUNNING, cancel_queued
-from sfumato.jobs.wait import finished
+from sfumato.jobs.queue import ACTIVE, RUNNING, cancel_queued
 from sfumato.metadata.read import parse_a1111, read_info_bytes, read_texts
-from sfumato.preferences import Preferences
-from sfumato.store.tables import Image, Job, User
+from sfumato.store.tables import Job, User
 from sfumato.studio import Studio
 from sfumato.uploads import decode_base64
-
-SOURCE = "a1111"
 
 
 def _error(status: int, code: str, message: str, headers=None, param=None) -> JSONResponse:
@@ -93,120 +79,16 @@ router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
 # --- generating -----------------------------------------------------------------------------
 
 
-def _interrupts(request: Request) -> dict[int, float]:
-    """user id -> when they last called /interrupt (a /skip lets a request go on)."""
-    state = request.app.state
-    if not hasattr(state, "a1111_interrupts"):
-        state.a1111_interrupts = {}
-    return state.a1111_interrupts
-
-
-def _set_default(studio: Studio, user: User, name: str) -> None:
-    """The user's default model, as their preferences keep it (never the server's)."""
-    with studio.db.session() as session:
-        row = session.get_one(User, user.id)
-        preferences = Preferences.model_validate(row.preferences or {})
-        preferences.default_model = name
-        row.preferences = preferences.model_dump(exclude_none=True)
-
-
-def _model(studio: Studio, user: User, body: Txt2ImgRequest) -> str:
-    wanted = (body.override_settings or {}).get("sd_model_checkpoint")
-    if not wanted:
-        return answers.current_model(studio, user).display
-    entry = answers.find_model(studio, str(wanted))
-    if not body.override_settings_restore_afterwards:  # A1111 keeps it, as POST /options does
-        _set_default(studio, user, entry.display)
-    return entry.display
-
-
-async def _pictures(body: Txt2ImgRequest) -> tuple[bytes | None, bytes | None]:
-    if not isinstance(body, Img2ImgRequest):
-        return None, None
-    init = decode_base64(body.init_images[0], "init_images")
-    if not body.mask:
-        return init, None
-    mask = decode_base64(body.mask, "mask")
-    invert = bool(body.inpainting_mask_invert)
-    return init, await run_in_threadpool(a1111_mask, mask, invert, body.mask_blur)
-
-
-async def _generate(request: Request, user: User, studio: Studio, body: Txt2ImgRequest):
-    studio.throttle.action("submit", user.id, client_address(request))
-    warnings = check_supported(body)
-    started = time.monotonic()
-    init, mask = await _pictures(body)
-    model = await run_in_threadpool(_model, studio, user, body)
-    seed = random_seed() if body.seed == -1 else body.seed
-    made: list[Image] = []
-    offset = 0
-    for count in batches(body.batch_size * body.n_iter):
-        first_seed = seed if seed < 0 else (seed + offset) % (MAX_SEED + 1)
-        offset += count
-        piece = to_input(body, count, first_seed)
-        job = await run_in_threadpool(
-            queue_generation, studio, user, piece, SOURCE, model, init, mask
-        )
-        # the next jobs reuse the pictures this one uploaded, rather than uploading them again
-        init, mask = job.init_upload_id or init, job.mask_upload_id or mask
-        job, images = await finished(studio, job)
-        warnings += [w for w in job.warnings or () if w not in warnings]
-        if job.status == FAILED:
-            code, message = job.error_code or "internal_error", job.error_message or "Failed."
-            raise _JobFailed(code, message)
-        if job.status == CANCELLED:
-            if _interrupts(request).get(user.id, 0) >= started:
-                warnings.append("Interrupted: the pictures made before it are answered.")
-                break
-            warnings.append(f"Skipped {count} picture(s).")
-            continue
-        made += images
-    return await _answer(studio, body, made, warnings)
-
-
-class _JobFailed(SfumatoError):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.status = code, STATUS.get(code, 500)
-
-
-async def _answer(studio: Studio, body: Txt2ImgRequest, images: list[Image], warnings):
-    contents = [await run_in_threadpool(studio.files.get, image.file_key) for image in images]
-    texts = answers.infotexts(contents)
-    parameters = body.model_dump()
-    if images:
-        settings = GenerationSettings.from_dict(images[0].settings)
-        sampler, scheduler = a1111_names(settings.sampler)
-        ran = {
-            "negative_prompt": settings.negative_prompt,
-            "steps": settings.steps,
-            "cfg_scale": settings.guidance,
-            "width": settings.width,
-            "height": settings.height,
-            "sampler_name": sampler,
-            "scheduler": scheduler,
-            "denoising_strength": settings.strength,
-        }
-        parameters |= {k: v for k, v in ran.items() if parameters.get(k) is None}
-    if isinstance(body, Img2ImgRequest) and not body.include_init_images:
-        parameters |= {"init_images": None, "mask": None}
-    return {
-        "images": [base64.b64encode(c).decode() for c in contents] if body.send_images else [],
-        "parameters": parameters,
-        "info": answers.info(body, images, texts, warnings),
-    }
-
-
 @router.post("/txt2img", response_model=GenerationAnswer, summary="A1111: text to image")
 async def txt2img(body: Txt2ImgRequest, request: Request, user: MakeUser, studio: StudioDep):
     """Waits for the pictures (queued like any other job, kept in your history)."""
-    return await _generate(request, user, studio, body)
+    return await generate(request, user, studio, body)
 
 
 @router.post("/img2img", response_model=GenerationAnswer, summary="A1111: image to image")
 async def img2img(body: Img2ImgRequest, request: Request, user: MakeUser, studio: StudioDep):
     """One picture in `init_images`; with a `mask` (white, or opaque, = repaint), inpainting."""
-    return await _generate(request, user, studio, body)
+    return await generate(request, user, studio, body)
 
 
 # --- the caller's jobs ----------------------------------------------------------------------
@@ -262,7 +144,7 @@ def _cancel(studio: Studio, session, jobs: list[Job]) -> None:
 def interrupt(request: Request, user: MakeUser, studio: StudioDep, session: SessionDep) -> dict:
     """Cancels your own queued and running /sdapi jobs (nobody else's); the waiting request
     answers with the pictures made before."""
-    _interrupts(request)[user.id] = time.monotonic()
+    interrupts(request)[user.id] = time.monotonic()
     _cancel(studio, session, _active(session, user))
     return {}
 
@@ -306,7 +188,7 @@ def set_options(
     model, never the server's. Every other option is accepted and ignored."""
     wanted = options.get("sd_model_checkpoint")
     if isinstance(wanted, str) and wanted:
-        _set_default(studio, user, answers.find_model(studio, wanted).display)
+        set_default(studio, user, answers.find_model(studio, wanted).display)
 
 
 @router.get("/samplers", response_model=list[SamplerItem], summary="A1111: the samplers")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from PIL import Image
 
 from tests.fixtures.served import Served, data_env, sfumato
 
+ROOT = Path(__file__).parents[2]
 SMALL = {"width": 64, "height": 64, "steps": 1}  # webuiapi sends 512x512 unless told
 
 
@@ -173,3 +176,17 @@ def test_sillytavern_lists_sets_the_model_waits_and_generates(server):
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["images"]) == 1
         assert "auth" not in answer.json()["parameters"]  # the password is not echoed
+
+
+def test_the_example_on_the_clients_page_runs(server, tmp_path, monkeypatch):
+    served, keys = server
+    page = (ROOT / "docs" / "clients.md").read_text()
+    section = page.split("## AUTOMATIC1111", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```python\n(.+?)\n```", section, re.DOTALL)
+    example = example.replace("http://localhost:8000", served.url)
+    example = example.replace("YOUR_SFUMATO_KEY", keys["ann"])
+    example = example.replace("width=512, height=512", "width=64, height=64, steps=1")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "docs/clients.md", "exec"), {})
+    with Image.open(tmp_path / "picture.png") as picture:
+        assert picture.size == (64, 64)

@@ -293,10 +293,15 @@ def test_basic_sign_in_takes_a_key_or_the_password(served):
             select(AuditEvent.target).where(AuditEvent.action == "login.failed")
         )
         assert "gus" in list(failed)
+    # a revoked key lets nobody in, through Basic either
+    key_id = served.get("/v1/keys", gus).json()["keys"][0]["id"]
+    assert served.client.delete(f"/v1/keys/{key_id}", headers=gus.headers).status_code < 300
+    gone = served.client.get("/sdapi/v1/options", headers=_basic("gus", gus.key))
+    assert gone.status_code == 401 and "revoked" in gone.json()["detail"]
     # a browser would send cached Basic credentials to another site's request
     foreign = served.client.post(
         "/sdapi/v1/interrupt",
-        headers=_basic("gus", gus.key) | {"Origin": "https://elsewhere.example"},
+        headers=_basic("gus", "a long password") | {"Origin": "https://elsewhere.example"},
     )
     assert foreign.status_code == 403
 

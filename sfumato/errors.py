@@ -112,6 +112,11 @@ class NoGenerationData(SfumatoError):
     status = 422
 
 
+class ServerStopping(SfumatoError):
+    code = "server_stopping"
+    status = 503
+
+
 class Cancelled(SfumatoError):
     code = "cancelled"
     status = 409

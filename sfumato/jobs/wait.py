@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 
+from sfumato.errors import ServerStopping
 from sfumato.jobs.queue import FINISHED, job_images
 from sfumato.store.tables import Image, Job
 
@@ -19,7 +20,9 @@ POLL_S = 2.0
 
 
 async def finished(studio: Studio, job: Job) -> tuple[Job, list[Image]]:
-    """The job once it has finished (succeeded, failed or cancelled), and its pictures."""
+    """The job once it has finished (succeeded, failed or cancelled), and its pictures; a
+    503 when the server stops first (its job stays queued and runs again at the next start,
+    so a waiting client is told rather than held until the process is killed)."""
 
     def read() -> tuple[Job, list[Image]]:
         with studio.db.session() as session:
@@ -30,6 +33,11 @@ async def finished(studio: Studio, job: Job) -> tuple[Job, list[Image]]:
             current, images = await run_in_threadpool(read)
             if current.status in FINISHED:
                 return current, images
+            if studio.worker.stopping:
+                raise ServerStopping(
+                    f"The server is stopping; job {job.id} runs again when it starts. "
+                    f"Follow it with GET /v1/generations/{job.id}."
+                )
             try:
                 while True:
                     event = await asyncio.wait_for(events.get(), POLL_S)

@@ -53,6 +53,10 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
         self._wake.set()

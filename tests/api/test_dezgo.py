@@ -4,6 +4,8 @@ encodings its clients use, the picture in the answer with its seed, the model fa
 import base64
 import io
 import shutil
+import threading
+import time
 
 import pytest
 from PIL import Image
@@ -142,3 +144,27 @@ def test_each_text_route_runs_its_own_family(xl_server, make_server):
         none.status_code == 404
         and "No Stable Diffusion XL model" in none.json()["error"]["message"]
     )
+
+
+def test_a_client_waiting_when_the_server_stops_is_told_and_its_job_kept(make_server):
+    """A route that waits for its picture must not hold its client (and the server's exit)
+    past the worker's stop: the job stays queued for the next start, and the answer says so."""
+    server = make_server(run_worker=False)  # nothing runs the job: the wait is held
+    user = server.user()
+    answers = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(server.post("/text2image", user, json={"prompt": "a fox"}))
+    )
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while not server.get("/v1/generations", user).json()["generations"]:
+        assert time.monotonic() < deadline, "the job was never queued"
+        time.sleep(0.05)
+    server.studio.worker.stop()
+    waiting.join(10)
+    assert not waiting.is_alive(), "the client is still held after the worker stopped"
+    (answer,) = answers
+    assert answer.status_code == 503
+    assert "runs again when it starts" in answer.json()["error"]["message"]
+    (job,) = server.get("/v1/generations", user).json()["generations"]
+    assert job["status"] == "queued"

@@ -80,6 +80,23 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return name, secret
 
 
+def failed_login(studio: Studio, address: str, name: str, refused: NotAuthenticated) -> None:
+    """A wrong password, at a login or in Basic credentials: counted by the throttle and
+    recorded apart (the request fails; its record must not roll back with it). Both are
+    bounded by the throttle, so failures cannot flood the log."""
+    studio.throttle.failed_login(address, name)
+    tried = accounts.normalise(name)
+    audit.record_apart(
+        studio.db, "login.failed", target=tried, address=address, reason=refused.message
+    )
+    try:  # this failure was the one that locked the name or the address
+        studio.throttle.before_login(address, name)
+    except TooManyRequests as locked:
+        audit.record_apart(
+            studio.db, "login.locked", target=tried, address=address, reason=locked.message
+        )
+
+
 def _basic_user(request: Request, studio: Studio, name: str, secret: str) -> User:
     """The user of Basic credentials: the secret is one of their API keys (held to its scopes)
     or their password (as a login: throttled, failures in the audit log). The password is
@@ -99,17 +116,7 @@ def _basic_user(request: Request, studio: Studio, name: str, secret: str) -> Use
         with studio.db.session() as session:
             return accounts.authenticate(session, name, secret)
     except NotAuthenticated as refused:
-        studio.throttle.failed_login(address, name)
-        tried = accounts.normalise(name)
-        audit.record_apart(
-            studio.db, "login.failed", target=tried, address=address, reason=refused.message
-        )
-        try:  # this failure was the one that locked the name or the address
-            studio.throttle.before_login(address, name)
-        except TooManyRequests as locked:
-            audit.record_apart(
-                studio.db, "login.locked", target=tried, address=address, reason=locked.message
-            )
+        failed_login(studio, address, name, refused)
         raise
 
 

@@ -17,10 +17,11 @@ from sfumato.api.deps import (
     SessionDep,
     StudioDep,
     client_address,
+    failed_login,
 )
 from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.schemas import LoggedIn, Me
-from sfumato.errors import Forbidden, InvalidRequest, NotAuthenticated, TooManyRequests
+from sfumato.errors import Forbidden, InvalidRequest, NotAuthenticated
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
 
@@ -127,23 +128,8 @@ async def login(request: Request, response: Response, studio: StudioDep):
                 audit.record(session, "login.succeeded", user, user, address)
                 return _log_in(session, user, request, response)
         except NotAuthenticated as refused:
-            _failed(refused)
+            failed_login(studio, address, name, refused)
             raise
-
-    def _failed(refused: NotAuthenticated) -> None:
-        """Counted, and recorded apart: the request fails, its record must not roll back.
-        Both are bounded by the throttle, so failures cannot flood the log."""
-        studio.throttle.failed_login(address, name)
-        tried = accounts.normalise(name)
-        audit.record_apart(
-            studio.db, "login.failed", target=tried, address=address, reason=refused.message
-        )
-        try:  # this failure was the one that locked the name or the address
-            studio.throttle.before_login(address, name)
-        except TooManyRequests as locked:
-            audit.record_apart(
-                studio.db, "login.locked", target=tried, address=address, reason=locked.message
-            )
 
     return await run_in_threadpool(check)
 

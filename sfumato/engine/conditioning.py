@@ -4,8 +4,11 @@ Each 75-token chunk (see ``prompts``) is encoded in CLIP's 77-token window as
 ``[start] tokens [end] [pad]...``, its hidden states are multiplied by the token weights and
 rescaled to their original mean (A1111's "Original" emphasis), and the chunks are concatenated.
 SDXL runs both text encoders on the same chunks, joins their features, and takes the pooled
-embedding from the first chunk. The prompt and the negative prompt are padded to the same
-number of chunks with empty ones, since guidance compares them token for token.
+embedding from the first chunk. Graphs (``sampling.encode``) weigh tokens as ComfyUI does
+instead: each weighted token's features moved away from the empty prompt's by its weight,
+``empty + (features - empty) * weight``, with no mean restored. The prompt and the negative
+prompt are padded to the same number of chunks with empty ones, since guidance compares them
+token for token.
 """
 
 from __future__ import annotations
@@ -57,23 +60,37 @@ def _emphasis(hidden: torch.Tensor, weights: list[float]) -> torch.Tensor:
     return weighted * (original_mean / new_mean).to(hidden.dtype)
 
 
+def _towards_empty(hidden: torch.Tensor, empty: torch.Tensor, weights: list[float]):
+    """ComfyUI's emphasis: each token's features scaled away from the empty prompt's."""
+    if all(w == 1.0 for w in weights):
+        return hidden
+    w = torch.tensor(weights, dtype=hidden.dtype, device=hidden.device)[None, :, None]
+    return empty + (hidden - empty) * w
+
+
 def _chunks(text: str, tokenizer) -> list[prompts.Chunk]:
     comma = tokenizer.convert_tokens_to_ids(",</w>")
     return prompts.chunk(prompts.parse(text), _tokenize(tokenizer), comma)
 
 
-def _encode(pipe, chunks: list[prompts.Chunk], clip_skip: int, sdxl: bool):
+def _encode(pipe, chunks: list[prompts.Chunk], clip_skip: int, sdxl: bool, emphasis: str = "a1111"):
     pairs = [(pipe.tokenizer, pipe.text_encoder)]
     if sdxl:
         pairs.append((pipe.tokenizer_2, pipe.text_encoder_2))
     device = pipe.text_encoder.device
-    per_chunk, pooled = [], None
+    per_chunk, pooled, empty = [], None, {}
     for i, chunk in enumerate(chunks):
         features = []
         for tokenizer, encoder in pairs:
             ids, weights = _window(tokenizer, chunk)
             hidden, pool = _hidden(encoder, torch.tensor([ids], device=device), clip_skip, sdxl)
-            features.append(_emphasis(hidden, weights))
+            if emphasis == "comfy":
+                if tokenizer not in empty and any(w != 1.0 for w in weights):
+                    blank = torch.tensor([_window(tokenizer, prompts.Chunk([], []))[0]])
+                    empty[tokenizer] = _hidden(encoder, blank.to(device), clip_skip, sdxl)[0]
+                features.append(_towards_empty(hidden, empty.get(tokenizer), weights))
+            else:
+                features.append(_emphasis(hidden, weights))
             if i == 0 and pool is not None:
                 pooled = pool
         per_chunk.append(torch.cat(features, dim=-1))
@@ -103,3 +120,12 @@ def encode_prompts(pipe, prompt: str, negative: str, clip_skip: int = 1) -> dict
     if sdxl:
         kwargs["pooled_prompt_embeds"] = pooled
     return kwargs
+
+
+def encode_prompt(pipe, text: str, clip_skip: int = 1, emphasis: str = "a1111"):
+    """One prompt alone: (token features, SDXL's pooled embedding or None). ``emphasis``:
+    ``a1111`` (weights, then the mean restored) or ``comfy`` (towards the empty prompt)."""
+    sdxl = hasattr(pipe, "text_encoder_2")
+    chunks = _chunks(text, pipe.tokenizer)
+    features, pooled = _encode(pipe, chunks, clip_skip, sdxl, emphasis)
+    return torch.cat(features, dim=1), pooled

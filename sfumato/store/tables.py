@@ -6,7 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -97,6 +107,9 @@ class Upload(Base):
     # what the file takes on disk, counted against the user's storage quota; None on rows
     # made before sizes were kept, until the studio's start fills it in
     bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the file name a ComfyUI client gave it ("subfolder/name.png"): its graphs' LoadImage
+    # nodes name pictures so. None for uploads of the other doors, known by their id
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
 
 
 class Job(Base):
@@ -125,6 +138,9 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     warnings: Mapped[list] = mapped_column(JSON, default=list)
+    # a graph's job (ComfyUI's API format): {"prompt": graph, "extra_data", "client_id",
+    # "outputs": each output node's pictures, "cached": nodes not run again}; None otherwise
+    workflow: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     # seconds spent loading the model, in the engine, and saving the pictures
     timings: Mapped[dict] = mapped_column(JSON, default=dict)
 
@@ -184,3 +200,22 @@ class SiteSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict | list | str | int | float | bool | None] = mapped_column(JSON)
+
+
+class Workflow(Base):
+    """A graph its owner saved under a name, with the inputs they exposed: ``{"prompt": ["6",
+    "text"]}`` (input name -> node id and that node's input). Published: every user may run
+    it (an admin's choice)."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    graph: Mapped[dict] = mapped_column(JSON)
+    inputs: Mapped[dict] = mapped_column(JSON, default=dict)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

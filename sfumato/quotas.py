@@ -97,7 +97,10 @@ def limits_for(session: Session, user: User, site: SiteSettings | None = None) -
 def megapixel_steps(settings: dict) -> float:
     """The compute of a job from its resolved settings. Image-to-image and inpainting run
     only ``int(steps x strength)`` of the steps (diffusers starts part-way along the noise
-    schedule); there are no other passes (no hires fix) in this engine."""
+    schedule); there are no other passes (no hires fix) in this engine. A graph's job states
+    its own (the sum over its samplers: ``workflows.validate.Plan.summary``)."""
+    if "megapixel_steps" in settings:
+        return float(settings["megapixel_steps"])
     steps = int(settings.get("steps") or 0)
     strength = settings.get("strength")
     if strength is not None and settings.get("mode", "txt2img") != "txt2img":

@@ -16,10 +16,13 @@ more than one prompt per side (their predictions averaged, as ComfyUI's
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +33,7 @@ from sfumato.engine.conditioning import encode_prompt
 from sfumato.engine.generate import Step, StepCallback, _is_out_of_memory
 from sfumato.engine.loader import LoadedModel
 from sfumato.engine.loras import LoraSpec, applied
-from sfumato.errors import Cancelled, InvalidRequest, OutOfMemory
+from sfumato.errors import Cancelled, InvalidRequest, OutOfMemory, UnsupportedModel
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def sample(
     timesteps = scheduler.timesteps[schedule.start * order : end * order]
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(schedule.start * order)
-    generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(batch)]
+    generators = [torch.Generator("cpu").manual_seed((seed + i) % 2**64) for i in range(batch)]
     noise = randn_tensor(tuple(latents.shape), generator=generators, dtype=dtype)
     original = latents
     if not schedule.add_noise:
@@ -284,11 +287,13 @@ def empty_latent(model: LoadedModel, width: int, height: int, batch: int = 1) ->
     return torch.zeros(batch, channels, height // scale, width // scale)
 
 
-def decode(model: LoadedModel, latents: torch.Tensor) -> list[Image.Image]:
-    """Latents to pictures, on the backend that decodes for the model (as the pipelines do)."""
+def decode(model: LoadedModel, latents: torch.Tensor, vae=None) -> list[Image.Image]:
+    """Latents to pictures, on the backend that decodes for the model (as the pipelines do);
+    ``vae``: another VAE of the same latent space (``read_vae``), on PyTorch."""
     pipe = model.pipe
-    vae = pipe.vae
-    with model.backend.running(pipe, [], None), torch.inference_mode():
+    running = model.backend.running(pipe, [], None) if vae is None else contextlib.nullcontext()
+    vae = vae or pipe.vae
+    with running, torch.inference_mode():
         # in the VAE's dtype before scaling, as the pipelines' latents are
         scaled = latents.to(vae.dtype) / vae.config.scaling_factor
         images = []
@@ -296,6 +301,22 @@ def decode(model: LoadedModel, latents: torch.Tensor) -> list[Image.Image]:
             decoded = vae.decode(one, return_dict=False)[0]
             images.extend(pipe.image_processor.postprocess(decoded, output_type="pil"))
     return images
+
+
+@functools.lru_cache(maxsize=2)
+def read_vae(path: Path, config: Path, dtype: torch.dtype):
+    """A VAE file (A1111's and ComfyUI's ``VAE`` folders) read against the model's configs:
+    it decodes the same latent space as the model's own VAE (kept: the last two read)."""
+    from diffusers import AutoencoderKL
+
+    try:
+        return AutoencoderKL.from_single_file(
+            str(path), config=str(config), subfolder="vae", dtype=dtype, local_files_only=True
+        )
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise UnsupportedModel(
+            f"The VAE {path.name} cannot be read for this model: {str(e).splitlines()[0][:300]}"
+        ) from None
 
 
 def encode_pictures(model: LoadedModel, pictures: list[Image.Image]) -> torch.Tensor:

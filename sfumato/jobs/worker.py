@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sfumato.engine.generate import Step
 from sfumato.errors import Cancelled, SfumatoError, TimeLimitExceeded
 from sfumato.jobs.execute import execute
+from sfumato.jobs.graphs import execute_graph
 from sfumato.jobs.queue import CANCELLED, FAILED, claim_next, finish, job_images, set_progress
 from sfumato.jobs.views import Live, job_view
 from sfumato.store.tables import Job
@@ -95,7 +96,8 @@ class Worker:
         timed_out = threading.Event()
         on_step = self._on_step(job, live, limit, timed_out, cancel)
         try:
-            execute(self.studio, job, on_step, cancel)
+            run = execute_graph if job.workflow is not None else execute
+            run(self.studio, job, on_step, cancel)
             status, code, message = None, None, None
         except Cancelled:
             status, code, message = CANCELLED, None, None
@@ -120,6 +122,18 @@ class Worker:
         if status is not None:
             job = finish(self.studio.db, job.id, status, code, message)
         self._publish(job)
+        if job.workflow is not None:  # ComfyUI's "done": after the history entry is written
+            done = {"node": None, "prompt_id": job.id}
+            self.studio.events.publish(
+                job.user_id,
+                {
+                    "type": "comfyui",
+                    "job_id": job.id,
+                    "client_id": job.workflow.get("client_id"),
+                    "event": "executing",
+                    "data": done,
+                },
+            )
 
     def _on_step(
         self,

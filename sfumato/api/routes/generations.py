@@ -120,5 +120,7 @@ async def events(user: ReadUser, studio: StudioDep) -> AsyncIterable[ServerSentE
             yield ServerSentEvent(data=public(job), event="job")
         while True:
             event = await queue.get()
+            if event["type"] == "comfyui":  # ComfyUI's own protocol: its WebSocket's
+                continue
             data = public(event["job"]) if event["type"] == "job" else event
             yield ServerSentEvent(data=data, event=event["type"])

@@ -122,7 +122,8 @@ class StudioContext(Context):
         for picture in pictures.images:
             image_id = new_id()
             counter = self.counters[prefix] = self.counters.get(prefix, 0) + 1
-            name = files.output_name(stem, counter, image_id)
+            # (a preview's name is its storage key's: lower case)
+            name = files.output_name("preview" if temporary else stem, counter, image_id)
             encoded = files.comfy_png(picture, graph, pnginfo)
             if temporary:
                 key = files.TEMP_KEY.format(user_id=self.job.user_id, filename=name)

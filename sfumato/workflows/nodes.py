@@ -9,6 +9,7 @@ as a tuple (output nodes: the pictures they kept, for the history).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from sfumato.engine import sampling
+from sfumato.engine.images import keep_outside_mask
 from sfumato.engine.parameters import BY_NAME, MAX_SEED
 from sfumato.engine.request import MAX_LORA_WEIGHT, MIN_LORA_WEIGHT
 from sfumato.engine.weights import configs_for
@@ -184,7 +186,10 @@ def _sample(ctx, node_id, model, seed, cfg, sampler_name, scheduler, positive, n
         "height": out.shape[-2] * scale,
     }
     size = (out.shape[-1] * scale, out.shape[-2] * scale)
-    return (Latent(out, size, out.shape[0], latent.noise_mask, latent.trace | trace, model),)
+    kept = latent.pixels if size == latent.size else None
+    return (
+        Latent(out, size, out.shape[0], latent.noise_mask, latent.trace | trace, model, kept),
+    )
 
 
 def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
@@ -220,16 +225,37 @@ def ksampler_advanced(ctx, model, add_noise, noise_seed, steps, cfg, sampler_nam
 def vae_decode(ctx: Context, samples: Latent, vae: VaeRef):
     if vae.model is not None:
         model = ctx.load(vae.model)
-        return (Pictures(sampling.decode(model, samples.tensor(model)), samples.trace),)
+        images = sampling.decode(model, samples.tensor(model))
+        return (Pictures(_outside_mask(samples, images), samples.trace),)
     if samples.model is None:
         raise InvalidRequest(
             "A VAE file decodes a sampled latent: connect a sampler's output to VAEDecode."
         )
     model = ctx.load(samples.model)
-    config = configs_for(model.source, model.options.config_dir)
+    source = model.source  # the configs of the model's own VAE: the file's must match them
+    config = source.path if source.layout == "diffusers" else configs_for(source, None)
+    config = model.options.config_dir or config
     dtype = model.pipe.text_encoder.dtype
     images = sampling.decode(model, samples.samples, sampling.read_vae(vae.file, config, dtype))
-    return (Pictures(images, samples.trace | {"vae": vae.name}),)
+    return (Pictures(_outside_mask(samples, images), samples.trace | {"vae": vae.name}),)
+
+
+def _outside_mask(latent: Latent, images: list[Image.Image]) -> list[Image.Image]:
+    """The encoded pictures' own pixels outside the noise mask, as sfumato's (and A1111's)
+    inpainting keeps them: the VAE alone would shift their colours a little (its decoder
+    normalises over the whole picture). ComfyUI leaves this to an ImageCompositeMasked node."""
+    if latent.noise_mask is None or not latent.pixels:
+        return images
+    out = []
+    for i, image in enumerate(images):
+        original = latent.pixels[min(i, len(latent.pixels) - 1)]
+        if original.size != image.size:
+            return images
+        mask = latent.noise_mask[min(i, len(latent.noise_mask) - 1), 0]
+        mask = F.interpolate(mask[None, None].float(), size=(image.height, image.width))[0, 0]
+        grey = Image.fromarray((mask.clamp(0, 1) * 255).round().byte().numpy(), "L")
+        out.append(keep_outside_mask(original, image, grey))
+    return out
 
 
 def _crop_to_grid(pictures: list[Image.Image], grid: int) -> list[Image.Image]:
@@ -257,7 +283,7 @@ def vae_encode(ctx: Context, pixels: Pictures, vae: VaeRef):
     images = _crop_to_grid(pixels.images, model.pipe.vae_scale_factor)
     _same_size(images)
     latents = sampling.encode_pictures(model, images)
-    return (Latent(latents, images[0].size, len(images)),)
+    return (Latent(latents, images[0].size, len(images), pixels=images),)
 
 
 def vae_encode_for_inpaint(ctx: Context, pixels: Pictures, vae: VaeRef, mask: Mask,
@@ -278,12 +304,11 @@ def vae_encode_for_inpaint(ctx: Context, pixels: Pictures, vae: VaeRef, mask: Ma
         blank = (pixels_ - 0.5) * keep + 0.5
         greyed.append(Image.fromarray((blank * 255).round().astype(np.uint8), "RGB"))
     latents = sampling.encode_pictures(model, greyed)
-    return (Latent(latents, (w, h), len(images), noise_mask=m.round()),)
+    return (Latent(latents, (w, h), len(images), noise_mask=m.round(), pixels=images),)
 
 
 def set_latent_noise_mask(ctx, samples: Latent, mask: Mask):
-    return (Latent(samples.samples, samples.size, samples.batch, mask.values[:, None],
-                   samples.trace),)  # fmt: skip
+    return (replace(samples, noise_mask=mask.values[:, None]),)
 
 
 def _latent_resized(samples: Latent, width: int, height: int, method: str, crop: str):

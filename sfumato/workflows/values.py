@@ -67,6 +67,9 @@ class Latent:
     noise_mask: torch.Tensor | None = None  # (batch or 1, 1, h, w), 1 = repaint
     trace: dict = field(default_factory=dict)  # what made it: for the pictures' metadata
     model: ModelRef | None = None  # the model that sampled it
+    # the pictures it was encoded from, while it has their size: with a noise mask, decoding
+    # lays them back outside the mask
+    pixels: list[Image.Image] | None = None
 
     def tensor(self, model: LoadedModel) -> torch.Tensor:
         if self.samples is None:

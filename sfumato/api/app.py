@@ -27,6 +27,7 @@ from sfumato.api.routes import (
     images,
     openai_images,
     queue,
+    workflows,
 )
 from sfumato.api.schemas import ErrorBody
 from sfumato.errors import STATUS
@@ -89,6 +90,7 @@ def create_app(studio: Studio) -> FastAPI:
     app.include_router(a1111.router, responses=ERRORS)
     app.include_router(openai_images.router, responses=ERRORS)  # its own error shape
     app.include_router(comfyui.router, responses=ERRORS)  # ComfyUI's protocol, /x and /api/x
+    app.include_router(workflows.router, responses=ERRORS)  # saved workflows (graphs)
     web.mount(app)
     app.add_middleware(JsonBodies)  # every JSON body bounded in size and depth, no NaN
     app.add_middleware(SecurityHeaders)

@@ -187,9 +187,7 @@ def _sample(ctx, node_id, model, seed, cfg, sampler_name, scheduler, positive, n
     }
     size = (out.shape[-1] * scale, out.shape[-2] * scale)
     kept = latent.pixels if size == latent.size else None
-    return (
-        Latent(out, size, out.shape[0], latent.noise_mask, latent.trace | trace, model, kept),
-    )
+    return (Latent(out, size, out.shape[0], latent.noise_mask, latent.trace | trace, model, kept),)
 
 
 def ksampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,

@@ -50,9 +50,7 @@ def submit_graph(
     first = plan.checkpoints[0] if plan.checkpoints else None
     path = installed(studio.models(), "checkpoint").get(first) if first else None
     with studio.db.session() as session:
-        number = session.scalar(
-            select(func.count()).select_from(Job).where(Job.user_id == user.id)
-        )
+        number = session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user.id))
     job = Job(
         user_id=user.id,
         source=source,

@@ -117,7 +117,7 @@ def validate(graph, choices: Choices) -> Plan:
     checker = _Checker(graph, choices)
     failed: list[str] = []
     for output in outputs:
-        if not checker.valid(output, ()):
+        if not checker.valid(output):
             failed.append(output)
     if checker.errors:
         node_errors = {
@@ -165,20 +165,45 @@ class _Checker:
         self.graph, self.choices = graph, choices
         self.errors: dict[str, list[dict]] = {}
         self.results: dict[str, bool] = {}
+        self.state: dict[str, str] = {}
         self.converted: dict[str, dict] = {}
         self.order: list[str] = []
         self.checkpoints: list[str] = []
         self.texts: list[str] = []
 
-    def valid(self, node_id: str, path: tuple[str, ...]) -> bool:
-        """Whether the node and all it reads from are valid; ``path``: the nodes that read
-        from it, down to an output (a node met again on its own path is a cycle)."""
-        if node_id in self.results:
-            return self.results[node_id]
-        if node_id in path:
-            cycle = " -> ".join([*path[path.index(node_id) :], node_id])
-            self._add(node_id, _error("dependency_cycle", "Dependency cycle detected", cycle))
-            return False
+    def valid(self, output: str) -> bool:
+        """Whether the output node and all it reads from are valid. The nodes are visited
+        depth first without recursion (a chain of a thousand nodes is fine), each checked
+        after the nodes it reads from; a node met again on its own path is a cycle."""
+        stack = [(output, iter(self._sources(output)))]
+        self.state[output] = _VISITING
+        while stack:
+            node_id, sources = stack[-1]
+            source = next(sources, None)
+            if source is None:
+                stack.pop()
+                self.state[node_id] = _DONE
+                self.results[node_id] = self._check(node_id)
+            elif source not in self.state:
+                self.state[source] = _VISITING
+                stack.append((source, iter(self._sources(source))))
+            elif self.state[source] == _VISITING:
+                path = [n for n, _ in stack]
+                cycle = " -> ".join([*path[path.index(source) :], source])
+                self._add(node_id, _error("dependency_cycle", "Dependency cycle detected", cycle))
+        return self.results[output]
+
+    def _sources(self, node_id: str) -> list[str]:
+        """The nodes this node's well-formed links read from."""
+        found = []
+        for value in self.graph[node_id].get("inputs", {}).values():
+            linked = isinstance(value, list) and len(value) == 2
+            source = str(value[0]) if linked and isinstance(value[0], str | int) else None
+            if source in self.graph and source not in found:
+                found.append(source)
+        return found
+
+    def _check(self, node_id: str) -> bool:
         node_data = self.graph[node_id]
         node = NODES[node_data["class_type"]]
         given = node_data.get("inputs", {})
@@ -193,7 +218,7 @@ class _Checker:
                 continue
             value = given[spec.name]
             if isinstance(value, list):
-                ok = self._link(node_id, spec, value, (*path, node_id)) and ok
+                ok = self._link(node_id, spec, value) and ok
                 values[spec.name] = [str(value[0]), value[1]] if len(value) == 2 else value
                 continue
             converted = self._value(node_id, spec, value)
@@ -203,7 +228,6 @@ class _Checker:
                 values[spec.name] = converted
         if ok:
             ok = self._node_rules(node_id, node, values)
-        self.results[node_id] = ok
         if ok:
             self.converted[node_id] = {"class_type": node.name, "inputs": values} | (
                 {"_meta": node_data["_meta"]} if isinstance(node_data.get("_meta"), dict) else {}
@@ -214,7 +238,7 @@ class _Checker:
     def _add(self, node_id: str, error: dict) -> None:
         self.errors.setdefault(node_id, []).append(error)
 
-    def _link(self, node_id: str, spec: Input, value: list, path: tuple[str, ...]) -> bool:
+    def _link(self, node_id: str, spec: Input, value: list) -> bool:
         bad = _error(
             "bad_linked_input",
             "Bad linked input, must be a length-2 list of [node_id, slot_index]",
@@ -245,7 +269,8 @@ class _Checker:
                 input_name=spec.name, received_type=received, linked_node=[source_id, slot],
             ))  # fmt: skip
             return False
-        return self.valid(source_id, path)
+        # read from a node checked already; one on a cycle has no result (its error is said)
+        return self.results.get(source_id, False)
 
     def _value(self, node_id: str, spec: Input, value):
         if spec.type in LINKED:
@@ -331,6 +356,7 @@ class _Checker:
 
 
 _BAD = object()
+_VISITING, _DONE = "visiting", "done"
 
 
 def _convert(spec: Input, value):

@@ -208,3 +208,55 @@ def test_a_picture_with_the_uis_workflow_is_read_back_by_sd_parsers(runner):
     (sampler,) = parsed.samplers
     assert [p.value for p in sampler.prompts] == [PROMPT]
     assert sampler.parameters["seed"] == 5 and sampler.model.name == DEMO
+
+
+def test_a_vae_file_decodes_in_place_of_the_checkpoints(runner, tmp_path):
+    """A VAE file as A1111's and ComfyUI's VAE folders hold them (the original layout, no
+    prefix), its decoder made to brighten everything, so its use shows in the pixels."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
+
+    from tests.fixtures.original_layout import pipeline_to_original
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        runner.studio.models().scan().resolve(DEMO).path, safety_checker=None
+    )
+    prefix = "first_stage_model."
+    vae = {
+        k[len(prefix) :]: v for k, v in pipeline_to_original(pipe).items() if k.startswith(prefix)
+    }
+    vae["decoder.conv_out.bias"] = vae["decoder.conv_out.bias"] + 0.6
+    folder = runner.studio.config.models_dirs[0] / "VAE"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in vae.items()}, folder / "bright.safetensors")
+    graph = default_graph()
+    graph["10"] = {"class_type": "VAELoader", "inputs": {"vae_name": "bright.safetensors"}}
+    graph["8"]["inputs"]["vae"] = ["10", 0]
+    job = runner.run(graph)
+    assert job.status == "succeeded", job.error_message
+    bright = np.asarray(runner.pictures(job)[0], dtype=float)
+    plain = np.asarray(runner.pictures(runner.run(default_graph()))[0], dtype=float)
+    assert bright.mean() > plain.mean() + 20
+
+
+def test_an_advanced_sampler_hands_its_noisy_latent_to_a_second_one(runner):
+    """SDXL's base-and-refiner pattern: the first sampler stops at step 5 of 8 with its noise
+    left in, the second adds none and finishes; the same pixels as one sampler of 8 steps."""
+    whole = runner.pictures(runner.run(default_graph()))[0]
+    graph = default_graph()
+    common = {k: graph["3"]["inputs"][k] for k in
+              ("model", "cfg", "sampler_name", "scheduler", "positive", "negative")}  # fmt: skip
+    common |= {"noise_seed": 5, "steps": 8}
+    graph["3"] = {"class_type": "KSamplerAdvanced", "inputs": common | {
+        "add_noise": "enable", "latent_image": ["5", 0], "start_at_step": 0, "end_at_step": 5,
+        "return_with_leftover_noise": "enable"}}  # fmt: skip
+    graph["11"] = {"class_type": "KSamplerAdvanced", "inputs": common | {
+        "add_noise": "disable", "latent_image": ["3", 0], "start_at_step": 5,
+        "end_at_step": 10000, "return_with_leftover_noise": "disable"}}  # fmt: skip
+    graph["8"]["inputs"]["samples"] = ["11", 0]
+    job = runner.run(graph)
+    assert job.status == "succeeded", job.error_message
+    assert job.total == 8
+    split = runner.pictures(job)[0]
+    difference = np.abs(np.asarray(split, dtype=int) - np.asarray(whole, dtype=int))
+    assert difference.max() <= 2, difference.max()

@@ -84,3 +84,21 @@ def test_the_front_doors_benchmark_runs_every_door_on_the_same_request(tmp_path)
     ]
     for door in figures["doors"].values():
         assert door["runs"] == 1 and 0 < door["door_ms"] < door["picture_s"] * 1000
+
+
+def test_the_graphs_benchmark_compares_a_graph_with_the_same_request(tmp_path):
+    """One round at one step (the figures in benchmarks/RESULTS.md come from full runs)."""
+    out = tmp_path / "graphs.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/graphs.py", "--rounds", "1", "--steps", "1"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert set(figures["pictures"]["median_s"]) == {"v1", "graph"}
+    assert figures["validation"]["nodes"] == 1000 and figures["validation"]["median_ms"] > 0
+    assert "validating a 1000-node graph" in done.stdout

@@ -81,11 +81,21 @@ class Plan:
             elif kind == "SaveImage":
                 pictures += batch
         first = next((shapes[i] for i in self.order if i in shapes), (512, 512, 1))
+        sampler = next(
+            (
+                self.graph[i]["inputs"]
+                for i in self.order
+                if "sampler_name" in self.graph[i]["inputs"]
+            ),
+            {},
+        )
         return {
             "prompt": self.texts[0] if self.texts else "",
             "width": first[0],
             "height": first[1],
             "steps": self.steps,
+            "seed": sampler.get("seed", sampler.get("noise_seed")),
+            "sampler": sampler.get("sampler_name"),
             "batch_size": pictures,
             "megapixel_steps": round(cost, 3),
             "nodes": len(self.graph),

@@ -28,7 +28,7 @@ from sfumato.workflows import samplers
 from sfumato.workflows.info import installed
 from sfumato.workflows.nodes import NODES
 from sfumato.workflows.saved import graph_from_png, parse_graph
-from sfumato.workflows.spec import LINKED, Choices
+from sfumato.workflows.spec import FLOAT, INT, LINKED, Choices
 from sfumato.workflows.values import Context, ModelRef, Pictures
 
 PICTURE_NODES = ("LoadImage", "LoadImageMask")
@@ -48,14 +48,14 @@ def read_graph(path: Path) -> dict:
 
 
 def set_values(graph: dict, assignments: list[str]) -> dict:
-    """``["6.text=a lighthouse", "3.seed=5"]`` set into the graph. Values stay text: the
-    graph's validation converts them as ComfyUI does (``"5"`` for an INT is 5)."""
+    """``["6.text=a lighthouse", "3.seed=5"]`` set into the graph (numbers as numbers);
+    the graph's validation then checks them as any graph's."""
     for assignment in assignments:
         target, sep, value = assignment.partition("=")
         node_id, dot, name = target.strip().partition(".")
         if not sep or not dot or not node_id or not name:
             raise InvalidRequest(
-                f"--set {assignment!r}: write NODE.INPUT=VALUE, e.g. --set 6.text=\"a fox\"."
+                f'--set {assignment!r}: write NODE.INPUT=VALUE, e.g. --set 6.text="a fox".'
             )
         node = graph.get(node_id)
         if not isinstance(node, dict):
@@ -70,11 +70,21 @@ def set_values(graph: dict, assignments: list[str]) -> dict:
                     f"--set {target}: {kind.name} (node {node_id}) has no value input "
                     f"{name!r}; it has: {', '.join(values) or 'none'}."
                 )
+            value = _typed(value, spec.type)
         inputs = node.setdefault("inputs", {})
         if isinstance(inputs.get(name), list):
             raise InvalidRequest(f"--set {target}: that input is a link from another node.")
         inputs[name] = value
     return graph
+
+
+def _typed(value: str, kind: str):
+    """A number where the input takes one, so that the graph embedded in the pictures reads
+    as ComfyUI's own; anything else is left for the validation to name."""
+    try:
+        return int(value) if kind == INT else float(value) if kind == FLOAT else value
+    except ValueError:
+        return value
 
 
 class LocalContext(Context):

@@ -26,6 +26,7 @@ from sfumato.workflows.spec import COMBO, FLOAT, INT, LINKED, STRING, Choices, I
 # where a node's latent or pictures come from, for ``Plan.summary``'s sizes
 _PICTURE_INPUTS = ("latent_image", "samples", "pixels", "image", "images")
 MAX_NODES = 2000  # ComfyUI's largest shared graphs have a few hundred
+MAX_ID = 64  # ComfyUI numbers its nodes; subgraphs write "12:3"
 MAX_LISTED = 60  # a longer list of allowed values is counted, not printed
 
 
@@ -150,6 +151,9 @@ def validate(graph, choices: Choices) -> Plan:
 
 
 def _check_node_shape(node_id, node) -> None:
+    if len(str(node_id)) > MAX_ID:
+        details = f"Node ids are at most {MAX_ID} characters; one has {len(str(node_id))}."
+        _refuse(_error("invalid_prompt", "A node id is too long", details))
     where = f"Node ID '#{node_id}'"
     if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
         _refuse(_error("invalid_prompt",

@@ -151,6 +151,7 @@ def test_values_out_of_range_missing_or_of_the_wrong_type():
         ({"1": {"inputs": {}}}, "invalid_prompt"),
         ({"1": {"class_type": "KSampler", "inputs": []}}, "invalid_prompt"),
         ({"1": {"class_type": "EmptyLatentImage", "inputs": {}}}, "prompt_no_outputs"),
+        ({"9" * 1000: {"class_type": "SaveImage", "inputs": {}}}, "invalid_prompt"),
     ],
 )
 def test_malformed_graphs(graph, kind):

@@ -25,7 +25,7 @@ from sfumato.jobs.execute import thumbnail
 from sfumato.jobs.queue import SUCCEEDED
 from sfumato.store.tables import Image, Job, Upload, new_id, utcnow
 from sfumato.workflows import outputs as files
-from sfumato.workflows.info import choices_for, installed, upload_names
+from sfumato.workflows.info import choices_for, installed, prompt_id, upload_names
 from sfumato.workflows.run import NodeCache, run_graph
 from sfumato.workflows.samplers import SAMPLERS
 from sfumato.workflows.validate import validate
@@ -50,6 +50,7 @@ class StudioContext(Context):
         self.written: list[str] = []
         self.counters: dict[str, int] = {}
         self.current_node: str | None = None
+        self.prompt_id = prompt_id(job)
 
     def report(self, event: str, data: dict) -> None:
         workflow = self.job.workflow or {}
@@ -107,7 +108,7 @@ class StudioContext(Context):
     def progress(self, node_id, done, total, latents, previewer) -> None:
         self.report(
             "progress",
-            {"value": done, "max": total, "prompt_id": self.job.id, "node": node_id},
+            {"value": done, "max": total, "prompt_id": self.prompt_id, "node": node_id},
         )
         self.on_step(Step(min(self.done + done, self.total), self.total, latents, previewer))
         if done == total:
@@ -189,9 +190,9 @@ def execute_graph(
     ctx = StudioContext(studio, job, on_step, cancel, job.total)
     try:
         plan = validate(workflow.get("prompt"), choices_for(studio, job.user_id))
-        ctx.report("execution_start", {"prompt_id": job.id})
-        outputs = run_graph(plan, ctx, job.id, ctx.report, NODE_CACHE, job.user_id)
-        ctx.report("execution_success", {"prompt_id": job.id})
+        ctx.report("execution_start", {"prompt_id": ctx.prompt_id})
+        outputs = run_graph(plan, ctx, ctx.prompt_id, ctx.report, NODE_CACHE, job.user_id)
+        ctx.report("execution_success", {"prompt_id": ctx.prompt_id})
         rendered = time.perf_counter()
         workflow["outputs"] = outputs
         with studio.db.session() as session:
@@ -215,7 +216,7 @@ def execute_graph(
 def _report_failure(ctx: StudioContext, job: Job, error: BaseException) -> None:
     node = ctx.current_node
     kind = (job.workflow or {}).get("prompt", {}).get(node, {}).get("class_type")
-    base = {"prompt_id": job.id, "node_id": node, "node_type": kind, "executed": []}
+    base = {"prompt_id": ctx.prompt_id, "node_id": node, "node_type": kind, "executed": []}
     if isinstance(error, Cancelled):
         ctx.report("execution_interrupted", base | {"timestamp": _now()})
         return

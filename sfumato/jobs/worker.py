@@ -21,6 +21,7 @@ from sfumato.jobs.graphs import execute_graph
 from sfumato.jobs.queue import CANCELLED, FAILED, claim_next, finish, job_images, set_progress
 from sfumato.jobs.views import Live, job_view
 from sfumato.store.tables import Job
+from sfumato.workflows.info import prompt_id
 
 if TYPE_CHECKING:
     from sfumato.studio import Studio
@@ -123,7 +124,7 @@ class Worker:
             job = finish(self.studio.db, job.id, status, code, message)
         self._publish(job)
         if job.workflow is not None:  # ComfyUI's "done": after the history entry is written
-            done = {"node": None, "prompt_id": job.id}
+            done = {"node": None, "prompt_id": prompt_id(job)}
             self.studio.events.publish(
                 job.user_id,
                 {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,21 @@ def object_info(studio: Studio, user_id: int, node_class: str | None = None) -> 
     return {name: node.object_info(choices) for name, node in NODES.items()}
 
 
+def prompt_id(job: Job) -> str:
+    """A graph job's id as its ComfyUI client knows it: the UUID the client chose, written as
+    it wrote it, else the job's own id."""
+    return (job.workflow or {}).get("prompt_id") or job.id
+
+
+def job_id(prompt: str) -> str:
+    """The job id a ComfyUI ``prompt_id`` stands for (a client's UUID, in any of its
+    spellings, is the job id written without dashes)."""
+    try:
+        return uuid.UUID(prompt).hex
+    except (ValueError, AttributeError, TypeError):
+        return prompt
+
+
 def queue_item(job: Job) -> list:
     """A graph job as ComfyUI's queue and history list it: ``[number, prompt_id, prompt,
     extra_data, outputs_to_execute]``."""
@@ -78,7 +94,7 @@ def queue_item(job: Job) -> list:
         extra["client_id"] = workflow["client_id"]
     return [
         workflow.get("number", 0),
-        job.id,
+        prompt_id(job),
         workflow.get("prompt", {}),
         extra,
         workflow.get("output_nodes", []),
@@ -94,7 +110,7 @@ def history_entry(job: Job) -> dict:
             [
                 "execution_error",
                 {
-                    "prompt_id": job.id,
+                    "prompt_id": prompt_id(job),
                     "node_id": workflow.get("failed_node"),
                     "exception_message": job.error_message or "",
                     "exception_type": job.error_code or "",
@@ -103,7 +119,7 @@ def history_entry(job: Job) -> dict:
             ]
         )
     if job.status == CANCELLED and not any(m[0] == "execution_interrupted" for m in messages):
-        messages.append(["execution_interrupted", {"prompt_id": job.id}])
+        messages.append(["execution_interrupted", {"prompt_id": prompt_id(job)}])
     outputs = workflow.get("outputs", {})
     return {
         "prompt": queue_item(job),

@@ -4,11 +4,12 @@ same queue, limits, quotas, events and history as every other door's jobs."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from sfumato.errors import InvalidRequest, TooLarge
+from sfumato.errors import Conflict, InvalidRequest, TooLarge
 from sfumato.jobs.queue import enqueue, queue_positions
 from sfumato.jobs.views import job_view
 from sfumato.quotas import check_job
@@ -41,17 +42,21 @@ def submit_graph(
     client_id: str | None = None,
     source: str = SOURCE,
     front: bool = False,
+    prompt_id: str | None = None,
 ) -> Job:
     """Validate ``graph`` (``GraphInvalid``, ComfyUI's 400, for what is wrong with it) and
     queue it. ``extra_data`` (ComfyUI's: the UI's ``workflow`` in ``extra_pnginfo``) is kept
-    and embedded in the pictures as ComfyUI embeds it."""
+    and embedded in the pictures as ComfyUI embeds it. ``prompt_id``: a UUID the client
+    chose (ComfyUI's own examples send one and wait for it), kept as written."""
     plan, settings = plan_graph(studio, user.id, graph)
+    chosen = _chosen_id(studio, prompt_id) if prompt_id is not None else None
     extra = _extra(extra_data)
     first = plan.checkpoints[0] if plan.checkpoints else None
     path = installed(studio.models(), "checkpoint").get(first) if first else None
     with studio.db.session() as session:
         number = session.scalar(select(func.count()).select_from(Job).where(Job.user_id == user.id))
     job = Job(
+        **({"id": chosen} if chosen else {}),
         user_id=user.id,
         source=source,
         model_name=first or "",
@@ -65,6 +70,7 @@ def submit_graph(
             "prompt": plan.graph,
             "extra_data": extra,
             "client_id": client_id,
+            **({"prompt_id": prompt_id} if chosen else {}),
             "number": -number if front else number,
             "output_nodes": plan.outputs,
             "outputs": {},
@@ -81,6 +87,20 @@ def submit_graph(
     studio.events.publish(user.id, {"type": "job", "job": job_view(job, [], position)})
     studio.worker.wake()
     return job
+
+
+def _chosen_id(studio: Studio, prompt_id) -> str:
+    """The job id for a client's prompt_id: a UUID, not used before (by anyone)."""
+    try:
+        chosen = uuid.UUID(str(prompt_id)[:64]).hex
+    except ValueError:
+        raise InvalidRequest(
+            f"prompt_id {str(prompt_id)[:64]!r} is not a UUID; send a UUID, or leave it out."
+        ) from None
+    with studio.db.session() as session:
+        if session.get(Job, chosen) is not None:
+            raise Conflict(f"The prompt_id {prompt_id} is taken: choose a new UUID.")
+    return chosen
 
 
 def _extra(extra_data) -> dict:

@@ -5,6 +5,7 @@ import io
 import threading
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sfumato.demo.analyze import analyze
@@ -260,3 +261,23 @@ def test_an_advanced_sampler_hands_its_noisy_latent_to_a_second_one(runner):
     split = runner.pictures(job)[0]
     difference = np.abs(np.asarray(split, dtype=int) - np.asarray(whole, dtype=int))
     assert difference.max() <= 2, difference.max()
+
+
+def test_a_client_chosen_prompt_id_is_kept_as_written(runner):
+    """ComfyUI's own websocket example sends a uuid4 as prompt_id and waits for it."""
+    import uuid
+
+    from sfumato.errors import Conflict, InvalidRequest
+    from sfumato.workflows.info import history_entry, job_id
+
+    chosen = str(uuid.uuid4())
+    job = runner.run(default_graph(), prompt_id=chosen)
+    assert job.id == job_id(chosen) == uuid.UUID(chosen).hex
+    entry = history_entry(job)
+    assert entry["prompt"][1] == chosen
+    started = next(m[1] for m in job.workflow["messages"] if m[0] == "execution_start")
+    assert started["prompt_id"] == chosen
+    with pytest.raises(Conflict):
+        runner.submit(default_graph(), prompt_id=chosen)
+    with pytest.raises(InvalidRequest, match="not a UUID"):
+        runner.submit(default_graph(), prompt_id="my-prompt")

@@ -44,7 +44,7 @@ export async function api(path, { method = "GET", json, form, query } = {}) {
   const data = isJson ? await response.json() : null;
   if (!response.ok) {
     const message = data?.error?.message || `The server answered ${response.status}.`;
-    throw new ApiError(response.status, data?.error?.code, message);
+    throw Object.assign(new ApiError(response.status, data?.error?.code, message), { data });
   }
   return data;
 }

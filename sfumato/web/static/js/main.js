@@ -5,10 +5,11 @@ import { $, clearErrors, showError } from "./ui.js";
 import * as generate from "./generate.js";
 import * as history from "./history.js";
 import * as models from "./models.js";
+import * as workflows from "./workflows.js";
 import * as account from "./account.js";
 import * as admin from "./admin.js";
 
-const PAGES = { generate, history, models, account, admin };
+const PAGES = { generate, history, models, workflows, account, admin };
 export const session = { user: null, personal: false };
 let events = null;
 const listeners = new Set();

@@ -18,6 +18,7 @@ import re
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sfumato.errors import Conflict, Forbidden, InvalidRequest, NotFound, TooLarge
@@ -190,7 +191,8 @@ def apply_inputs(graph: dict, exposed: dict[str, list[str]], given) -> dict:
 # ---- the table
 
 
-def view(workflow: Workflow, owner: str, viewer: User) -> dict:
+def view(workflow: Workflow, owner: str, viewer: User, full: bool = True) -> dict:
+    """A workflow as the API shows it; ``full``: with its graph (a list leaves it out)."""
     return {
         "id": workflow.id,
         "name": workflow.name,
@@ -203,7 +205,8 @@ def view(workflow: Workflow, owner: str, viewer: User) -> dict:
             name: workflow.graph.get(node_id, {}).get("inputs", {}).get(input_name)
             for name, (node_id, input_name) in workflow.inputs.items()
         },
-        "graph": workflow.graph,
+        "nodes": len(workflow.graph),
+        "graph": workflow.graph if full else None,
         "created_at": workflow.created_at.isoformat(),
         "updated_at": workflow.updated_at.isoformat(),
     }
@@ -234,7 +237,10 @@ def create(
             user_id=user.id, name=name, description=description, graph=graph, inputs=exposed
         )
         session.add(workflow)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # saved under that name at the same moment
+            raise Conflict(f"You have a workflow named {name!r}; choose another name.") from None
         session.expunge(workflow)
     return workflow
 

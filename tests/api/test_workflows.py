@@ -75,6 +75,7 @@ def test_a_saved_workflow_runs_from_its_inputs_as_a_job_like_a_generation(server
     assert saved["defaults"] == {"prompt": "a red circle on a blue background", "seed": 5}
     listed = server.get("/v1/workflows").json()["workflows"]
     assert [w["name"] for w in listed] == ["portrait"]
+    assert listed[0]["nodes"] == 7 and listed[0]["graph"] is None  # a list stays small
     assert server.get("/v1/workflows/portrait").json()["graph"]["4"]["inputs"]["ckpt_name"] == DEMO
 
     prompt = "a green square on a white background"

@@ -56,7 +56,8 @@ class WorkflowPublic(Public):
     published: bool = Field(description="Runnable by every user (an admin publishes).")
     inputs: dict[str, list[str]] = Field(description="Exposed input -> [node id, input name].")
     defaults: dict[str, Any] = Field(description="Each exposed input's value in the graph.")
-    graph: dict[str, Any]
+    nodes: int = Field(description="How many nodes its graph has.")
+    graph: dict[str, Any] | None = Field(description="The graph (not in lists: read one for it).")
     created_at: str
     updated_at: str
 
@@ -139,7 +140,7 @@ async def read_graph(
 @router.get("/workflows", response_model=WorkflowList, summary="Your and the published workflows")
 def list_workflows(user: ReadUser, session: SessionDep):
     rows = saved.visible(session, user)
-    return {"workflows": [saved.view(w, owner, user) for w, owner in rows]}
+    return {"workflows": [saved.view(w, owner, user, full=False) for w, owner in rows]}
 
 
 @router.get("/workflows/{name}", response_model=WorkflowPublic, summary="A workflow")

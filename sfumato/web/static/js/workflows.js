@@ -175,7 +175,7 @@ function card(workflow) {
     el("p", {},
       workflow.published ? el("span", { class: "tag", text: "published" }) : null,
       workflow.mine ? null : el("span", { class: "tag", text: `by ${workflow.owner}` }),
-      el("span", { class: "tag", text: `${Object.keys(workflow.graph).length} nodes` })),
+      el("span", { class: "tag", text: `${workflow.nodes} nodes` })),
     workflow.description ? el("p", { class: "small", text: workflow.description }) : null,
     form);
 }

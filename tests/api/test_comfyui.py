@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import time
+import uuid
 
 import pytest
 from PIL import Image
@@ -155,6 +156,19 @@ def test_a_graph_runs_into_the_history_and_its_picture_is_viewed(server):
     assert server.get(f"/api/history/{prompt_id}", ann).json() == {prompt_id: entry}
     assert server.get("/prompt", ann).json() == {"exec_info": {"queue_remaining": 0}}
     assert server.get("/queue", ann).json() == {"queue_running": [], "queue_pending": []}
+
+
+def test_a_clients_own_prompt_id_is_kept(server):
+    # as ComfyUI's websockets_api_example.py sends it: a UUID of its own
+    ann, chosen = server.user("ann"), str(uuid.uuid4())
+    assert _queue(server, ann, prompt_id=chosen) == chosen
+    entry = _history(server, ann, chosen)
+    assert entry["prompt"][1] == chosen
+    assert server.get(f"/history/{chosen}", ann).json() == {chosen: entry}
+    again = server.post("/prompt", ann, json={"prompt": default_graph(), "prompt_id": chosen})
+    assert again.status_code == 409 and "prompt_id" in again.json()["error"]["message"]
+    assert server.post("/history", ann, json={"delete": [chosen]}).status_code == 200
+    assert server.get("/history", ann).json() == {}
 
 
 def test_history_is_newest_first_and_bounded(server):

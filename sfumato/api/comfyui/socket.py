@@ -101,7 +101,7 @@ def status(remaining: int, sid: str | None = None) -> dict:
     return {"type": "status", "data": data}
 
 
-def preview_frame(job_id: str, node: str | None, data_url: str) -> bytes | None:
+def preview_frame(prompt_id: str, node: str | None, data_url: str) -> bytes | None:
     """ComfyUI's event-4 frame: [4][length of the metadata][metadata JSON][JPEG]."""
     head, _, encoded = data_url.partition(",")
     try:
@@ -112,7 +112,7 @@ def preview_frame(job_id: str, node: str | None, data_url: str) -> bytes | None:
     metadata = json.dumps(
         {
             "node_id": node,
-            "prompt_id": job_id,
+            "prompt_id": prompt_id,
             "display_node_id": node,
             "parent_node_id": None,
             "real_node_id": node,
@@ -128,7 +128,8 @@ class Connection:
     def __init__(self, socket: WebSocket, studio: Studio, user: User, sid: str):
         self.socket, self.studio, self.user, self.sid = socket, studio, user, sid
         self.previews = False
-        self.nodes: dict[str, str | None] = {}  # this socket's running prompts -> node
+        # this socket's running prompts: job id -> (its prompt_id, the node running)
+        self.nodes: dict[str, tuple[str, str | None]] = {}
 
     async def run(self) -> None:
         async with self.studio.events.subscribe(self.user.id) as events:
@@ -191,7 +192,7 @@ class Connection:
             elif kind == "progress" and self.previews and event.get("preview"):
                 job_id = event.get("job_id")
                 if job_id in self.nodes:
-                    frame = preview_frame(job_id, self.nodes[job_id], event["preview"])
+                    frame = preview_frame(*self.nodes[job_id], event["preview"])
                     if frame is not None:
                         await self.socket.send_bytes(frame)
 
@@ -205,7 +206,7 @@ class Connection:
             if data.get("node") is None:
                 self.nodes.pop(job_id, None)
             else:
-                self.nodes[job_id] = data.get("node")
+                self.nodes[job_id] = (data.get("prompt_id") or job_id, data.get("node"))
         elif name in ("execution_success", "execution_error", "execution_interrupted"):
             self.nodes.pop(job_id, None)
         await self.socket.send_json({"type": name, "data": data})

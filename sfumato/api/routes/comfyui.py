@@ -39,8 +39,9 @@ from sfumato.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from sfumato.jobs.queue import CANCELLED, FINISHED, QUEUED, RUNNING, cancel_queued, queue_positions
 from sfumato.store.tables import Job, User
 from sfumato.studio import Studio
-from sfumato.workflows.info import history_entry, queue_item
+from sfumato.workflows.info import history_entry, job_id, queue_item
 from sfumato.workflows.info import object_info as node_info
+from sfumato.workflows.info import prompt_id as prompt_id_of
 from sfumato.workflows.submit import submit_graph
 from sfumato.workflows.validate import GraphInvalid
 
@@ -92,11 +93,6 @@ async def post_prompt(request: Request, user: MakeUser, studio: StudioDep):
     client_id = body.get("client_id")
     if client_id is not None and not isinstance(client_id, str):
         raise InvalidRequest("client_id is text: the clientId of your /ws socket.")
-    if body.get("prompt_id") is not None:
-        raise InvalidRequest(
-            "sfumato chooses each prompt's id: leave prompt_id out, and follow the prompt_id "
-            "of this answer."
-        )
     if body.get("partial_execution_targets") is not None:
         raise InvalidRequest(
             "partial_execution_targets is not supported: every output node of the graph runs."
@@ -112,10 +108,12 @@ async def post_prompt(request: Request, user: MakeUser, studio: StudioDep):
             client_id or None,
             "comfyui",
             bool(body.get("front")),
+            body.get("prompt_id"),
         )
     except GraphInvalid as invalid:
         return JSONResponse(invalid.body, status_code=400)
-    return {"prompt_id": job.id, "number": (job.workflow or {}).get("number", 0), "node_errors": {}}
+    number = (job.workflow or {}).get("number", 0)
+    return {"prompt_id": prompt_id_of(job), "number": number, "node_errors": {}}
 
 
 def _queue_remaining(session, user: User) -> int:
@@ -177,7 +175,8 @@ async def post_queue(request: Request, user: MakeUser, studio: StudioDep):
             if body.get("clear") is True:
                 _cancel(studio, session, queued)
             elif delete:
-                _cancel(studio, session, [j for j in queued if j.id in set(delete)])
+                named = {job_id(prompt) for prompt in delete}
+                _cancel(studio, session, [j for j in queued if j.id in named])
 
     await run_in_threadpool(change)
     return _empty()
@@ -197,7 +196,7 @@ async def interrupt(request: Request, user: MakeUser, studio: StudioDep):
         with studio.db.session() as session:
             running = _graph_jobs(session, user, (RUNNING,))
             if isinstance(wanted, str):
-                running = [j for j in running if j.id == wanted]
+                running = [j for j in running if j.id == job_id(wanted)]
             _cancel(studio, session, running)
 
     await run_in_threadpool(stop)
@@ -242,15 +241,15 @@ def get_history(
     newest (100 unless told), after skipping `offset` of them."""
     query = _history_query(user).order_by(Job.finished_at.desc(), Job.id.desc())
     jobs = session.scalars(query.offset(offset or 0).limit(max_items or HISTORY_DEFAULT))
-    return {job.id: history_entry(job) for job in jobs}
+    return {prompt_id_of(job): history_entry(job) for job in jobs}
 
 
 @_routes.get("/history/{prompt_id}", summary="ComfyUI: one finished prompt")
 def get_history_of(prompt_id: str, user: ReadUser, session: SessionDep):
     """`{prompt_id: entry}` once it has finished; `{}` before, and for an id that is not
     yours."""
-    job = session.scalars(_history_query(user).where(Job.id == prompt_id[:64])).first()
-    return {job.id: history_entry(job)} if job is not None else {}
+    job = session.scalars(_history_query(user).where(Job.id == job_id(prompt_id[:64]))).first()
+    return {prompt_id_of(job): history_entry(job)} if job is not None else {}
 
 
 @_routes.post("/history", summary="ComfyUI: remove prompts from your ComfyUI history")
@@ -266,7 +265,7 @@ async def post_history(request: Request, user: MakeUser, studio: StudioDep):
             if body.get("clear") is not True:
                 if not delete:
                     return
-                query = query.where(Job.id.in_(delete))
+                query = query.where(Job.id.in_([job_id(prompt) for prompt in delete]))
             for job in session.scalars(query):
                 job.workflow = dict(job.workflow or {}) | {HIDDEN: True}
 

@@ -108,3 +108,28 @@ def test_a_picture_carrying_a_graph_is_read_and_a_broken_graph_shows_node_errors
     _drop(page, b"{not json", "bad.json", "application/json")
     page.wait_for_function("document.querySelector('#workflow-read-error').textContent")
     assert "valid JSON" in page.text_content("#workflow-read-error")
+
+
+def test_the_view_runs_under_the_pages_content_security_policy(browser, served):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=served.url)
+    page = context.new_page()
+    refused, errors = [], []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(served.url)
+    page.click("#login-switch")
+    page.fill("#login-form [name=username]", f"wf-csp-{os.getpid()}")
+    page.fill("#login-form [name=password]", "a long password")
+    page.click("#login-submit")
+    page.wait_for_selector("#page-generate:not([hidden])")
+    page.click("nav a[data-page=workflows]")
+    _drop(page, json.dumps(graph()).encode(), "csp.json", "application/json")
+    page.wait_for_selector("#workflow-details:not([hidden])")
+    page.fill("#workflow-name", "csp")
+    page.click("#workflow-save")
+    page.wait_for_selector("#workflow-list li[data-workflow='csp']")
+    context.close()
+    assert not refused and not errors, refused + errors

@@ -43,17 +43,19 @@ def test_drop_name_expose_save_and_run_a_workflow(page, tmp_path):
     name = f"portrait-{os.getpid()}"
     page.fill("#workflow-name", name)
     page.fill("#workflow-description", "The demo model's portrait")
-    if os.environ.get("SFUMATO_SCREENSHOTS"):  # for a person to look at
+    if os.environ.get("SFUMATO_TEST_SCREENSHOTS"):  # for a person to look at
         page.screenshot(
-            path=os.environ["SFUMATO_SCREENSHOTS"] + "/workflow-new.png", full_page=True
+            path=os.environ["SFUMATO_TEST_SCREENSHOTS"] + "/workflow-new.png", full_page=True
         )
     page.click("#workflow-save")
     item = page.locator(f"#workflow-list li[data-workflow='{name}']")
     item.wait_for()
     assert page.is_hidden("#workflow-details")
     page.screenshot(path=str(tmp_path / "workflows.png"), full_page=True)
-    if os.environ.get("SFUMATO_SCREENSHOTS"):  # for a person to look at
-        page.screenshot(path=os.environ["SFUMATO_SCREENSHOTS"] + "/workflows.png", full_page=True)
+    if os.environ.get("SFUMATO_TEST_SCREENSHOTS"):  # for a person to look at
+        page.screenshot(
+            path=os.environ["SFUMATO_TEST_SCREENSHOTS"] + "/workflows.png", full_page=True
+        )
 
     # a value the graph refuses comes back as its node's error, beside the form
     item.locator("input[name=steps]").fill("0")
@@ -100,9 +102,9 @@ def test_a_picture_carrying_a_graph_is_read_and_a_broken_graph_shows_node_errors
         "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
     assert scroll <= client
-    if os.environ.get("SFUMATO_SCREENSHOTS"):
+    if os.environ.get("SFUMATO_TEST_SCREENSHOTS"):
         page.screenshot(
-            path=os.environ["SFUMATO_SCREENSHOTS"] + "/workflow-phone.png", full_page=True
+            path=os.environ["SFUMATO_TEST_SCREENSHOTS"] + "/workflow-phone.png", full_page=True
         )
 
     _drop(page, b"{not json", "bad.json", "application/json")

@@ -28,6 +28,7 @@ from sfumato.workflows import outputs as files
 from sfumato.workflows.info import choices_for, installed, prompt_id, upload_names
 from sfumato.workflows.run import NodeCache, run_graph
 from sfumato.workflows.samplers import SAMPLERS
+from sfumato.workflows.submit import SOURCE
 from sfumato.workflows.validate import validate
 from sfumato.workflows.values import Context, ModelRef, Pictures
 
@@ -191,7 +192,10 @@ def execute_graph(
     try:
         plan = validate(workflow.get("prompt"), choices_for(studio, job.user_id))
         ctx.report("execution_start", {"prompt_id": ctx.prompt_id})
-        outputs = run_graph(plan, ctx, ctx.prompt_id, ctx.report, NODE_CACHE, job.user_id)
+        outputs = run_graph(
+            plan, ctx, ctx.prompt_id, ctx.report, NODE_CACHE, job.user_id,
+            rerun_outputs=job.source != SOURCE,
+        )  # fmt: skip
         ctx.report("execution_success", {"prompt_id": ctx.prompt_id})
         rendered = time.perf_counter()
         workflow["outputs"] = outputs

@@ -69,11 +69,19 @@ def run_graph(
     report: Report,
     cache: NodeCache | None = None,
     user=None,
+    rerun_outputs: bool = False,
 ) -> dict[str, dict]:
-    """Run ``plan``; returns each output node's ``{"images": [...]}``."""
-    known = ids = identities(plan, ctx)
+    """Run ``plan``; returns each output node's ``{"images": [...]}``. ``rerun_outputs``:
+    output nodes run even when unchanged (a saved workflow's run keeps its pictures each
+    time, as a /v1/generations job does; ComfyUI's /prompt reports the earlier ones)."""
+    ids = identities(plan, ctx)
     previous = cache.of(user) if cache is not None else {}
-    cached = [node_id for node_id in plan.order if known[node_id] in previous]
+    cached = [
+        node_id
+        for node_id in plan.order
+        if ids[node_id] in previous
+        and not (rerun_outputs and NODES[plan.graph[node_id]["class_type"]].output_node)
+    ]
     report("execution_cached", {"nodes": cached, "prompt_id": prompt_id})
     values: dict[str, tuple] = {}
     kept: dict[str, tuple] = {}

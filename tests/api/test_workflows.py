@@ -8,7 +8,6 @@ import base64
 import io
 import json
 
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -239,11 +238,6 @@ def test_a_read_only_key_lists_but_cannot_save_or_run(server):
     assert refused.status_code == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workflows/run.py takes a SaveImage whose inputs did not change from the user's "
-    "previous graph out of the node cache: the second identical run keeps no picture",
-)
 def test_running_a_workflow_twice_with_the_same_values_keeps_a_picture_each_time(server):
     save(server)
     first = server.wait(server.post("/v1/workflows/portrait/runs", json={}).json()["id"])

@@ -171,7 +171,8 @@ def test_a_clients_own_prompt_id_is_kept(server):
     assert server.get("/history", ann).json() == {}
 
 
-def test_history_is_newest_first_and_bounded(server):
+def test_history_is_newest_first_and_bounded(make_server, database_url):
+    server = make_server(database_url=database_url)  # (removal reads the jobs' JSON)
     ann = server.user("ann")
     ids = [_queue(server, ann) for _ in range(3)]
     for prompt_id in ids:

@@ -28,7 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from sfumato.engine.request import GenerationRequest  # noqa: E402
-from sfumato.jobs.graphs import NODE_CACHE  # noqa: E402
 from sfumato.jobs.queue import FINISHED  # noqa: E402
 from sfumato.jobs.submit import submit  # noqa: E402
 from sfumato.store.tables import Job, User  # noqa: E402
@@ -88,7 +87,7 @@ def picture_times(rounds: int, steps: int) -> dict:
                 _wait(studio, submit(studio, user, request, model=DEMO).id)
 
             def through_graph() -> None:
-                NODE_CACHE.keep(user.id, {})
+                studio.node_cache.clear()
                 graph = copy.deepcopy(example_graph(steps))
                 _wait(studio, submit_graph(studio, user, graph).id)
 

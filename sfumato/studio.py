@@ -30,6 +30,7 @@ from sfumato.store.history import fill_missing_sizes, purge_expired
 from sfumato.store.site import read_site
 from sfumato.store.tables import User
 from sfumato.throttle import Throttle
+from sfumato.workflows.run import NodeCache
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -58,6 +59,7 @@ class Studio:
         self.db = Database(database_url(self.data.root, config.database_url))
         self.files = LocalFiles(self.data.root / "library")
         self.events = EventBus()
+        self.node_cache = NodeCache()  # each user's previous graph's node outputs
         self.throttle = Throttle()
         budget = config.model_memory_gb
         self.model_cache = ModelCache(

@@ -16,17 +16,18 @@ from typing import TYPE_CHECKING
 
 from PIL import Image as PILImage
 
-from sfumato.catalog.scan import CHECKPOINT, VAE, find_loras
+from sfumato.catalog.loras import check_lora_fits
+from sfumato.catalog.scan import CHECKPOINT, LORA, VAE
 from sfumato.engine.generate import Step, StepCallback
 from sfumato.engine.loader import LoadedModel
 from sfumato.engine.loras import LoraSpec
 from sfumato.errors import Cancelled, ModelNotFound, NotFound, SfumatoError
 from sfumato.jobs.execute import thumbnail
 from sfumato.jobs.queue import SUCCEEDED
-from sfumato.store.tables import Image, Job, Upload, new_id, utcnow
+from sfumato.store.tables import Image, Job, Upload, User, new_id, utcnow
 from sfumato.workflows import outputs as files
 from sfumato.workflows.info import choices_for, installed, prompt_id, upload_names
-from sfumato.workflows.run import NodeCache, run_graph
+from sfumato.workflows.run import run_graph
 from sfumato.workflows.samplers import SAMPLERS
 from sfumato.workflows.submit import SOURCE
 from sfumato.workflows.validate import validate
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     import threading
 
     from sfumato.studio import Studio
-
-NODE_CACHE = NodeCache()
 
 
 class StudioContext(Context):
@@ -81,7 +80,12 @@ class StudioContext(Context):
         return self.studio.model_cache.get(source, self.studio.config.load)
 
     def lora(self, name: str, strength: float, model: LoadedModel) -> LoraSpec:
-        return find_loras([(Path(name).stem, strength)], self.models, model.source)[0]
+        path = installed(self.models, LORA).get(name)
+        entry = self.models.scan().entry_at(path) if path is not None else None
+        if entry is None or entry.lora is None:
+            raise ModelNotFound(f"The LoRA {name} is no longer installed.")
+        check_lora_fits(name, entry.lora, model.source.name, model.source.family.architecture)
+        return LoraSpec(path, name, strength, self.models.hashes.lora_hash(path))
 
     def vae_file(self, name: str) -> Path:
         path = installed(self.models, VAE).get(name)
@@ -193,7 +197,7 @@ def execute_graph(
         plan = validate(workflow.get("prompt"), choices_for(studio, job.user_id))
         ctx.report("execution_start", {"prompt_id": ctx.prompt_id})
         outputs = run_graph(
-            plan, ctx, ctx.prompt_id, ctx.report, NODE_CACHE, job.user_id,
+            plan, ctx, ctx.prompt_id, ctx.report, studio.node_cache, cache_key(studio, job),
             rerun_outputs=job.source != SOURCE,
         )  # fmt: skip
         ctx.report("execution_success", {"prompt_id": ctx.prompt_id})
@@ -215,6 +219,14 @@ def execute_graph(
         _report_failure(ctx, job, e)
         raise
     return ctx.rows
+
+
+def cache_key(studio: Studio, job: Job) -> tuple:
+    """Whose node outputs a graph may reuse: the user's, by id and sign-up time (a database
+    may give a deleted user's id to a new one)."""
+    with studio.db.session() as session:
+        user = session.get(User, job.user_id)
+        return (job.user_id, user.created_at.isoformat() if user else None)
 
 
 def _report_failure(ctx: StudioContext, job: Job, error: BaseException) -> None:

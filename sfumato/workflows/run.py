@@ -36,6 +36,10 @@ class NodeCache:
         with self._lock:
             return dict(self._users.get(user, {}))
 
+    def clear(self) -> None:
+        with self._lock:
+            self._users.clear()
+
     def keep(self, user, outputs: dict[str, tuple]) -> None:
         with self._lock:
             self._users[user] = outputs

@@ -38,7 +38,7 @@ class GraphInvalid(InvalidRequest):
     def __init__(self, body: dict):
         error = body["error"]
         details = f" {error['details']}" if error.get("details") else ""
-        super().__init__(f"{error['message']}.{details}".replace("..", "."))
+        super().__init__(f"{error['message'].rstrip('.')}.{details}")
         self.body = body
 
 
@@ -274,8 +274,7 @@ class _Checker:
             )
             self._add(node_id, bad)
             return False
-        received = source.outputs[slot]
-        expected = spec.type if spec.type in LINKED else spec.type
+        received, expected = source.outputs[slot], spec.type
         if received != expected:
             self._add(node_id, _error(
                 "return_type_mismatch", "Return type mismatch between linked nodes",

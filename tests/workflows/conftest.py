@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sfumato.jobs.graphs import NODE_CACHE
 from sfumato.jobs.queue import FINISHED
 from sfumato.store.tables import Image as ImageRow
 from sfumato.store.tables import Job, User
@@ -51,7 +50,7 @@ class Runner:
 
     def submit(self, graph: dict, fresh: bool = True, **options) -> Job:
         if fresh:  # no node taken from an earlier graph: each run computes everything
-            NODE_CACHE.keep(self.user.id, {})
+            self.studio.node_cache.clear()
         return submit_graph(self.studio, self.user, copy.deepcopy(graph), **options)
 
     def run(self, graph: dict, fresh: bool = True, **options) -> Job:

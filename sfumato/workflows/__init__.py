@@ -1,0 +1,1 @@
+"""ComfyUI graphs on sfumato's engine: nodes, validation, running, saved workflows."""

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import shutil
 import struct
 
@@ -218,3 +219,14 @@ def test_signing_in(server):
             await _accepted(f"{base}/ws?clientId=" + "x" * 300, additional_headers=headers)
 
     asyncio.run(run())
+
+
+def test_a_key_in_the_url_stays_out_of_the_log(caplog):
+    import sfumato.api.comfyui.socket  # noqa: F401  (its filter is on uvicorn's loggers)
+
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        logging.getLogger("uvicorn.error").info(
+            '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/ws?clientId=a&token=sfm_secret"
+        )
+    assert "sfm_secret" not in caplog.text
+    assert '"WebSocket /ws?clientId=a&token=..." [accepted]' in caplog.text

@@ -27,6 +27,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 import struct
 import uuid
 from urllib.parse import urlsplit
@@ -47,6 +48,27 @@ NOT_SIGNED_IN, NOT_ALLOWED, GOING_AWAY = 4401, 1008, 1001
 PREVIEW_WITH_METADATA = 4  # ComfyUI's BinaryEventTypes.PREVIEW_IMAGE_WITH_METADATA
 STOPPING_CHECK_S = 2.0
 MAX_CLIENT_ID = 200
+
+
+_TOKEN = re.compile(r"([?&]token=)[^&\s\"']+")
+
+
+class HideTokens(logging.Filter):
+    """``?token=KEY`` out of the server's log: uvicorn writes each socket's path with its
+    query string ("WebSocket /ws?token=..." [accepted])."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN.sub(r"\1...", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN.sub(r"\1...", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+for _logger in ("uvicorn.error", "uvicorn.access"):
+    logging.getLogger(_logger).addFilter(HideTokens())
 
 
 def _request_of(socket: WebSocket) -> tuple[Request, bool]:

@@ -74,8 +74,9 @@ def _empty() -> Response:
 @_routes.post("/prompt", summary="ComfyUI: queue a graph (API format)")
 async def post_prompt(request: Request, user: MakeUser, studio: StudioDep):
     """`{"prompt": graph, "client_id": ..., "extra_data": ...}` (JSON, whatever the
-    Content-Type). Answers `{"prompt_id", "number", "node_errors": {}}`; the prompt_id is
-    the job's id. A graph that cannot run is a 400 with ComfyUI's `node_errors`."""
+    Content-Type). Answers `{"prompt_id", "number", "node_errors": {}}`: the job's id, or
+    the client's own `prompt_id` (a UUID) when it sent one. A graph that cannot run is a 400
+    with ComfyUI's `node_errors`."""
     body = await shapes.optional_json(request)
     if body is None or (isinstance(body, dict) and "prompt" not in body):
         return JSONResponse(shapes.NO_PROMPT, status_code=400)
@@ -93,6 +94,8 @@ async def post_prompt(request: Request, user: MakeUser, studio: StudioDep):
     client_id = body.get("client_id")
     if client_id is not None and not isinstance(client_id, str):
         raise InvalidRequest("client_id is text: the clientId of your /ws socket.")
+    if client_id and len(client_id) > socket.MAX_CLIENT_ID:
+        raise InvalidRequest(f"client_id is longer than {socket.MAX_CLIENT_ID} characters.")
     if body.get("partial_execution_targets") is not None:
         raise InvalidRequest(
             "partial_execution_targets is not supported: every output node of the graph runs."

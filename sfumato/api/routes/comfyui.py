@@ -50,7 +50,9 @@ for _root in shapes.ROOTS:
 
 COMFYUI_VERSION = "0.3.64"  # the ComfyUI whose protocol this follows (its server.py)
 GRAPH_SOURCES = ("comfyui", "workflow")  # jobs that are graphs: ComfyUI's and saved workflows'
-HISTORY_DEFAULT, HISTORY_MAX = 100, 1000
+# SillyTavern polls the whole /history ten times a second until its prompt is there (the
+# newest): each entry carries its graph, so a poll answers only the newest unless told
+HISTORY_DEFAULT, HISTORY_MAX = 20, 1000
 HIDDEN = "history_hidden"  # set in a job's workflow by POST /history: gone from /history
 MODEL_FOLDERS = {  # /models/{folder} -> the node input that lists them in /object_info
     "checkpoints": ("CheckpointLoaderSimple", "ckpt_name"),
@@ -241,7 +243,7 @@ def get_history(
     offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
 ):
     """`{prompt_id: entry}` of your own finished prompts, newest first: the `max_items`
-    newest (100 unless told), after skipping `offset` of them."""
+    newest (20 unless told), after skipping `offset` of them."""
     query = _history_query(user).order_by(Job.finished_at.desc(), Job.id.desc())
     jobs = session.scalars(query.offset(offset or 0).limit(max_items or HISTORY_DEFAULT))
     return {prompt_id_of(job): history_entry(job) for job in jobs}

@@ -158,6 +158,21 @@ def test_a_graph_runs_into_the_history_and_its_picture_is_viewed(server):
     assert server.get("/queue", ann).json() == {"queue_running": [], "queue_pending": []}
 
 
+def test_a_preview_is_viewed_as_temp_by_its_owner_only(server):
+    ann, bob = server.user("ann"), server.user("bob")
+    graph = default_graph()
+    graph["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
+    entry = _history(server, ann, _queue(server, ann, graph))
+    (preview,) = entry["outputs"]["10"]["images"]
+    assert preview["type"] == "temp"
+    shown = server.get("/view", ann, params=preview)
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/png"
+    assert server.get("/view", bob, params=preview).status_code == 404
+    # a temp picture is not an output, nor an upload
+    for kind in ("output", "input"):
+        assert server.get("/view", ann, params=preview | {"type": kind}).status_code == 404
+
+
 def test_a_clients_own_prompt_id_is_kept(server):
     # as ComfyUI's websockets_api_example.py sends it: a UUID of its own
     ann, chosen = server.user("ann"), str(uuid.uuid4())

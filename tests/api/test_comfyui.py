@@ -503,3 +503,21 @@ def test_a_huge_body_and_a_huge_graph_are_refused(make_server):
     assert 400 <= answer.status_code < 500 and answer.json()["error"]["message"]
     with server.studio.db.session() as session:
         assert session.scalars(select(Job)).all() == []
+
+
+def test_personal_mode_needs_no_sign_in_but_answers_only_localhost(make_server):
+    from fastapi.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    server = make_server(personal=True)
+    local = TestClient(server.client.app, base_url="http://localhost")
+    assert local.get("/prompt").json() == {"exec_info": {"queue_remaining": 0}}
+    with local.websocket_connect("ws://localhost/ws?clientId=me") as socket:
+        assert socket.receive_json()["data"]["sid"] == "me"
+    # addressed to "testserver", as a DNS-rebinding page's socket would be to its own name
+    with (
+        server.client.websocket_connect("/ws") as socket,
+        pytest.raises(WebSocketDisconnect) as refused,
+    ):
+        socket.receive_json()
+    assert refused.value.code == 1008

@@ -39,6 +39,16 @@ if TYPE_CHECKING:
     from sfumato.studio import Studio
 
 
+# the messages ComfyUI keeps in a prompt's history ("status": {"messages": [...]})
+STATUS_MESSAGES = (
+    "execution_start",
+    "execution_cached",
+    "execution_success",
+    "execution_error",
+    "execution_interrupted",
+)
+
+
 class StudioContext(Context):
     def __init__(self, studio: Studio, job: Job, on_step: StepCallback, cancel, total: int):
         self.studio, self.job, self.cancel = studio, job, cancel
@@ -56,8 +66,9 @@ class StudioContext(Context):
         workflow = self.job.workflow or {}
         if event == "executing":
             self.current_node = data["node"]
-        if event in ("execution_start", "execution_cached", "execution_success"):
-            workflow.setdefault("messages", []).append([event, data | {"timestamp": _now()}])
+        if event in STATUS_MESSAGES:  # timed, and kept for the history's status messages
+            data = data | {"timestamp": data.get("timestamp", _now())}
+            workflow.setdefault("messages", []).append([event, data])
         self.studio.events.publish(
             self.job.user_id,
             {
@@ -230,25 +241,32 @@ def cache_key(studio: Studio, job: Job) -> tuple:
 
 
 def _report_failure(ctx: StudioContext, job: Job, error: BaseException) -> None:
+    """ComfyUI's message for the failure, sent and kept with the job (its history says which
+    node failed, and why)."""
+    if isinstance(error, Cancelled) and ctx.studio.worker.stopping:
+        return  # not the end: the server stops, and the job runs again at its next start
     node = ctx.current_node
     kind = (job.workflow or {}).get("prompt", {}).get(node, {}).get("class_type")
     base = {"prompt_id": ctx.prompt_id, "node_id": node, "node_type": kind, "executed": []}
     if isinstance(error, Cancelled):
-        ctx.report("execution_interrupted", base | {"timestamp": _now()})
-        return
-    message = error.message if isinstance(error, SfumatoError) else str(error)[:300]
-    ctx.report(
-        "execution_error",
-        base
-        | {
-            "exception_message": message,
-            "exception_type": type(error).__name__,
-            "traceback": [],
-            "current_inputs": {},
-            "current_outputs": [],
-            "timestamp": _now(),
-        },
-    )
+        ctx.report("execution_interrupted", base)
+    else:
+        message = error.message if isinstance(error, SfumatoError) else str(error)[:300]
+        ctx.report(
+            "execution_error",
+            base
+            | {
+                "exception_message": message,
+                "exception_type": type(error).__name__,
+                "traceback": [],
+                "current_inputs": {},
+                "current_outputs": [],
+            },
+        )
+    with ctx.studio.db.session() as session:
+        row = session.get(Job, job.id)
+        if row is not None:
+            row.workflow = dict(job.workflow or {}) | {"failed_node": node}
 
 
 def _now() -> int:

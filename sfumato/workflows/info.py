@@ -130,7 +130,12 @@ def history_entry(job: Job) -> dict:
             "messages": messages,
         },
         "meta": {
-            node_id: {"node_id": node_id, "display_node": node_id, "real_node_id": node_id}
+            node_id: {
+                "node_id": node_id,
+                "display_node": node_id,
+                "parent_node": None,
+                "real_node_id": node_id,
+            }
             for node_id in outputs
         },
     }

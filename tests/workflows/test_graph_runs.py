@@ -281,3 +281,22 @@ def test_a_client_chosen_prompt_id_is_kept_as_written(runner):
         runner.submit(default_graph(), prompt_id=chosen)
     with pytest.raises(InvalidRequest, match="not a UUID"):
         runner.submit(default_graph(), prompt_id="my-prompt")
+
+
+def test_a_graph_failing_at_a_node_says_which_in_its_history(runner):
+    """Found only when it runs: the demo model's text encoder has fewer layers than asked."""
+    from sfumato.workflows.info import history_entry
+
+    graph = default_graph()
+    graph["10"] = {"class_type": "CLIPSetLastLayer",
+                   "inputs": {"clip": ["4", 1], "stop_at_clip_layer": -12}}  # fmt: skip
+    graph["6"]["inputs"]["clip"] = ["10", 0]
+    job = runner.run(graph)
+    assert job.status == "failed"
+    assert "fewer layers" in job.error_message
+    status = history_entry(job)["status"]
+    assert status["status_str"] == "error" and not status["completed"]
+    error = next(data for event, data in status["messages"] if event == "execution_error")
+    assert (error["node_id"], error["node_type"]) == ("6", "CLIPTextEncode")
+    assert "fewer layers" in error["exception_message"] and error["timestamp"] > 0
+    assert runner.pictures(job) == []

@@ -316,8 +316,7 @@ def _latent_resized(samples: Latent, width: int, height: int, method: str, crop:
     scale = samples.size[0] // x.shape[-1]
     if crop == "center":
         x = _center_crop(x, width / height)
-    mode = {"nearest-exact": "nearest-exact", "area": "area"}.get(method, method)
-    resized = F.interpolate(x, size=(height // scale, width // scale), mode=mode)
+    resized = F.interpolate(x, size=(height // scale, width // scale), mode=method)
     return Latent(resized, (width, height), samples.batch, samples.noise_mask, samples.trace)
 
 

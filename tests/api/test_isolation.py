@@ -7,6 +7,8 @@ own OpenAPI description, so a new route is tried too), then the owner checks not
 import json
 
 from tests.api.conftest import png
+from tests.api.test_workflows import graph
+from tests.api.test_workflows import save as save_workflow
 
 
 def test_every_route_refuses_another_users_things(server):
@@ -21,6 +23,11 @@ def test_every_route_refuses_another_users_things(server):
     ids = {"job_id": long["id"], "image_id": image["id"], "upload_id": upload["id"]}
     ids["key_id"] = key["id"]
     ids["user_id"] = server.get("/v1/me", ann).json()["id"]
+    # a ComfyUI prompt of Ann's and a workflow she saved
+    assert save_workflow(server, ann).status_code == 201
+    ids["name"] = "portrait"
+    ids["prompt_id"] = server.post("/prompt", ann, json={"prompt": graph()}).json()["prompt_id"]
+    ids |= {"node_class": "KSampler", "folder": "checkpoints"}  # the same for everyone
     bodies = {"PATCH": {"favourite": True}, "POST": {}}
 
     tried = []
@@ -32,8 +39,16 @@ def test_every_route_refuses_another_users_things(server):
             answer = server.client.request(
                 method.upper(), url, headers=bob.headers, json=bodies.get(method.upper())
             )
+            if path in ("/object_info/{node_class}", "/models/{folder}"):  # nobody's things
+                assert answer.status_code == 200, url
+                continue
+            if path == "/history/{prompt_id}":  # ComfyUI's answer for a prompt it has not
+                assert (answer.status_code, answer.json()) == (200, {}), url
+                tried.append(f"{method.upper()} {path}")
+                continue
             # an admin's routes act on anyone's things: anyone else is refused outright
-            refused = (403, "forbidden") if path.startswith("/v1/admin/") else (404, "not_found")
+            admins = path.startswith("/v1/admin/") or path.endswith(("/publish", "/unpublish"))
+            refused = (403, "forbidden") if admins else (404, "not_found")
             assert answer.status_code == refused[0], (method, url, answer.text)
             assert answer.json()["error"]["code"] == refused[1]
             tried.append(f"{method.upper()} {path}")

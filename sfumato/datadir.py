@@ -53,6 +53,11 @@ class DataDir:
     def cache(self) -> Path:
         return self.root / "cache"
 
+    @property
+    def wildcards(self) -> Path:
+        """``__name__`` in a prompt is a line of ``wildcards/name.txt`` (``variations.py``)."""
+        return self.root / "wildcards"
+
     def new_outputs(
         self, seeds: list[int], suffix: str = ".png", today: date | None = None
     ) -> list[Path]:

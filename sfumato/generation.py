@@ -27,6 +27,7 @@ from sfumato.engine.request import (
     GenerationSettings,
     requested_loras,
     resolve,
+    with_variations,
 )
 from sfumato.engine.samplers import get_sampler
 from sfumato.errors import OutputExists
@@ -85,6 +86,8 @@ class GenerationJob:
     ) -> GenerationJob:
         """The settings, LoRAs and input pictures of ``request`` on the model ``source``."""
         settings, warnings = resolve(request, source.family, source.effective_defaults)
+        settings, varied = with_variations(settings, data.wildcards)
+        warnings += varied
         loras = find_loras(requested_loras(request), models, source)
         settings = replace(settings, loras=tuple((x.name, x.weight, x.hash) for x in loras))
         inputs = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
@@ -90,8 +90,40 @@ def generate(
 
     ``inputs`` holds the picture (and mask) of image-to-image and inpainting, at the output
     size (``images.prepare``). Outside an inpainting mask the input's own pixels are kept.
-    ``loras`` are active for this generation only.
+    ``loras`` are active for this generation only. Pictures whose prompts differ (a template's
+    variations) are made one at a time, each as it would be made alone.
     """
+    if len(set(settings.prompts)) > 1:
+        pictures: list[Image.Image] = []
+        for index in range(settings.batch_size):
+            alone = settings.for_image(index)
+            steps = _counted(on_step, index, settings.batch_size)
+            pictures += _generate(model, alone, inputs, steps, cancel, loras)
+        return pictures
+    if settings.prompts:  # one prompt for every picture
+        settings = replace(settings, prompt=settings.prompts[0], prompts=())
+    return _generate(model, settings, inputs, on_step, cancel, loras)
+
+
+def _counted(on_step: StepCallback | None, index: int, count: int) -> StepCallback | None:
+    """Steps of picture ``index`` of ``count`` made one at a time, counted over them all."""
+    if on_step is None:
+        return None
+
+    def counted(step: Step) -> None:
+        on_step(replace(step, done=index * step.total + step.done, total=count * step.total))
+
+    return counted
+
+
+def _generate(
+    model: LoadedModel,
+    settings: GenerationSettings,
+    inputs: ImageInputs | None,
+    on_step: StepCallback | None,
+    cancel: threading.Event | None,
+    loras: list[LoraSpec] | None,
+) -> list[Image.Image]:
     family = get_family(settings.family)
     pipe, mode_arguments = _pipeline(model, settings, inputs)
     pipe.scheduler = get_sampler(settings.sampler).make_scheduler(

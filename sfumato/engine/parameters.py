@@ -175,6 +175,17 @@ PARAMETERS: tuple[Parameter, ...] = (
         a1111="Denoising strength",
     ),
     Parameter(
+        "variations",
+        str,
+        "Variations",
+        "How a prompt's {red|green|blue} choices and __wildcards__ are made: random (each "
+        "picture its own draw, from its seed), all (every combination, a picture each) or "
+        "off (braces as text). Default random.",
+        ("--variations",),
+        default=RANDOM,
+        max_length=8,
+    ),
+    Parameter(
         "guidance_cutoff",
         float,
         "Guidance cutoff",

@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sfumato.engine.families import Defaults, Family
 from sfumato.engine.parameters import BY_NAME, MAX_PROMPT_CHARS, MAX_SEED
 from sfumato.engine.prompts import extract_lora_tags
 from sfumato.engine.samplers import AUTO, get_sampler
+from sfumato.engine.variations import ALL, OFF, check_mode, expand, has_variations
 from sfumato.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class GenerationRequest:
     # speed-ups that cost some fidelity (``shortcuts``): off unless asked for
     guidance_cutoff: float | None = None  # share of the steps that run guidance, 0-1
     deep_cache: int | None = None  # run the whole UNet every N steps; 1: every step
+    variations: str | None = None  # the prompt's {a|b} choices: random, all or off
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class GenerationSettings:
     loras: tuple[tuple[str, float, str | None], ...] = ()  # (name, weight, A1111 hash)
     guidance_cutoff: float = 1.0
     deep_cache: int = 1
+    variations: str = "random"
+    # a prompt with variations (``variations.py``): the prompt each picture became, in order;
+    # () when every picture has ``prompt``
+    prompts: tuple[str, ...] = ()
+    prompt_template: str | None = None  # a picture's: the template its prompt came from
 
     @property
     def seeds(self) -> list[int]:
@@ -77,16 +85,35 @@ class GenerationSettings:
         return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.batch_size)]
 
     def for_image(self, index: int) -> GenerationSettings:
-        return replace(self, seed=self.seeds[index], batch_size=1)
+        """Picture ``index`` alone: its seed, and the prompt it got from a template."""
+        if not self.prompts:
+            return replace(self, seed=self.seeds[index], batch_size=1)
+        return replace(
+            self,
+            seed=self.seeds[index],
+            batch_size=1,
+            prompt=self.prompts[index],
+            prompts=(),
+            prompt_template=self.prompt,
+        )
 
     def to_dict(self) -> dict:
         """Plain JSON values (lists, not tuples), as the settings come back from a file."""
-        return asdict(self) | {"loras": [list(lora) for lora in self.loras]}
+        return asdict(self) | {
+            "loras": [list(lora) for lora in self.loras],
+            "prompts": list(self.prompts),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> GenerationSettings:
         """The settings ``to_dict`` gave (from the database, say)."""
-        return cls(**data | {"loras": tuple(tuple(lora) for lora in data.get("loras", ()))})
+        return cls(
+            **data
+            | {
+                "loras": tuple(tuple(lora) for lora in data.get("loras", ())),
+                "prompts": tuple(data.get("prompts", ())),
+            }
+        )
 
 
 def random_seed() -> int:
@@ -179,6 +206,7 @@ def resolve(
         )
     deep_cache = 1 if request.deep_cache is None else request.deep_cache
     P["deep_cache"].check(deep_cache, " (1: off)")
+    variations = check_mode(request.variations)
     settings = GenerationSettings(
         family=family.id,
         prompt=request.prompt,
@@ -195,8 +223,25 @@ def resolve(
         strength=strength,
         guidance_cutoff=cutoff,
         deep_cache=deep_cache,
+        variations=variations,
     )
     return settings, warnings
+
+
+def with_variations(
+    settings: GenerationSettings, wildcards: Path | None = None
+) -> tuple[GenerationSettings, list[str]]:
+    """The prompt each picture gets when the prompt has variations; ``all``: as many
+    pictures as combinations. Warnings worth showing."""
+    if settings.variations == OFF or not has_variations(settings.prompt):
+        return settings, []
+    prompts = expand(
+        settings.prompt, settings.variations, settings.batch_size, settings.seed, wildcards
+    )
+    warnings = []
+    if settings.variations == ALL and len(prompts) != settings.batch_size:
+        warnings.append(f"{len(prompts)} combinations: {len(prompts)} pictures, one each.")
+    return replace(settings, prompts=tuple(prompts), batch_size=len(prompts)), warnings
 
 
 def requested_loras(request: GenerationRequest) -> list[tuple[str, float]]:

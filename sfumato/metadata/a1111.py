@@ -60,6 +60,8 @@ def format_parameters(
             fields[p.a1111] = p.number(value)
     if hashes := [f"{name}: {digest}" for name, _, digest in settings.loras if digest]:
         fields["Lora hashes"] = ", ".join(hashes)
+    if settings.prompt_template and settings.prompt_template != settings.prompt:
+        fields["Template"] = settings.prompt_template  # as the Dynamic Prompts extension says
     fields["Version"] = f"sfumato {__version__}"
     lines = [settings.prompt]
     if settings.negative_prompt:

@@ -315,6 +315,7 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
             "family": s.get("family"),
             "generator": data.get("generator"),
             "backend": model.get("backend"),  # what ran its UNet: openvino, openvino int8, torch
+            "template": _text(s.get("prompt_template")),  # the prompt's, with its variations
         },
     )
 

@@ -44,7 +44,8 @@ def test_the_api_schema_documents_every_parameter_with_its_help_and_bounds():
 def test_the_api_hands_every_parameter_to_the_request():
     values = {"negative_prompt": "blur", "width": 640, "height": 384, "steps": 9,
               "guidance": 4.5, "sampler": "Euler a", "seed": 3, "batch_size": 2, "clip_skip": 2,
-              "strength": 0.5, "guidance_cutoff": 0.6, "deep_cache": 3}  # fmt: skip
+              "strength": 0.5, "guidance_cutoff": 0.6, "deep_cache": 3,
+              "variations": "all"}  # fmt: skip
     assert set(values) == {p.name for p in PARAMETERS}, "a new parameter needs a value here"
     request = GenerationInput(prompt="a cat", **values).to_request()
     assert {name: getattr(request, name) for name in values} == values

@@ -223,3 +223,24 @@ def test_a_model_beyond_the_servers_model_memory_fails_with_a_sentence(make_serv
     assert job["status"] == "failed"
     assert job["error"]["code"] == "out_of_memory"
     assert "more than the server's memory for models" in job["error"]["message"]
+
+
+def test_a_template_gives_each_picture_its_prompt_and_keeps_the_template(server, tmp_path):
+    """Dynamic prompts through the API on the demo model: every combination, a picture each,
+    each drawn as its prompt says, each picture's prompt and metadata its own."""
+    job = server.generate(
+        prompt="a {red|green} circle on a blue background", variations="all", seed=3, steps=8
+    )
+    assert job["status"] == "succeeded", job
+    assert job["settings"]["batch_size"] == 2
+    seen = {}
+    for image in job["images"]:
+        content = server.get(image["url"]).content
+        info = read_info_bytes(content)
+        assert info.extra["template"] == "a {red|green} circle on a blue background"
+        colour = "red" if "red" in info.prompt else "green"
+        assert info.prompt == f"a {colour} circle on a blue background"
+        seen[colour] = analyze(Image.open(io.BytesIO(content))).colour
+    assert seen == {"red": "red", "green": "green"}
+    refused = server.post("/v1/generations", json={"prompt": "a {red|green", "steps": 2})
+    assert refused.status_code == 400 and "variations" in refused.json()["error"]["message"]

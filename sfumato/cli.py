@@ -12,6 +12,7 @@ from rich.table import Table
 
 from sfumato import __version__
 from sfumato.cli_cache import cache_app
+from sfumato.cli_grid import grid
 from sfumato.cli_models import models_app
 from sfumato.cli_options import with_parameters
 from sfumato.cli_server import audit_log, keys_app, serve, settings_app, users_app
@@ -378,6 +379,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(settings_app, name="settings")
 app.command("audit")(audit_log)
+app.command()(grid)
 app.add_typer(workflow_app, name="workflow")
 
 

@@ -66,38 +66,15 @@ def execute(
     loaded = time.perf_counter()
     pictures = generation.render(on_step, cancel)
     rendered = time.perf_counter()
-    fmt = FORMATS["." + job.format]
     rows, written = [], []
     try:
         for index, picture in enumerate(pictures):
             settings, parameters, data = generation.metadata(index)
-            image_id = new_id()
-            file_key = f"images/{job.user_id}/{image_id}.{job.format}"
-            thumb_key = f"thumbs/{job.user_id}/{image_id}.webp"
-            encoded, thumb = encode_image(picture, fmt, parameters, data), thumbnail(picture)
-            studio.files.put(file_key, encoded)
-            written.append(file_key)
-            studio.files.put(thumb_key, thumb)
-            written.append(thumb_key)
-            rows.append(
-                Image(
-                    id=image_id,
-                    user_id=job.user_id,
-                    job_id=job.id,
-                    batch_index=index,
-                    model_name=job.model_name,
-                    prompt=settings.prompt,
-                    width=picture.width,
-                    height=picture.height,
-                    format=job.format,
-                    favourite=False,
-                    file_key=file_key,
-                    thumb_key=thumb_key,
-                    settings=settings.to_dict(),
-                    model=data["model"],
-                    bytes=len(encoded) + len(thumb),  # counted against the storage quota
-                )
-            )
+            row, keys = store_picture(studio, job, index, picture, settings.to_dict(),
+                                      encode_image(picture, FORMATS["." + job.format],
+                                                   parameters, data), data["model"])  # fmt: skip
+            rows.append(row)
+            written += keys
         with studio.db.session() as session:
             session.add_all(rows)
             row = session.get_one(Job, job.id)
@@ -113,6 +90,51 @@ def execute(
             studio.files.delete(key)
         raise
     return rows
+
+
+def store_picture(
+    studio: Studio,
+    job: Job,
+    index: int,
+    picture: PILImage.Image,
+    settings: dict,
+    encoded: bytes,
+    model: dict,
+    fmt: str | None = None,
+    image_id: str | None = None,
+    model_name: str | None = None,
+) -> tuple[Image, list[str]]:
+    """Picture ``index`` of ``job`` written with its thumbnail, and its row (not yet added to
+    a session); the storage keys written, for the caller to remove if the row never lands."""
+    fmt = fmt or job.format
+    image_id = image_id or new_id()
+    file_key = f"images/{job.user_id}/{image_id}.{fmt}"
+    thumb_key = f"thumbs/{job.user_id}/{image_id}.webp"
+    thumb = thumbnail(picture)
+    studio.files.put(file_key, encoded)
+    try:
+        studio.files.put(thumb_key, thumb)
+    except BaseException:
+        studio.files.delete(file_key)
+        raise
+    row = Image(
+        id=image_id,
+        user_id=job.user_id,
+        job_id=job.id,
+        batch_index=index,
+        model_name=model_name or job.model_name,
+        prompt=settings.get("prompt", ""),
+        width=picture.width,
+        height=picture.height,
+        format=fmt,
+        favourite=False,
+        file_key=file_key,
+        thumb_key=thumb_key,
+        settings=settings,
+        model=model,
+        bytes=len(encoded) + len(thumb),  # counted against the storage quota
+    )
+    return row, [file_key, thumb_key]
 
 
 def thumbnail(picture: PILImage.Image) -> bytes:

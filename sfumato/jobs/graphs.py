@@ -22,7 +22,7 @@ from sfumato.engine.generate import Step, StepCallback
 from sfumato.engine.loader import LoadedModel
 from sfumato.engine.loras import LoraSpec
 from sfumato.errors import Cancelled, ModelNotFound, NotFound, SfumatoError
-from sfumato.jobs.execute import thumbnail
+from sfumato.jobs.execute import store_picture
 from sfumato.jobs.queue import SUCCEEDED
 from sfumato.store.tables import Image, Job, Upload, User, new_id, utcnow
 from sfumato.workflows import outputs as files
@@ -148,51 +148,36 @@ class StudioContext(Context):
                 self.written.append(key)
                 saved.append({"filename": name, "subfolder": "", "type": "temp"})
                 continue
-            file_key = f"images/{self.job.user_id}/{image_id}.png"
-            thumb_key = f"thumbs/{self.job.user_id}/{image_id}.webp"
-            thumb = thumbnail(picture)
-            self.studio.files.put(file_key, encoded)
-            self.written.append(file_key)
-            self.studio.files.put(thumb_key, thumb)
-            self.written.append(thumb_key)
-            self.rows.append(self._row(image_id, picture, pictures.trace, file_key, thumb_key,
-                                       len(encoded) + len(thumb)))  # fmt: skip
+            row, keys = store_picture(
+                self.studio, self.job, len(self.rows), picture, _settings(pictures.trace, picture),
+                encoded, {"name": pictures.trace.get("model"), "family":
+                          pictures.trace.get("family"), "graph": True},
+                fmt="png", image_id=image_id, model_name=pictures.trace.get("model"),
+            )  # fmt: skip
+            self.rows.append(row)
+            self.written += keys
             saved.append({"filename": name, "subfolder": subfolder, "type": "output"})
         return saved
 
-    def _row(self, image_id, picture, trace, file_key, thumb_key, size) -> Image:
-        settings = {
-            "family": trace.get("family", ""),
-            "prompt": trace.get("prompt", ""),
-            "negative_prompt": trace.get("negative_prompt", ""),
-            "width": picture.width,
-            "height": picture.height,
-            "steps": trace.get("steps"),
-            "guidance": trace.get("cfg"),
-            "sampler": SAMPLERS.get(trace.get("sampler", ""), trace.get("sampler")),
-            "scheduler": trace.get("scheduler"),
-            "seed": trace.get("seed"),
-            "denoise": trace.get("denoise"),
-            "loras": trace.get("loras", []),
-            "graph": True,  # made by a graph: its full recipe is the graph in the file
-        }
-        return Image(
-            id=image_id,
-            user_id=self.job.user_id,
-            job_id=self.job.id,
-            batch_index=len(self.rows),
-            model_name=trace.get("model", self.job.model_name),
-            prompt=trace.get("prompt", ""),
-            width=picture.width,
-            height=picture.height,
-            format="png",
-            favourite=False,
-            file_key=file_key,
-            thumb_key=thumb_key,
-            settings=settings,
-            model={"name": trace.get("model"), "family": trace.get("family"), "graph": True},
-            bytes=size,
-        )
+
+def _settings(trace: dict, picture: PILImage.Image) -> dict:
+    """A graph's picture's settings, as far as its trace says them (the whole recipe is the
+    graph embedded in the file)."""
+    return {
+        "family": trace.get("family", ""),
+        "prompt": trace.get("prompt", ""),
+        "negative_prompt": trace.get("negative_prompt", ""),
+        "width": picture.width,
+        "height": picture.height,
+        "steps": trace.get("steps"),
+        "guidance": trace.get("cfg"),
+        "sampler": SAMPLERS.get(trace.get("sampler", ""), trace.get("sampler")),
+        "scheduler": trace.get("scheduler"),
+        "seed": trace.get("seed"),
+        "denoise": trace.get("denoise"),
+        "loras": trace.get("loras", []),
+        "graph": True,
+    }
 
 
 def execute_graph(

@@ -94,10 +94,16 @@ def submit(
         total=planned.settings.steps,
         warnings=planned.warnings,
     )
+    return admit(studio, job)
+
+
+def admit(studio: Studio, job: Job) -> Job:
+    """Queue a job made by any door: the user's quotas and queue limit checked, the streams
+    told, the worker woken."""
     with studio.db.session() as session:
         site = read_site(session)
         # the user as stored now: the admin may have changed their limits since they logged in
-        limits = check_job(session, session.get_one(User, user.id), job.settings, site)
+        limits = check_job(session, session.get_one(User, job.user_id), job.settings, site)
         if limits.job_seconds is not None:
             # the limit in force at admission is the one the job runs under, even after a
             # restart or a change of the setting
@@ -105,6 +111,6 @@ def submit(
         enqueue(session, job, site.max_queued_per_user)
         position = queue_positions(session).get(job.id)
     # told before the worker is woken, so that "queued" reaches the streams before "running"
-    studio.events.publish(user.id, {"type": "job", "job": job_view(job, [], position)})
+    studio.events.publish(job.user_id, {"type": "job", "job": job_view(job, [], position)})
     studio.worker.wake()
     return job

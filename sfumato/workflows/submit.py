@@ -10,10 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from sfumato.errors import Conflict, InvalidRequest, TooLarge
-from sfumato.jobs.queue import enqueue, queue_positions
-from sfumato.jobs.views import job_view
-from sfumato.quotas import check_job
-from sfumato.store.site import read_site
+from sfumato.jobs.submit import admit
 from sfumato.store.tables import Job, User
 from sfumato.workflows.info import choices_for, installed, upload_names
 from sfumato.workflows.validate import Plan, validate
@@ -77,16 +74,7 @@ def submit_graph(
             "messages": [],
         },
     )
-    with studio.db.session() as session:
-        site = read_site(session)
-        limits = check_job(session, session.get_one(User, user.id), settings, site)
-        if limits.job_seconds is not None:
-            job.timings = {"limit_s": limits.job_seconds}
-        enqueue(session, job, site.max_queued_per_user)
-        position = queue_positions(session).get(job.id)
-    studio.events.publish(user.id, {"type": "job", "job": job_view(job, [], position)})
-    studio.worker.wake()
-    return job
+    return admit(studio, job)
 
 
 def _chosen_id(studio: Studio, prompt_id) -> str:

@@ -18,6 +18,7 @@ from sfumato.engine.generate import Step
 from sfumato.errors import Cancelled, SfumatoError, TimeLimitExceeded
 from sfumato.jobs.execute import execute
 from sfumato.jobs.graphs import execute_graph
+from sfumato.jobs.grids import execute_grid
 from sfumato.jobs.queue import CANCELLED, FAILED, claim_next, finish, job_images, set_progress
 from sfumato.jobs.views import Live, job_view
 from sfumato.store.tables import Job
@@ -97,7 +98,13 @@ class Worker:
         timed_out = threading.Event()
         on_step = self._on_step(job, live, limit, timed_out, cancel)
         try:
-            run = execute_graph if job.workflow is not None else execute
+            run = (
+                execute_graph
+                if job.workflow is not None
+                else execute_grid
+                if job.grid is not None
+                else execute
+            )
             run(self.studio, job, on_step, cancel)
             status, code, message = None, None, None
         except Cancelled:

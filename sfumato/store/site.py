@@ -24,6 +24,7 @@ class SiteSettings:
     retention_days: int = 30  # images older than this are deleted, favourites kept; 0: never
     audit_retention_days: int = 365  # audit log events older than this are deleted; 0: never
     max_queued_per_user: int = 20  # a user's queued and running jobs, beyond which 429
+    max_grid_cells: int = 25  # cells of one comparison grid (each a picture)
     default_model: str | None = None  # for requests that name none, when several are installed
     # every user's limits unless the admin set their own (sfumato.quotas); null: unlimited
     quotas: dict = field(default_factory=lambda: Quotas().model_dump())
@@ -51,6 +52,12 @@ class SiteSettings:
             1 <= self.max_queued_per_user <= 10_000
         ):
             raise InvalidRequest("max_queued_per_user is a whole number from 1 to 10000.")
+        if (
+            not isinstance(self.max_grid_cells, int)
+            or isinstance(self.max_grid_cells, bool)
+            or not 1 <= self.max_grid_cells <= 100
+        ):
+            raise InvalidRequest("max_grid_cells is a whole number from 1 to 100.")
         if self.default_model is not None and not isinstance(self.default_model, str):
             raise InvalidRequest("default_model is a model's name, or null.")
         return replace(self, quotas=parse(self.quotas).model_dump())

@@ -141,6 +141,9 @@ class Job(Base):
     # a graph's job (ComfyUI's API format): {"prompt": graph, "extra_data", "client_id",
     # "outputs": each output node's pictures, "cached": nodes not run again}; None otherwise
     workflow: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # a comparison grid's job (``jobs/grids.py``): {"axes": [...], "cells": [each cell's
+    # position, model and settings]}; None otherwise
+    grid: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     # seconds spent loading the model, in the engine, and saving the pictures
     timings: Mapped[dict] = mapped_column(JSON, default=dict)
 

@@ -1,0 +1,46 @@
+"""``POST /v1/grids``: a comparison grid (``sfumato.grid``) queued as one job, followed like
+any other at ``/v1/generations/{id}`` and on ``/v1/events``: its cells' pictures, then the
+grid picture, land in the history together, under the job."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from sfumato.api.deps import MakeUser, StudioDep, client_address
+from sfumato.api.requests import GenerationInput
+from sfumato.api.routes.generations import view
+from sfumato.api.schemas import JobPublic
+from sfumato.errors import InvalidRequest
+from sfumato.jobs.grids import submit_grid
+from sfumato.store.tables import Job
+
+router = APIRouter(prefix="/v1", tags=["generations"])
+AXIS = (
+    "NAME=VALUES, as `sfumato grid` takes it: guidance=3,5,7, steps=10-30 (+10), prompt=red,green"
+)
+
+
+class GridInput(GenerationInput):
+    x: str | None = Field(None, max_length=2000, description=f"The columns: {AXIS}.")
+    y: str | None = Field(None, max_length=2000, description="The rows, as x.")
+    z: str | None = Field(None, max_length=2000, description="A grid per value, as x.")
+
+
+@router.post("/grids", status_code=202, response_model=JobPublic, summary="Queue a grid")
+async def create_grid(
+    body: GridInput, request: Request, user: MakeUser, studio: StudioDep, response: Response
+):
+    """Every cell the same request, seed included, but for its axes (up to the server's
+    `max_grid_cells`). Answers at once with the job; its pictures are the cells (z changing
+    fastest, then y, then x: their `batch_index`), then the grid picture."""
+    if body.init_image or body.mask_image:
+        raise InvalidRequest("A grid starts from text: init_image and mask_image are not taken.")
+    studio.throttle.action("submit", user.id, client_address(request))
+    job = await run_in_threadpool(
+        submit_grid, studio, user, body.to_request(), [body.x, body.y, body.z], body.model
+    )
+    response.headers["Location"] = f"/v1/generations/{job.id}"
+    with studio.db.session() as session:
+        return view(studio, session, session.get_one(Job, job.id))

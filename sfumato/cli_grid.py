@@ -27,6 +27,14 @@ def grid(
     ) = None,
     y: _axis_option("y", "The rows, as --x.") = None,
     z: _axis_option("z", "One grid per value, side by side, as --x.") = None,
+    matrix: Annotated[
+        bool,
+        typer.Option(
+            "--matrix",
+            help="A1111's prompt matrix: PROMPT is a base and optional parts, "
+            '"a castle|at night|in fog": every combination of the parts (makes --x and --y).',
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -58,12 +66,10 @@ def grid(
     with user_errors():
         from sfumato.engine.request import GenerationRequest, random_seed
         from sfumato.generation import GenerationJob
-        from sfumato.grid import cells, compose, parse_axis
+        from sfumato.grid import cells, compose, grid_axes
         from sfumato.metadata.files import image_format, write_file
 
-        axes = [parse_axis(a) if a else None for a in (x, y, z)]
-        if not any(axes):
-            raise typer.BadParameter("Give at least one axis: --x, --y or --z.")
+        prompt, axes = grid_axes([x, y, z], prompt, matrix)
         parameters = dict(parameters or {})
         if parameters.get("seed") in (None, -1):  # one seed for every cell
             parameters["seed"] = random_seed()

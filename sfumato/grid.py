@@ -7,7 +7,9 @@ An axis is ``name=values``: ``guidance=3,5,7``, ``sampler=Euler,DPM++ 2M``,
 ``steps=10-30 (+10)`` (A1111's ranges: ``1-5``, ``1-10 (+2)``, ``10-20 [5]`` for five evenly
 spaced values), ``model=v9,v10``, ``size=512x512,768x512``, ``lora:NAME=0,0.5,1`` (that
 LoRA's weight), and ``prompt=red,green,blue``: A1111's "Prompt S/R", where the first value is
-searched in the prompt and each value takes its place (synonyms side by side).
+searched in the prompt and each value takes its place (synonyms side by side). A1111's prompt
+matrix (``a castle|at night|in fog``: every combination of the optional parts) makes its
+own two axes (``matrix_axes``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sfumato.engine.request import GenerationRequest
 from sfumato.errors import InvalidRequest
 
 MAX_CELLS = 100  # the command line's limit: a grid of 10x10 is already a long wait
-NUMBERS = {"seed": int, "steps": int, "guidance": float, "clip_skip": int, "strength": float}
+NUMBERS = {"seed": int, "steps": int, "guidance": float, "clip_skip": int}
 WORDS = ("sampler", "model", "prompt", "negative_prompt", "size")
 ALIASES = {"cfg": "guidance", "cfg_scale": "guidance", "prompt_sr": "prompt", "checkpoint": "model"}
 _RANGE = re.compile(
@@ -120,6 +122,50 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def grid_axes(
+    texts: list[str | None], prompt: str, matrix: bool = False
+) -> tuple[str, list[Axis | None]]:
+    """The prompt every cell starts from and the axes (x, y, z) from their texts; with
+    ``matrix``, x and y are the prompt matrix's (only z may be given)."""
+    parsed = [parse_axis(text) if text else None for text in (list(texts) + [None] * 3)[:3]]
+    if matrix:
+        if parsed[0] or parsed[1]:
+            raise InvalidRequest("A prompt matrix makes the x and y axes itself: give only z.")
+        base, (x, *y) = matrix_axes(prompt)
+        return base, [x, y[0] if y else None, parsed[2]]
+    if not any(parsed):
+        raise InvalidRequest("A grid needs at least one axis: x, y or z.")
+    return prompt, parsed
+
+
+def matrix_axes(prompt: str) -> tuple[str, list[Axis]]:
+    """A1111's prompt matrix: ``a castle|at night|in fog`` is the base ``a castle`` and every
+    combination of the optional parts, the first half of them across, the rest down: the
+    base prompt and the two axes."""
+    base, *parts = [part.strip() for part in prompt.split("|")]
+    parts = [part for part in parts if part]
+    if not parts:
+        raise InvalidRequest(
+            "A prompt matrix needs optional parts after the base: a castle|at night|in fog."
+        )
+    if len(parts) > 6:
+        raise InvalidRequest("A prompt matrix takes at most 6 optional parts (64 cells).")
+    half = (len(parts) + 1) // 2
+    axes = [_subsets(parts[:half])]
+    if parts[half:]:
+        axes.append(_subsets(parts[half:]))
+    return base, axes
+
+
+def _subsets(parts: list[str]) -> Axis:
+    values = [
+        tuple(part for bit, part in enumerate(parts) if mask >> bit & 1)
+        for mask in range(2 ** len(parts))
+    ]
+    labels = [" + ".join(value) if value else "-" for value in values]
+    return Axis("matrix", tuple(values), tuple(labels))
+
+
 def cells(base: GenerationRequest, model: str | None, axes: list[Axis | None]) -> list[Cell]:
     """Every cell of the grid: the base request with each axis's value, nothing else changed
     (the base must fix the seed, so that every cell shares it)."""
@@ -152,6 +198,8 @@ def _apply(axis: Axis, value, request: GenerationRequest, model: str | None):
         return replace(request, width=value[0], height=value[1]), model
     if axis.name == "prompt":
         return replace(request, prompt=request.prompt.replace(axis.values[0], value)), model
+    if axis.name == "matrix":  # the parts this cell adds to the base
+        return replace(request, prompt=", ".join([request.prompt, *value])), model
     if axis.name == "negative_prompt":
         negative = request.negative_prompt or ""
         return replace(request, negative_prompt=negative.replace(axis.values[0], value)), model

@@ -9,7 +9,7 @@ from sfumato.cli import app
 from sfumato.demo.analyze import analyze
 from sfumato.engine.request import GenerationRequest
 from sfumato.errors import InvalidRequest
-from sfumato.grid import MAX_CELLS, Layout, cells, compose, parse_axis
+from sfumato.grid import MAX_CELLS, Layout, cells, compose, grid_axes, parse_axis
 from sfumato.metadata.files import read_sfumato_data
 
 
@@ -101,3 +101,20 @@ def test_sfumato_grid_on_the_demo_model_every_cell_reads_as_its_axes(tmp_path):
             crop = sheet.crop((x0, y0, x0 + 64, y0 + 64))
             assert list(crop.getdata()) == list(Image.open(cell).convert("RGB").getdata())
     assert seeds == {4}  # one seed for every cell
+
+
+def test_a_prompt_matrix_is_every_combination_of_the_optional_parts():
+    base, axes = grid_axes([None, None, None], "a castle|at night|in fog|with a dragon", True)
+    assert base == "a castle"
+    x, y, z = axes
+    assert x.labels == ("-", "at night", "in fog", "at night + in fog")
+    assert y.labels == ("-", "with a dragon") and z is None
+    made = cells(GenerationRequest(base, seed=1), None, axes)
+    prompts = {c.position: c.request.prompt for c in made}
+    assert prompts[0, 0, 0] == "a castle"
+    assert prompts[3, 1, 0] == "a castle, at night, in fog, with a dragon"
+    assert len(made) == 8
+    with pytest.raises(InvalidRequest, match="give only z"):
+        grid_axes(["seed=1,2", None, None], "a|b", True)
+    with pytest.raises(InvalidRequest, match="optional parts"):
+        grid_axes([None, None, None], "a castle", True)

@@ -16,7 +16,7 @@ from sfumato.engine.loras import LoraSpec
 from sfumato.engine.request import GenerationRequest, GenerationSettings, random_seed
 from sfumato.errors import InvalidRequest, ModelNotFound
 from sfumato.generation import GenerationJob
-from sfumato.grid import Axis, cells, compose, parse_axis
+from sfumato.grid import cells, compose, grid_axes
 from sfumato.jobs.execute import store_picture
 from sfumato.jobs.queue import SUCCEEDED
 from sfumato.jobs.submit import admit, checkpoint_path
@@ -40,11 +40,13 @@ def submit_grid(
     request: GenerationRequest,
     axes: list[str | None],
     model: str | None = None,
+    matrix: bool = False,
 ) -> Job:
-    """Plan every cell now (a mistake in any is answered at once) and queue the grid."""
-    parsed = [parse_axis(text) if text else None for text in axes]
-    if not any(parsed):
-        raise InvalidRequest("A grid needs at least one axis: x, y or z.")
+    """Plan every cell now (a mistake in any is answered at once) and queue the grid.
+    ``matrix``: A1111's prompt matrix (``a castle|at night|in fog``) makes x and y."""
+    original = request.prompt
+    base, parsed = grid_axes(axes, original, matrix)
+    request = replace(request, prompt=base)
     if request.seed is None or request.seed == -1:  # one seed for every cell
         request = replace(request, seed=random_seed())
     with studio.db.session() as session:
@@ -84,7 +86,7 @@ def submit_grid(
         "steps": steps,
         "batch_size": len(planned) + 1,  # the cells, and the grid
         "megapixel_steps": round(sum(megapixel_steps(c["settings"]) for c in planned), 3),
-        "grid": [text for text in axes],
+        "grid": list(axes) if not matrix else ["matrix", original],
     }
     job = Job(
         user_id=user.id,
@@ -96,7 +98,7 @@ def submit_grid(
         format="png",
         total=steps,
         warnings=[],
-        grid={"axes": [text for text in axes], "cells": planned},
+        grid={"axes": list(axes), "matrix": original if matrix else None, "cells": planned},
     )
     return admit(studio, job)
 
@@ -108,7 +110,9 @@ def execute_grid(
     grid picture; the job marked done with it."""
     started = time.perf_counter()
     cells_ = job.grid["cells"]
-    axes: list[Axis | None] = [parse_axis(t) if t else None for t in job.grid["axes"]]
+    grid = job.grid
+    matrix = grid.get("matrix")
+    axes = grid_axes(grid["axes"], matrix or "", bool(matrix))[1]
     with studio.db.session() as session:
         made = {row.batch_index: row for row in session.query(Image).filter_by(job_id=job.id)}
     pictures, rows, done = {}, [], 0

@@ -79,3 +79,17 @@ def test_a_grid_cancelled_half_way_keeps_its_finished_cells(server):
     assert 1 <= len(done["images"]) < 6  # the cells made before the cancel, no grid picture
     for image in done["images"]:
         assert server.get(image["url"]).status_code == 200
+
+
+def test_a_prompt_matrix_through_the_api(server):
+    body = {"prompt": "a circle|red|on a black background", "matrix": True, "steps": 4}
+    job = server.wait(server.post("/v1/grids", json=body).json()["id"])
+    assert job["status"] == "succeeded", job
+    prompts = [read_info_bytes(server.get(i["url"]).content).prompt for i in job["images"][:4]]
+    assert prompts == [
+        "a circle",
+        "a circle, on a black background",
+        "a circle, red",
+        "a circle, red, on a black background",
+    ]
+    assert len(job["images"]) == 5

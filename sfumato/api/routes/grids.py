@@ -26,6 +26,11 @@ class GridInput(GenerationInput):
     x: str | None = Field(None, max_length=2000, description=f"The columns: {AXIS}.")
     y: str | None = Field(None, max_length=2000, description="The rows, as x.")
     z: str | None = Field(None, max_length=2000, description="A grid per value, as x.")
+    matrix: bool = Field(
+        False,
+        description="A1111's prompt matrix: the prompt is a base and optional parts, \"a "
+        'castle|at night|in fog", and every combination of the parts makes x and y.',
+    )
 
 
 @router.post("/grids", status_code=202, response_model=JobPublic, summary="Queue a grid")
@@ -39,7 +44,13 @@ async def create_grid(
         raise InvalidRequest("A grid starts from text: init_image and mask_image are not taken.")
     studio.throttle.action("submit", user.id, client_address(request))
     job = await run_in_threadpool(
-        submit_grid, studio, user, body.to_request(), [body.x, body.y, body.z], body.model
+        submit_grid,
+        studio,
+        user,
+        body.to_request(),
+        [body.x, body.y, body.z],
+        body.model,
+        body.matrix,
     )
     response.headers["Location"] = f"/v1/generations/{job.id}"
     with studio.db.session() as session:

@@ -6,10 +6,13 @@ grid picture with its labels, all under the one job, so they are listed together
 from __future__ import annotations
 
 import io
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sqlalchemy import select
 
 from sfumato.engine.generate import Step, StepCallback
 from sfumato.engine.loras import LoraSpec
@@ -42,8 +45,20 @@ def submit_grid(
     model: str | None = None,
     matrix: bool = False,
 ) -> Job:
-    """Plan every cell now (a mistake in any is answered at once) and queue the grid.
-    ``matrix``: A1111's prompt matrix (``a castle|at night|in fog``) makes x and y."""
+    """Plan every cell now (a mistake in any is answered at once) and queue the grid."""
+    return admit(studio, plan_grid(studio, user, request, axes, model, matrix))
+
+
+def plan_grid(
+    studio: Studio,
+    user: User,
+    request: GenerationRequest,
+    axes: list[str | None],
+    model: str | None = None,
+    matrix: bool = False,
+) -> Job:
+    """The grid's job, every cell planned and checked, not queued. ``matrix``: A1111's prompt
+    matrix (``a castle|at night|in fog``) makes x and y."""
     original = request.prompt
     base, parsed = grid_axes(axes, original, matrix)
     request = replace(request, prompt=base)
@@ -100,7 +115,25 @@ def submit_grid(
         warnings=[],
         grid={"axes": list(axes), "matrix": original if matrix else None, "cells": planned},
     )
-    return admit(studio, job)
+    return job
+
+
+def estimate_seconds(studio: Studio, cost: float) -> float | None:
+    """How long ``cost`` megapixel-steps take on this server, from its recent pictures (the
+    median of their engine time per megapixel-step); None before it has made any."""
+    with studio.db.session() as session:
+        recent = session.scalars(
+            select(Job)
+            .where(Job.status == SUCCEEDED, Job.workflow.is_(None))
+            .order_by(Job.finished_at.desc())
+            .limit(50)
+        )
+        rates = [
+            job.timings["engine_s"] / megapixel_steps(job.settings)
+            for job in recent
+            if (job.timings or {}).get("engine_s") and megapixel_steps(job.settings) > 0
+        ]
+    return round(statistics.median(rates) * cost, 1) if rates else None
 
 
 def execute_grid(

@@ -93,3 +93,15 @@ def test_a_prompt_matrix_through_the_api(server):
         "a circle, red, on a black background",
     ]
     assert len(job["images"]) == 5
+
+
+def test_a_grid_is_planned_before_it_starts(server):
+    body = {"prompt": PROMPT, "x": X, "y": Y, "steps": 5, "seed": 9}
+    planned = server.post("/v1/grids/plan", json=body).json()
+    assert (planned["cells"], planned["pictures"], planned["seed"]) == (6, 7, 9)
+    assert planned["megapixel_steps"] == round(6 * 64 * 64 * 5 / 1e6, 3)
+    assert planned["estimate_s"] is None  # nothing made yet on this server
+    server.generate(steps=5, width=64, height=64)  # one picture: now it knows its speed
+    again = server.post("/v1/grids/plan", json=body).json()
+    assert again["estimate_s"] is not None and again["estimate_s"] >= 0
+    assert server.get("/v1/generations").json()["generations"][0]["source"] != "grid"

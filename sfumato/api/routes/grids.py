@@ -13,7 +13,7 @@ from sfumato.api.requests import GenerationInput
 from sfumato.api.routes.generations import view
 from sfumato.api.schemas import JobPublic
 from sfumato.errors import InvalidRequest
-from sfumato.jobs.grids import submit_grid
+from sfumato.jobs.grids import estimate_seconds, plan_grid, submit_grid
 from sfumato.store.tables import Job
 
 router = APIRouter(prefix="/v1", tags=["generations"])
@@ -55,3 +55,23 @@ async def create_grid(
     response.headers["Location"] = f"/v1/generations/{job.id}"
     with studio.db.session() as session:
         return view(studio, session, session.get_one(Job, job.id))
+
+
+@router.post("/grids/plan", summary="What a grid would make, and how long it would take")
+async def plan(body: GridInput, user: MakeUser, studio: StudioDep):
+    """The same body as `POST /v1/grids`, checked the same way, nothing queued: the number of
+    cells and pictures, each axis's labels, the compute, and an estimate of the time from this
+    server's recent pictures (null before it has made any)."""
+    job = await run_in_threadpool(
+        plan_grid, studio, user, body.to_request(), [body.x, body.y, body.z], body.model,
+        body.matrix,
+    )  # fmt: skip
+    cost = job.settings["megapixel_steps"]
+    cells = job.grid["cells"]
+    return {
+        "cells": len(cells),
+        "pictures": len(cells) + 1,
+        "megapixel_steps": cost,
+        "estimate_s": await run_in_threadpool(estimate_seconds, studio, cost),
+        "seed": job.settings["seed"],
+    }

@@ -6,10 +6,11 @@ import * as generate from "./generate.js";
 import * as history from "./history.js";
 import * as models from "./models.js";
 import * as workflows from "./workflows.js";
+import * as compare from "./compare.js";
 import * as account from "./account.js";
 import * as admin from "./admin.js";
 
-const PAGES = { generate, history, models, workflows, account, admin };
+const PAGES = { generate, history, models, compare, workflows, account, admin };
 export const session = { user: null, personal: false };
 let events = null;
 const listeners = new Set();

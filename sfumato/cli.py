@@ -15,6 +15,7 @@ from sfumato.cli_cache import cache_app
 from sfumato.cli_grid import grid
 from sfumato.cli_models import models_app
 from sfumato.cli_options import with_parameters
+from sfumato.cli_prompts import tokenize
 from sfumato.cli_server import audit_log, keys_app, serve, settings_app, users_app
 from sfumato.cli_workflows import workflow_app
 from sfumato.console import FAMILY_CHOICES, DataDirOption, ModelsDirOption, err, out, user_errors
@@ -379,6 +380,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(settings_app, name="settings")
 app.command("audit")(audit_log)
+app.command()(tokenize)
 app.command()(grid)
 app.add_typer(workflow_app, name="workflow")
 

@@ -102,3 +102,21 @@ def test_the_graphs_benchmark_compares_a_graph_with_the_same_request(tmp_path):
     assert set(figures["pictures"]["median_s"]) == {"v1", "graph"}
     assert figures["validation"]["nodes"] == 1000 and figures["validation"]["median_ms"] > 0
     assert "validating a 1000-node graph" in done.stdout
+
+
+def test_the_tokenize_benchmark_reads_a_300_token_prompt_in_milliseconds(tmp_path):
+    """A few runs (the figure in benchmarks/RESULTS.md is the median of 200)."""
+    out = tmp_path / "tokenize.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/tokenize_speed.py", "--runs", "5", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert figures["prompt_tokens"] >= 300 and figures["longest_chars"] == 10_000
+    # milliseconds, with room for a slow, busy test machine
+    assert 0 < figures["engine_ms"] < 100 and 0 < figures["route_ms"] < 500
+    assert "POST /v1/prompts/tokenize answers in" in done.stdout

@@ -27,6 +27,7 @@ from sfumato.api.routes import (
     grids,
     images,
     openai_images,
+    prompts,
     queue,
     workflows,
 )
@@ -86,7 +87,18 @@ def create_app(studio: Studio) -> FastAPI:
     )
     app.state.studio = studio
     errors.install(app)
-    for module in (auth, account, admin, generations, grids, images, catalog, dezgo, queue):
+    for module in (
+        auth,
+        account,
+        admin,
+        generations,
+        grids,
+        images,
+        catalog,
+        prompts,
+        dezgo,
+        queue,
+    ):
         app.include_router(module.router, responses=ERRORS)
     app.include_router(a1111.router, responses=ERRORS)
     app.include_router(openai_images.router, responses=ERRORS)  # its own error shape

@@ -5,6 +5,8 @@ import { api } from "./api.js";
 import { $, clearErrors, el, FAMILY_LABELS, paramsList, showError, toast } from "./ui.js";
 import { onEvent } from "./main.js";
 import * as mask from "./mask.js";
+import * as keywords from "./keywords.js";
+import * as tokens from "./tokens.js";
 
 const state = {
   models: [], // every version of every model
@@ -101,6 +103,8 @@ function modelChanged() {
   $("#sampler").options[0].text = `Recommended (${samplerName})`;
   fillSizes(value.width, value.height);
   fillLoraPicker();
+  keywords.modelChanged(model?.name);
+  tokens.refresh();
 }
 
 function fillSizes(width, height) {
@@ -152,6 +156,7 @@ function addLora(name, weight = 1) {
     el("button", { type: "button", onclick: () => row.remove(), "aria-label": `Remove ${name}`, text: "Remove" }),
     slider);
   $("#lora-rows").append(row);
+  keywords.loraAdded(name, row);
 }
 
 // ---- the picture to start from
@@ -231,6 +236,7 @@ export function applySettings(settings, modelName) {
   chooseOption("#deep-cache", settings.deep_cache > 1 ? settings.deep_cache : "");
   $("#lora-rows").replaceChildren();
   for (const [name, weight] of settings.loras || []) addLora(name, weight);
+  tokens.refresh();
   $("#advanced").open = true;
 }
 
@@ -454,6 +460,8 @@ export function shown() {
 let wired = false;
 function wire() {
   wired = true;
+  tokens.watchPrompts(() => $("#model-version").value);
+  keywords.watchKeywords();
   const form = $("#generate-form");
   form.addEventListener("submit", submit);
   form.addEventListener("keydown", (event) => {

@@ -36,6 +36,7 @@ def test_json_holds_the_engines_chunks_and_sdxl_says_its_encoders_share_them(tin
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["encoders"] == 2 and "two text encoders" in answer["note"]
+    assert any("zeros for SDXL" in n for n in answer["negative_prompt"]["notes"])
     expected = conditioning._chunks(prompt, clip_tokenizer())
     assert [c["ids"] for c in answer["prompt"]["chunks"]] == [c.tokens for c in expected]
     assert [c["starts"] for c in answer["prompt"]["chunks"]][1:] == ["comma"] * (len(expected) - 1)

@@ -12,6 +12,7 @@ from sfumato.catalog.hashes import HashCache
 from sfumato.catalog.loras import check_lora_fits
 from sfumato.catalog.scan import CHECKPOINT, LORA, Catalog, Entry
 from sfumato.engine import tokens
+from sfumato.engine.prompts import extract_lora_tags
 from sfumato.errors import ModelNotFound, SfumatoError
 
 KIND_WORD = {CHECKPOINT: "model", LORA: "LoRA"}
@@ -100,6 +101,12 @@ def read_for_model(
     answer["prompt"]["loras"] = [
         lora_status(catalog, name, weight, model) for name, weight in positive.loras
     ]
+    # conditioning.encode_prompts, given the text without its tags as generate.py gives it
+    if architecture == "sdxl" and not extract_lora_tags(negative_prompt)[0]:
+        answer["negative_prompt"]["notes"].append(
+            "An empty negative prompt is zeros for SDXL (as diffusers does), not an encoded "
+            "empty prompt."
+        )
     if negative.loras:  # taken out of the text, and not applied: the engine reads the prompt's
         answer["negative_prompt"]["notes"].append(
             "LoRA tags in the negative prompt are taken out and not applied; put them in the "

@@ -13,6 +13,7 @@ from sfumato.catalog.loras import check_lora_fits
 from sfumato.catalog.scan import CHECKPOINT, LORA, Catalog, Entry
 from sfumato.engine import tokens
 from sfumato.engine.prompts import extract_lora_tags
+from sfumato.engine.variations import has_variations
 from sfumato.errors import ModelNotFound, SfumatoError
 
 KIND_WORD = {CHECKPOINT: "model", LORA: "LoRA"}
@@ -106,6 +107,11 @@ def read_for_model(
         answer["negative_prompt"]["notes"].append(
             "An empty negative prompt is zeros for SDXL (as diffusers does), not an encoded "
             "empty prompt."
+        )
+    if has_variations(prompt):  # the lead's dynamic prompts: each picture's prompt is a draw
+        answer["prompt"]["notes"].append(
+            "This is the template as written: with variations on, each picture's prompt is one "
+            "of its choices (with wildcards filled in), read the same way."
         )
     if negative.loras:  # taken out of the text, and not applied: the engine reads the prompt's
         answer["negative_prompt"]["notes"].append(

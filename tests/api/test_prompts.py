@@ -101,6 +101,13 @@ def test_missing_loras_and_models_are_said_in_a_sentence(served):
     assert str(folder) not in broken.json()["error"]["message"]
 
 
+def test_a_template_is_read_as_written_and_says_so(served):
+    body = served.post("/v1/prompts/tokenize", json={"prompt": "a {red|blue} circle"}).json()
+    assert any("template as written" in note for note in body["prompt"]["notes"])
+    plain = served.post("/v1/prompts/tokenize", json={"prompt": "a red circle"}).json()
+    assert not any("template" in note for note in plain["prompt"]["notes"])
+
+
 def test_long_prompts_are_bounded_and_answered_in_milliseconds(served):
     long = ", ".join(f"a photorealistic lighthouse number {i}" for i in range(300))[
         :MAX_PROMPT_CHARS

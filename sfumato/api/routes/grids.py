@@ -5,7 +5,7 @@ grid picture, land in the history together, under the job."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sfumato.api.deps import MakeUser, StudioDep, client_address
@@ -20,6 +20,18 @@ router = APIRouter(prefix="/v1", tags=["generations"])
 AXIS = (
     "NAME=VALUES, as `sfumato grid` takes it: guidance=3,5,7, steps=10-30 (+10), prompt=red,green"
 )
+
+
+class GridPlan(BaseModel):
+    """What a grid would make, and how long it would take here."""
+
+    cells: int
+    pictures: int = Field(description="The cells and the grid picture.")
+    megapixel_steps: float = Field(description="Its compute, as the quotas count it.")
+    estimate_s: float | None = Field(
+        description="Seconds, from this server's recent pictures; null before it has made any."
+    )
+    seed: int = Field(description="The seed of every cell.")
 
 
 class GridInput(GenerationInput):
@@ -57,7 +69,11 @@ async def create_grid(
         return view(studio, session, session.get_one(Job, job.id))
 
 
-@router.post("/grids/plan", summary="What a grid would make, and how long it would take")
+@router.post(
+    "/grids/plan",
+    response_model=GridPlan,
+    summary="What a grid would make, and how long it would take",
+)
 async def plan(body: GridInput, user: MakeUser, studio: StudioDep):
     """The same body as `POST /v1/grids`, checked the same way, nothing queued: the number of
     cells and pictures, each axis's labels, the compute, and an estimate of the time from this

@@ -120,3 +120,20 @@ def test_the_tokenize_benchmark_reads_a_300_token_prompt_in_milliseconds(tmp_pat
     # milliseconds, with room for a slow, busy test machine
     assert 0 < figures["engine_ms"] < 100 and 0 < figures["route_ms"] < 500
     assert "POST /v1/prompts/tokenize answers in" in done.stdout
+
+
+def test_the_grids_benchmark_compares_a_grid_with_its_cells_one_by_one(tmp_path):
+    """One round at one step (the figures in benchmarks/RESULTS.md come from full runs)."""
+    out = tmp_path / "grids.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/grids.py", "--rounds", "1", "--steps", "1"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    assert set(figures["median_s"]) == {"cells", "grid"} and figures["cells"] == 4
+    assert "as a grid" in done.stdout

@@ -275,7 +275,10 @@ class Catalog:
     @staticmethod
     def _usable(entry: Entry) -> Entry:
         if entry.broken:
-            raise ModelNotFound(f"{entry.path} cannot be used: {entry.broken}")
+            # its name and file name, not its folder: a server does not show its disk
+            raise ModelNotFound(
+                f"{entry.display} ({entry.path.name}) cannot be used: {entry.broken}"
+            )
         return entry
 
 

@@ -94,6 +94,14 @@ def _limit(scope: Scope) -> int:
     return max_bytes(studio.config.max_upload_bytes if studio else MAX_UPLOAD_BYTES)
 
 
+async def read_file(file: UploadFile, limit: int) -> bytes:
+    """An uploaded file's bytes, refused as soon as it passes ``limit`` (never read whole)."""
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise TooLarge(f"The file is larger than {limit / 1e6:.0f} MB; send a smaller one.")
+    return content
+
+
 async def json_body(request: Request) -> Any:
     """A hand-parsed route's JSON body (already checked by the middleware, or read here)."""
     if _PARSED in request.scope:

@@ -48,19 +48,17 @@ from sfumato.api.a1111.schemas import (
     VaeItem,
 )
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
-from sfumato.api.routes.generations import announce
+from sfumato.api.routes.generations import cancel_jobs
 from sfumato.catalog.scan import LORA
 from sfumato.engine.samplers import SAMPLERS
 from sfumato.errors import (
-    Conflict,
     ModelNotFound,
     NoGenerationData,
     TooLarge,
 )
-from sfumato.jobs.queue import ACTIVE, RUNNING, cancel_queued
+from sfumato.jobs.queue import ACTIVE, RUNNING
 from sfumato.metadata.read import parse_a1111, read_info_bytes, read_texts
 from sfumato.store.tables import Job, User
-from sfumato.studio import Studio
 from sfumato.uploads import decode_base64
 
 
@@ -128,31 +126,19 @@ def progress(
     return answer | {"state": state}
 
 
-def _cancel(studio: Studio, session, jobs: list[Job]) -> None:
-    for job in jobs:
-        try:
-            if not cancel_queued(session, job):
-                studio.worker.cancel(job.id)
-        except Conflict:
-            pass  # it finished meanwhile
-    session.commit()
-    for job in jobs:
-        announce(studio, job.id)  # wakes the request waiting for it
-
-
 @router.post("/interrupt", summary="A1111: stop your /sdapi pictures")
 def interrupt(request: Request, user: MakeUser, studio: StudioDep, session: SessionDep) -> dict:
     """Cancels your own queued and running /sdapi jobs (nobody else's); the waiting request
     answers with the pictures made before."""
     interrupts(request)[user.id] = time.monotonic()
-    _cancel(studio, session, _active(session, user))
+    cancel_jobs(studio, session, _active(session, user))
     return {}
 
 
 @router.post("/skip", summary="A1111: skip your running /sdapi picture")
 def skip(user: MakeUser, studio: StudioDep, session: SessionDep) -> dict:
     """Cancels your running /sdapi job; a request of several jobs goes on with the next."""
-    _cancel(studio, session, [j for j in _active(session, user) if j.status == RUNNING])
+    cancel_jobs(studio, session, [j for j in _active(session, user) if j.status == RUNNING])
     return {}
 
 

@@ -31,12 +31,13 @@ from starlette.datastructures import UploadFile
 
 from sfumato import __version__
 from sfumato.api import errors
+from sfumato.api.bodies import read_file
 from sfumato.api.comfyui import files, shapes, socket
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
-from sfumato.api.routes.generations import announce
+from sfumato.api.routes.generations import cancel_jobs
 from sfumato.engine.images import read_picture
-from sfumato.errors import Conflict, InvalidRequest, NotFound, TooLarge
-from sfumato.jobs.queue import CANCELLED, FINISHED, QUEUED, RUNNING, cancel_queued, queue_positions
+from sfumato.errors import InvalidRequest, NotFound
+from sfumato.jobs.queue import CANCELLED, FINISHED, QUEUED, RUNNING, queue_positions
 from sfumato.store.tables import Job, User
 from sfumato.studio import Studio
 from sfumato.workflows.info import history_entry, job_id, queue_item
@@ -155,18 +156,6 @@ def get_queue(user: ReadUser, session: SessionDep):
     }
 
 
-def _cancel(studio: Studio, session, jobs: list[Job]) -> None:
-    for job in jobs:
-        try:
-            if not cancel_queued(session, job):
-                studio.worker.cancel(job.id)
-        except Conflict:
-            pass  # it finished meanwhile
-    session.commit()
-    for job in jobs:
-        announce(studio, job.id)
-
-
 @_routes.post("/queue", summary="ComfyUI: cancel your queued prompts")
 async def post_queue(request: Request, user: MakeUser, studio: StudioDep):
     """`{"clear": true}` cancels all your queued prompts, `{"delete": [prompt_id, ...]}`
@@ -178,10 +167,10 @@ async def post_queue(request: Request, user: MakeUser, studio: StudioDep):
         with studio.db.session() as session:
             queued = _graph_jobs(session, user, (QUEUED,))
             if body.get("clear") is True:
-                _cancel(studio, session, queued)
+                cancel_jobs(studio, session, queued)
             elif delete:
                 named = {job_id(prompt) for prompt in delete}
-                _cancel(studio, session, [j for j in queued if j.id in named])
+                cancel_jobs(studio, session, [j for j in queued if j.id in named])
 
     await run_in_threadpool(change)
     return _empty()
@@ -202,7 +191,7 @@ async def interrupt(request: Request, user: MakeUser, studio: StudioDep):
             running = _graph_jobs(session, user, (RUNNING,))
             if isinstance(wanted, str):
                 running = [j for j in running if j.id == job_id(wanted)]
-            _cancel(studio, session, running)
+            cancel_jobs(studio, session, running)
 
     await run_in_threadpool(stop)
     return _empty()
@@ -316,10 +305,7 @@ async def _form(request: Request, studio: Studio) -> tuple[dict[str, str], str, 
     picture = form.get("image")
     if not isinstance(picture, UploadFile) or not picture.filename:
         raise InvalidRequest("Send the picture as a file (with its file name) in the field image.")
-    limit = studio.config.max_upload_bytes
-    content = await picture.read(limit + 1)
-    if len(content) > limit:
-        raise TooLarge(f"The picture is larger than {limit / 1e6:.0f} MB; send a smaller one.")
+    content = await read_file(picture, studio.config.max_upload_bytes)
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     return fields, picture.filename, content
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.requests import GenerationInput, queue_generation
 from sfumato.api.schemas import JobList, JobPublic
+from sfumato.errors import Conflict
 from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, queue_positions
 from sfumato.jobs.views import job_view
 from sfumato.store.tables import Job, owned
@@ -51,6 +52,20 @@ def create(
     response.headers["Location"] = router.url_path_for("read", job_id=job.id)
     with studio.db.session() as session:
         return view(studio, session, session.get_one(Job, job.id))
+
+
+def cancel_jobs(studio: Studio, session, jobs: list[Job]) -> None:
+    """Cancel each of ``jobs``: a queued one at once, a running one after its current step;
+    then tell their owners' streams (and wake the requests that wait for them)."""
+    for job in jobs:
+        try:
+            if not cancel_queued(session, job):
+                studio.worker.cancel(job.id)
+        except Conflict:
+            pass  # it finished meanwhile
+    session.commit()
+    for job in jobs:
+        announce(studio, job.id)
 
 
 def announce(studio: Studio, job_id: str) -> dict:

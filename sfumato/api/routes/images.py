@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sfumato import audit
+from sfumato.api.bodies import read_file
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.schemas import Deleted, ImagePage, ImagePublic, UploadPublic
-from sfumato.errors import NotFound, TooLarge
+from sfumato.errors import NotFound
 from sfumato.jobs.views import image_view
 from sfumato.metadata.read import GenerationInfo, read_info_bytes
 from sfumato.store import history
@@ -152,14 +153,6 @@ def delete_all(
     return {"deleted": deleted}
 
 
-async def _read(file: UploadFile, limit: int) -> bytes:
-    """The upload's bytes, refused as soon as it passes ``limit``."""
-    content = await file.read(limit + 1)
-    if len(content) > limit:
-        raise TooLarge(f"The file is larger than {limit / 1e6:.0f} MB; send a smaller picture.")
-    return content
-
-
 @router.post(
     "/uploads",
     status_code=201,
@@ -173,7 +166,7 @@ async def upload(
     studio: StudioDep,
 ):
     studio.throttle.action("upload", user.id, client_address(request))
-    content = await _read(file, studio.config.max_upload_bytes)
+    content = await read_file(file, studio.config.max_upload_bytes)
 
     def keep() -> dict:
         with studio.db.session() as session:
@@ -214,6 +207,6 @@ async def image_info(
 ):
     """Reads sfumato's and A1111's metadata, and ComfyUI's, InvokeAI's and Fooocus's."""
     studio.throttle.action("image_info", user.id, client_address(request))
-    content = await _read(file, studio.config.max_upload_bytes)
+    content = await read_file(file, studio.config.max_upload_bytes)
     info = await run_in_threadpool(read_info_bytes, content)
     return info.to_dict()

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from sfumato.api.bodies import read_file
 from sfumato.api.deps import AdminUser, MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.routes.generations import view as job_view
 from sfumato.api.schemas import Deleted, JobPublic, Public
-from sfumato.errors import TooLarge
 from sfumato.store.tables import Job
 from sfumato.uploads import decode_base64
 from sfumato.workflows import saved
@@ -79,13 +79,6 @@ class WorkflowRun(Public):
     )
 
 
-async def read_upload(file: UploadFile, limit: int) -> bytes:
-    content = await file.read(limit + 1)
-    if len(content) > limit:
-        raise TooLarge(f"The file is larger than {limit / 1e6:.0f} MB.")
-    return content
-
-
 def graph_refused(error: GraphInvalid) -> JSONResponse:
     """A broken graph: sfumato's error shape, with ComfyUI's node errors beside it."""
     body = {"error": {"code": error.code, "message": error.message}}
@@ -125,7 +118,7 @@ async def read_graph(
 ):
     """What the page reads a dropped file with: the graph, and the inputs it may expose."""
     studio.throttle.action("image_info", user.id, client_address(request))
-    content = await read_upload(file, studio.config.max_upload_bytes)
+    content = await read_file(file, studio.config.max_upload_bytes)
 
     def read() -> dict:
         if content.lstrip()[:1] == b"{":

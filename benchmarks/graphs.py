@@ -20,18 +20,15 @@ import copy
 import json
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+from benchmarks.in_studio import DEMO, demo_studio, in_turns, wait  # noqa: E402
 from sfumato.engine.request import GenerationRequest  # noqa: E402
-from sfumato.jobs.queue import FINISHED  # noqa: E402
 from sfumato.jobs.submit import submit  # noqa: E402
-from sfumato.store.tables import Job, User  # noqa: E402
-from sfumato.studio import Studio, StudioConfig  # noqa: E402
 from sfumato.workflows import samplers  # noqa: E402
 from sfumato.workflows.spec import Choices  # noqa: E402
 from sfumato.workflows.submit import submit_graph  # noqa: E402
@@ -41,7 +38,6 @@ EXAMPLE = Path(__file__).parents[1] / "tests" / "data" / "comfyui_basic_api_exam
 PROMPT = "a small red circle at the top on a blue background"
 NEGATIVE = "bad hands"
 SEED, SIZE, GUIDANCE = 1234, 64, 8.0
-DEMO = "sfumato-demo"
 
 
 def example_graph(steps: int) -> dict:
@@ -54,60 +50,23 @@ def example_graph(steps: int) -> dict:
     return graph
 
 
-def _wait(studio: Studio, job_id: str) -> Job:
-    while True:
-        with studio.db.session() as session:
-            job = session.get(Job, job_id)
-            if job.status in FINISHED:
-                if job.status != "succeeded":
-                    raise SystemExit(f"job {job_id} {job.status}: {job.error_message}")
-                return job
-        time.sleep(0.002)
-
-
 def picture_times(rounds: int, steps: int) -> dict:
-    with tempfile.TemporaryDirectory() as folder:
-        studio = Studio(
-            StudioConfig(
-                data_dir=Path(folder) / "data", models_dirs=[Path(folder) / "models"],
-                personal=True,
-            )
+    with demo_studio() as (studio, user):
+        request = GenerationRequest(
+            PROMPT, negative_prompt=NEGATIVE, width=SIZE, height=SIZE, steps=steps,
+            guidance=GUIDANCE, sampler="euler", seed=SEED, clip_skip=1,
         )  # fmt: skip
-        studio.start()
-        try:
-            with studio.db.session() as session:
-                user = session.get(User, studio.personal_user_id)
-                session.expunge(user)
-            request = GenerationRequest(
-                PROMPT, negative_prompt=NEGATIVE, width=SIZE, height=SIZE, steps=steps,
-                guidance=GUIDANCE, sampler="euler", seed=SEED, clip_skip=1,
-            )  # fmt: skip
 
-            def through_v1() -> None:
-                _wait(studio, submit(studio, user, request, model=DEMO).id)
+        def through_v1() -> None:
+            wait(studio, submit(studio, user, request, model=DEMO).id)
 
-            def through_graph() -> None:
-                studio.node_cache.clear()
-                graph = copy.deepcopy(example_graph(steps))
-                _wait(studio, submit_graph(studio, user, graph).id)
+        def through_graph() -> None:
+            studio.node_cache.clear()
+            wait(studio, submit_graph(studio, user, copy.deepcopy(example_graph(steps))).id)
 
-            times: dict[str, list[float]] = {"v1": [], "graph": []}
-            doors = {"v1": through_v1, "graph": through_graph}
-            for run in doors.values():  # warm-up: the model loaded, the backend compiled
-                run()
-            for _ in range(rounds):
-                for name, run in doors.items():
-                    started = time.perf_counter()
-                    run()
-                    times[name].append(time.perf_counter() - started)
-        finally:
-            studio.stop()
-    v1, graph = statistics.median(times["v1"]), statistics.median(times["graph"])
-    return {
-        "median_s": {"v1": round(v1, 4), "graph": round(graph, 4)},
-        "graph_extra_share": round(graph / v1 - 1, 4),
-        "times_s": times,
-    }
+        figures = in_turns({"v1": through_v1, "graph": through_graph}, rounds)
+    medians = figures["median_s"]
+    return figures | {"graph_extra_share": round(medians["graph"] / medians["v1"] - 1, 4)}
 
 
 def validation_ms(nodes: int = 1000, repeats: int = 50) -> dict:

@@ -12,6 +12,19 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_benchmark(script: str, *args: str, out: Path, timeout: int = 300) -> tuple[dict, str]:
+    """``benchmarks/SCRIPT`` run as a user runs it; its JSON figures and what it printed."""
+    done = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text()), done.stdout
+
+
 @pytest.mark.slow
 def test_the_quick_engine_benchmark_measures_every_path(tmp_path):
     done = subprocess.run(
@@ -64,17 +77,9 @@ def test_a_slow_machine_can_measure_one_case_and_some_paths():
 
 def test_the_front_doors_benchmark_runs_every_door_on_the_same_request(tmp_path):
     """One round at one step (the figures in benchmarks/RESULTS.md come from full runs)."""
-    out = tmp_path / "front_doors.json"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/front_doors.py", "--rounds", "1", "--steps", "1"]
-        + ["--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    figures, _ = run_benchmark(
+        "front_doors.py", "--rounds", "1", "--steps", "1", out=tmp_path / "front_doors.json"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(out.read_text())
     assert figures["same_settings"] is True  # every door ran the same request
     assert list(figures["doors"]) == [
         "/v1/generations",
@@ -88,52 +93,27 @@ def test_the_front_doors_benchmark_runs_every_door_on_the_same_request(tmp_path)
 
 def test_the_graphs_benchmark_compares_a_graph_with_the_same_request(tmp_path):
     """One round at one step (the figures in benchmarks/RESULTS.md come from full runs)."""
-    out = tmp_path / "graphs.json"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/graphs.py", "--rounds", "1", "--steps", "1"]
-        + ["--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    figures, printed = run_benchmark(
+        "graphs.py", "--rounds", "1", "--steps", "1", out=tmp_path / "graphs.json"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(out.read_text())
     assert set(figures["pictures"]["median_s"]) == {"v1", "graph"}
     assert figures["validation"]["nodes"] == 1000 and figures["validation"]["median_ms"] > 0
-    assert "validating a 1000-node graph" in done.stdout
+    assert "validating a 1000-node graph" in printed
 
 
 def test_the_tokenize_benchmark_reads_a_300_token_prompt_in_milliseconds(tmp_path):
     """A few runs (the figure in benchmarks/RESULTS.md is the median of 200)."""
-    out = tmp_path / "tokenize.json"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/tokenize_speed.py", "--runs", "5", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(out.read_text())
+    figures, printed = run_benchmark("tokenize_speed.py", "--runs", "5", out=tmp_path / "t.json")
     assert figures["prompt_tokens"] >= 300 and figures["longest_chars"] == 10_000
     # milliseconds, with room for a slow, busy test machine
     assert 0 < figures["engine_ms"] < 100 and 0 < figures["route_ms"] < 500
-    assert "POST /v1/prompts/tokenize answers in" in done.stdout
+    assert "POST /v1/prompts/tokenize answers in" in printed
 
 
 def test_the_grids_benchmark_compares_a_grid_with_its_cells_one_by_one(tmp_path):
     """One round at one step (the figures in benchmarks/RESULTS.md come from full runs)."""
-    out = tmp_path / "grids.json"
-    done = subprocess.run(
-        [sys.executable, "benchmarks/grids.py", "--rounds", "1", "--steps", "1"]
-        + ["--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    figures, printed = run_benchmark(
+        "grids.py", "--rounds", "1", "--steps", "1", out=tmp_path / "grids.json"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(out.read_text())
     assert set(figures["median_s"]) == {"cells", "grid"} and figures["cells"] == 4
-    assert "as a grid" in done.stdout
+    assert "as a grid" in printed

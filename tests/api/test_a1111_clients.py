@@ -17,7 +17,7 @@ import pytest
 import webuiapi
 from PIL import Image
 
-from tests.fixtures.served import Served, data_env, sfumato
+from tests.fixtures.served import served_with_users
 
 ROOT = Path(__file__).parents[2]
 SMALL = {"width": 64, "height": 64, "steps": 1}  # webuiapi sends 512x512 unless told
@@ -25,18 +25,10 @@ SMALL = {"width": 64, "height": 64, "steps": 1}  # webuiapi sends 512x512 unless
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_models):
-    env = data_env(tmp_path_factory.mktemp("a1111-served"))
-    models = env["SFUMATO_MODELS"]
-    shutil.copytree(tiny_models["sd15"]["folder"], f"{models}/tiny")
-    sfumato(env, "users", "add", "ann", "--password", "a long password")
-    sfumato(env, "users", "add", "bob", "--password", "another long password")
-    sfumato(env, "settings", "set", "default_model", "sfumato-demo")
-    keys = {name: sfumato(env, "keys", "create", name) for name in ("ann", "bob")}
-    served = Served(env)
-    try:
-        yield served, keys
-    finally:
-        served.stop()
+    data = tmp_path_factory.mktemp("a1111-served")
+    shutil.copytree(tiny_models["sd15"]["folder"], data / "models" / "tiny")
+    with served_with_users(data, ("settings", "set", "default_model", "sfumato-demo")) as server:
+        yield server
 
 
 def _api(server, name="ann") -> webuiapi.WebUIApi:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 
 import pytest
 from comfy_api_simplified import ComfyApiError, ComfyApiWrapper, ComfyWorkflowWrapper
@@ -16,23 +15,15 @@ from PIL import Image
 
 from tests.api.conftest import png
 from tests.api.test_comfyui import DEMO, default_graph
-from tests.fixtures.served import Served, data_env, sfumato
+from tests.fixtures.served import served_with_users
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = data_env(tmp_path_factory.mktemp("comfyui-client"))
-    sfumato(env, "users", "add", "ann", "--password", "a long password")
-    sfumato(env, "users", "add", "bob", "--password", "another long password")
-    keys = {name: sfumato(env, "keys", "create", name) for name in ("ann", "bob")}
-    served = Served(env)
-    try:
-        yield served, keys
-    finally:
-        served.stop()
-        shutil.rmtree(env["SFUMATO_DATA_DIR"], ignore_errors=True)
+    with served_with_users(tmp_path_factory.mktemp("comfyui-client")) as server:
+        yield server
 
 
 def _api(server, name: str = "ann") -> ComfyApiWrapper:

@@ -11,7 +11,6 @@ import base64
 import io
 import json
 import logging
-import shutil
 import struct
 
 import httpx
@@ -21,23 +20,15 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.api.test_comfyui import default_graph
-from tests.fixtures.served import Served, data_env, sfumato
+from tests.fixtures.served import served_with_users
 
 WAIT_S = 120
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = data_env(tmp_path_factory.mktemp("comfyui-ws"))
-    sfumato(env, "users", "add", "ann", "--password", "a long password")
-    sfumato(env, "users", "add", "bob", "--password", "another long password")
-    keys = {name: sfumato(env, "keys", "create", name) for name in ("ann", "bob")}
-    served = Served(env)
-    try:
-        yield served, keys
-    finally:
-        served.stop()
-        shutil.rmtree(env["SFUMATO_DATA_DIR"], ignore_errors=True)
+    with served_with_users(tmp_path_factory.mktemp("comfyui-ws")) as server:
+        yield server
 
 
 def _ws(server, client_id: str = "", name: str = "ann") -> str:

@@ -18,7 +18,17 @@ from sfumato.cli_options import with_parameters
 from sfumato.cli_prompts import tokenize
 from sfumato.cli_server import audit_log, keys_app, serve, settings_app, users_app
 from sfumato.cli_workflows import workflow_app
-from sfumato.console import FAMILY_CHOICES, DataDirOption, ModelsDirOption, err, out, user_errors
+from sfumato.console import (
+    FAMILY_CHOICES,
+    BackendOption,
+    DataDirOption,
+    DeviceOption,
+    DtypeOption,
+    ModelsDirOption,
+    err,
+    out,
+    user_errors,
+)
 
 app = typer.Typer(
     help="sfumato: make pictures from text with Stable Diffusion models, on your own machine.",
@@ -140,32 +150,9 @@ def generate(
             rich_help_panel="Model loading",
         ),
     ] = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            "--device", help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel="Model loading"
-        ),
-    ] = "auto",
-    dtype: Annotated[
-        str,
-        typer.Option(
-            "--dtype",
-            help="auto (fp16 on GPUs; bf16 on CPUs with native bf16, else fp32), fp32, fp16, "
-            "bf16, or int8: the UNet quantized on OpenVINO, faster on CPUs with VNNI or AMX "
-            "(quantized once per model, minutes; needs pip install nncf).",
-            rich_help_panel="Model loading",
-        ),
-    ] = "auto",
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            "--backend",
-            help="auto (OpenVINO on the CPU, else torch), torch or openvino: OpenVINO runs the "
-            "UNet and VAE decoder faster on the CPU (the model is converted once, then "
-            "cached). Default: SFUMATO_BACKEND, else auto.",
-            rich_help_panel="Model loading",
-        ),
-    ] = None,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    backend: BackendOption = None,
     preview_every: Annotated[
         int,
         typer.Option(

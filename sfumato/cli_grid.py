@@ -9,7 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfumato.cli_options import with_parameters
-from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
+from sfumato.console import (
+    BackendOption,
+    DataDirOption,
+    DeviceOption,
+    DtypeOption,
+    ModelsDirOption,
+    err,
+    out,
+    user_errors,
+)
 
 
 def _axis_option(name: str, help_text: str):
@@ -55,6 +64,9 @@ def grid(
         ),
     ] = None,  # fmt: skip
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    backend: BackendOption = None,
     data_dir: DataDirOption = None,
     models_dir: ModelsDirOption = None,
     parameters: dict | None = None,
@@ -64,6 +76,7 @@ def grid(
     Example: sfumato grid "a castle" --x "guidance=3,5,7" --y "sampler=Euler,DPM++ 2M" -o grid.png
     """
     with user_errors():
+        from sfumato.engine.loader import LoadOptions
         from sfumato.engine.request import GenerationRequest, random_seed
         from sfumato.generation import GenerationJob
         from sfumato.grid import cells, compose, grid_axes
@@ -74,9 +87,10 @@ def grid(
         if parameters.get("seed") in (None, -1):  # one seed for every cell
             parameters["seed"] = random_seed()
         base = GenerationRequest(prompt, **parameters)
+        load = LoadOptions(device=device, dtype=dtype, backend=backend)
         planned = [
             (cell, GenerationJob.prepare(cell.request, model=cell.model, data_dir=data_dir,
-                                         models_dirs=models_dir))
+                                         models_dirs=models_dir, load=load))
             for cell in cells(base, model, axes)
         ]  # fmt: skip
         if output is None:

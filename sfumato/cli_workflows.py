@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
+from sfumato.console import (
+    BackendOption,
+    DataDirOption,
+    DeviceOption,
+    DtypeOption,
+    ModelsDirOption,
+    err,
+    out,
+    user_errors,
+)
 
 workflow_app = typer.Typer(
     help="Run a ComfyUI API-format workflow (a JSON file, or a PNG that carries one) here.",
@@ -110,18 +119,9 @@ def run_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the -o file if it exists.")
     ] = False,
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-    ] = "auto",
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="auto, fp32, fp16, bf16 (as for generate).")
-    ] = "auto",
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            "--backend", help="auto, torch or openvino (as for generate).", show_default=False
-        ),
-    ] = None,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    backend: BackendOption = None,
     data_dir: DataDirOption = None,
     models_dir: ModelsDirOption = None,
 ) -> None:

@@ -51,3 +51,32 @@ ModelsDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+# how a model is loaded, the same for every command that loads one
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device", help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel="Model loading"
+    ),
+]
+DtypeOption = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help="auto (fp16 on GPUs; bf16 on CPUs with native bf16, else fp32), fp32, fp16, "
+        "bf16, or int8: the UNet quantized on OpenVINO, faster on CPUs with VNNI or AMX "
+        "(quantized once per model, minutes; needs pip install nncf).",
+        rich_help_panel="Model loading",
+    ),
+]
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="auto (OpenVINO on the CPU, else torch), torch or openvino: OpenVINO runs the "
+        "UNet and VAE decoder faster on the CPU (the model is converted once, then "
+        "cached). Default: SFUMATO_BACKEND, else auto.",
+        rich_help_panel="Model loading",
+    ),
+]

@@ -55,3 +55,36 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(env):
             assert client.get("/v1/images").json()["total"] == 1 + 8 + 1
     finally:
         server.kill()
+
+
+def test_a_grid_killed_half_way_keeps_its_cells_and_makes_only_the_rest(env):
+    """SIGKILL mid-grid: the cells made before are kept, the grid runs again at the start,
+    makes only the missing cells (no cell twice), then its grid picture."""
+    sfumato(env, "users", "add", "ann", "--password", "a long password")
+    key = sfumato(env, "keys", "create", "ann")
+    port = free_port()
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"prompt": "a red circle", "x": "seed=1-6", "steps": 60, "seed": 1}
+
+    server = Served(env, port)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+        grid = client.post("/v1/grids", json=body).json()
+        deadline = time.monotonic() + 180
+        while not client.get(f"/v1/generations/{grid['id']}").json()["images"]:
+            assert time.monotonic() < deadline, "no cell was made"
+            time.sleep(0.1)
+        made = client.get(f"/v1/generations/{grid['id']}").json()["images"]
+        server.kill()
+    assert len(made) < 6  # killed half-way
+
+    server = Served(env, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            done = _wait(client, grid["id"])
+            assert done["status"] == "succeeded"
+            assert len(done["images"]) == 6 + 1  # each cell once, then the grid
+            ids = [image["id"] for image in done["images"]]
+            assert all(image["id"] in ids for image in made)  # the first cells, kept
+            assert client.get("/v1/images").json()["total"] == 7
+    finally:
+        server.kill()

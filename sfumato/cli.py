@@ -18,6 +18,7 @@ from sfumato.cli_options import with_parameters
 from sfumato.cli_prompts import tokenize
 from sfumato.cli_server import audit_log, keys_app, serve, settings_app, users_app
 from sfumato.cli_workflows import workflow_app
+from sfumato.cli_workers import worker, workers_app
 from sfumato.console import (
     FAMILY_CHOICES,
     BackendOption,
@@ -370,6 +371,8 @@ app.command("audit")(audit_log)
 app.command()(tokenize)
 app.command()(grid)
 app.add_typer(workflow_app, name="workflow")
+app.command()(worker)
+app.add_typer(workers_app, name="workers")
 
 
 @demo_app.command("train")

@@ -3,15 +3,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
+import subprocess
+import sys
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from sfumato.console import DataDirOption, ModelsDirOption, err, out, user_errors
+from sfumato.console import (
+    DataDirOption,
+    FilesDirOption,
+    ModelsDirOption,
+    err,
+    out,
+    user_errors,
+)
 
 DatabaseOption = Annotated[
     str | None,
@@ -82,12 +92,37 @@ def serve(
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
     models_dir: ModelsDirOption = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            envvar="SFUMATO_BROKER_URL",
+            help="Scale out: hand jobs to generation workers (sfumato worker) through this "
+            "Celery broker, redis://HOST:6379/0 or amqp://USER:PASSWORD@HOST:5672//, instead "
+            "of running them in this process. Needs a database every process reaches "
+            "(--database-url postgresql://...).",
+            rich_help_panel="Scale-out",
+            show_default=False,
+        ),
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="With --broker: start a worker for each of these devices beside the API, "
+            "e.g. cuda:0,cuda:1.",
+            rich_help_panel="Scale-out",
+            show_default=False,
+        ),
+    ] = None,
+    files_dir: FilesDirOption = None,
 ) -> None:
-    """Run the server: the API (docs at /docs) and its job queue, in one process."""
+    """Run the server: the API (docs at /docs) and its job queue, in one process (or, with
+    --broker, with generation workers on other processes and machines)."""
     with user_errors():
         import uvicorn
 
         from sfumato.api.app import create_app
+        from sfumato.cluster import without_password
         from sfumato.engine.backends import check_backend
         from sfumato.engine.device import INT8, pick_device
         from sfumato.engine.loader import LoadOptions
@@ -100,6 +135,10 @@ def serve(
                 f"listens only on 127.0.0.1 or localhost, not {host}. Make accounts instead "
                 "(sfumato users add)."
             )
+        if devices and not broker:
+            raise InvalidRequest(
+                "--devices starts workers for a scaled-out server: give --broker too."
+            )
         _check_port_free(host, port)
         # a backend that cannot run is said now, not at the first job
         runs_on = check_backend(backend, pick_device(device), dtype)
@@ -111,6 +150,8 @@ def serve(
             load=LoadOptions(device=device, dtype=dtype, backend=backend),
             max_loaded_models=max_loaded_models,
             model_memory_gb=model_memory,
+            broker_url=broker,
+            files_dir=files_dir,
         )
         studio = Studio(config)
         err.print(
@@ -118,10 +159,32 @@ def serve(
             f"models run on {'OpenVINO' if runs_on == 'openvino' else 'PyTorch'}"
             + (", the UNet in int8" if dtype == INT8 else "")
             + ("; personal mode: no login" if personal else "")
+            + (f"; jobs go to the workers of {without_password(broker)}" if broker else "")
             + ")",
             highlight=False,
         )
-        uvicorn.run(create_app(studio), host=host, port=port, log_level="info")
+        with _workers_beside(devices, studio, broker, sys.argv):
+            uvicorn.run(create_app(studio), host=host, port=port, log_level="info")
+
+
+@contextlib.contextmanager
+def _workers_beside(devices: str | None, studio, broker: str | None, argv: list[str]):
+    """``--devices``: a ``sfumato worker`` process per device, stopped with the server."""
+    workers = []
+    for device in [d.strip() for d in (devices or "").split(",") if d.strip()]:
+        command = [sys.executable, "-m", "sfumato", "worker", "--broker", broker, "--device",
+                   device, "--database-url", studio.db.url, "--data-dir", str(studio.data.root),
+                   "--files-dir", str(studio.files.root)]  # fmt: skip
+        for folder in studio.config.models_dirs or []:
+            command += ["--models-dir", str(folder)]
+        workers.append(subprocess.Popen(command))
+    try:
+        yield
+    finally:
+        for process in workers:
+            process.terminate()  # a warm shutdown: the running job finishes first
+        for process in workers:
+            process.wait()
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -80,3 +80,25 @@ BackendOption = Annotated[
         rich_help_panel="Model loading",
     ),
 ]
+
+
+# scale-out (docs/scaling.md): the same for `serve` and `worker`
+BrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        envvar="SFUMATO_BROKER_URL",
+        help="The Celery broker: redis://HOST:6379/0 or amqp://USER:PASSWORD@HOST:5672//.",
+        show_default=False,
+    ),
+]
+FilesDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--files-dir",
+        envvar="SFUMATO_FILES_DIR",
+        help="Where pictures and uploads are kept: a folder every API process and worker "
+        "mounts. Default: library/ in the data folder.",
+        show_default=False,
+    ),
+]

@@ -1,6 +1,6 @@
 """The running server's parts in one place: configuration, database, files, the catalog of
-models, the worker and its events. The web layer is built on one of these; tests make their
-own with a temporary data folder."""
+models, what runs the jobs (``dispatch``) and its events. The web layer is built on one of
+these; tests make their own with a temporary data folder."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from sfumato.accounts import create_user
 from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
 from sfumato.catalog.scan import Catalog, Models
+from sfumato.cluster import EXPIRY_S, registry
 from sfumato.datadir import DataDir
 from sfumato.engine.cache import GB, ModelCache
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.loader import LoadOptions
+from sfumato.jobs.dispatch import Dispatch
 from sfumato.jobs.events import EventBus
-from sfumato.jobs.queue import requeue_interrupted
-from sfumato.jobs.worker import Worker
+from sfumato.jobs.queue import requeue_lost
+from sfumato.jobs.worker import LocalWorker
 from sfumato.store.db import Database, database_url
 from sfumato.store.files import LocalFiles
 from sfumato.store.history import fill_missing_sizes, purge_expired
@@ -47,8 +49,16 @@ class StudioConfig:
     max_loaded_models: int | None = None  # None: 1, or as many as fit in model_memory_gb
     model_memory_gb: float | None = None  # memory for loaded models, least recently used evicted
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    # start what runs jobs: the server's own worker thread, or with a broker, the loop that
+    # hands jobs to the generation workers (``sfumato worker``); a worker's own studio has none
     run_worker: bool = True
     purge_every_s: float = 3600.0
+    # scale-out (docs/scaling.md): a Celery broker URL (redis://..., amqp://...) sends jobs to
+    # generation workers on other processes and machines instead of this process's thread
+    broker_url: str | None = None
+    # where pictures and uploads are kept; a folder every API process and worker mounts when
+    # scaled out. Default: "library" in the data folder
+    files_dir: Path | None = None
 
 
 class Studio:
@@ -57,7 +67,7 @@ class Studio:
         # converted models (--backend openvino) are kept with the server's other data
         self.config = config = replace(config, load=config.load.cached_in(self.data.cache))
         self.db = Database(database_url(self.data.root, config.database_url))
-        self.files = LocalFiles(self.data.root / "library")
+        self.files = LocalFiles(Path(config.files_dir or self.data.root / "library"))
         self.events = EventBus()
         self.node_cache = NodeCache()  # each user's previous graph's node outputs
         self.throttle = Throttle()
@@ -65,7 +75,13 @@ class Studio:
         self.model_cache = ModelCache(
             config.max_loaded_models, int(budget * GB) if budget is not None else None
         )
-        self.worker = Worker(self)
+        self.dispatch: Dispatch = LocalWorker(self)
+        if config.broker_url is not None:  # Celery is imported only by those who use it
+            from sfumato.cluster.dispatch import ClusterDispatch
+            from sfumato.cluster.events import BrokerEvents
+
+            self.events = BrokerEvents(config.broker_url)
+            self.dispatch = ClusterDispatch(self, config.broker_url)
         self._folders = self.data.model_dirs(config.models_dirs)
         self._hashes = HashCache(self.data.hashes)
         self._catalog: tuple[list, Catalog] | None = None
@@ -99,10 +115,15 @@ class Studio:
         with self.db.session() as session:
             if filled := fill_missing_sizes(session, self.files):
                 log.info("sizes of %d stored file(s) recorded, for the storage quota", filled)
-        if requeued := requeue_interrupted(self.db):
-            log.info("%d interrupted generation(s) queued again", requeued)
+        if self.config.broker_url is None:
+            # what this process's worker thread was running when it died runs again; on a
+            # scaled-out server, a job runs again only when its worker stops beating
+            with self.db.session() as session:
+                alive = [w["name"] for w in registry.listing(session, EXPIRY_S) if w["alive"]]
+                if requeued := requeue_lost(session, alive, at_start=True):
+                    log.info("%d interrupted generation(s) queued again", requeued)
         if self.config.run_worker:
-            self.worker.start()
+            self.dispatch.start()
 
     def _personal_user(self) -> int:
         """The one user of personal mode, made at first start (admin; it never logs in)."""
@@ -113,7 +134,8 @@ class Studio:
             return user.id
 
     def stop(self) -> None:
-        self.worker.stop()
+        if self.config.run_worker:
+            self.dispatch.stop()
         self.db.close()
 
     def purge(self) -> tuple[int, int]:

@@ -116,6 +116,21 @@ class AuditPage(Public):
     next: str | None = Field(description="Pass it as cursor for the next (older) page.")
 
 
+class WorkerPublic(Public):
+    name: str
+    host: str
+    device: str
+    models: list[str] = Field(description="The models it holds warm, by name.")
+    job_id: str | None = Field(description="The job handed to it or running on it.")
+    jobs_done: int
+    heartbeat_at: str | None = Field(description="Its last heartbeat (None: this process's own).")
+    alive: bool = Field(description="It beat within the expiry; one that did not is gone.")
+
+
+class WorkerList(Public):
+    workers: list[WorkerPublic]
+
+
 # --- catalog --------------------------------------------------------------------------------
 
 

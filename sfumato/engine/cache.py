@@ -52,6 +52,12 @@ class ModelCache:
     def used_bytes(self) -> int:
         return sum(c.bytes for c in self._models.values())
 
+    def loaded_names(self) -> list[str]:
+        """The models held now by name, the most recently used last (what a worker reports
+        as warm, so that jobs for them come to it)."""
+        with self._lock:
+            return list(dict.fromkeys(c.model.source.name for c in self._models.values()))
+
     def get(self, source: ModelSource, options: LoadOptions) -> LoadedModel:
         key = (str(source.path), source.path.stat().st_mtime_ns, options)
         with self._lock:

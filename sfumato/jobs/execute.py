@@ -16,9 +16,9 @@ from sfumato.engine.loras import LoraSpec
 from sfumato.engine.request import GenerationSettings
 from sfumato.errors import ModelNotFound
 from sfumato.generation import GenerationJob
-from sfumato.jobs.queue import SUCCEEDED
+from sfumato.jobs.queue import succeed
 from sfumato.metadata.files import FORMATS, encode_image
-from sfumato.store.tables import Image, Job, new_id, utcnow
+from sfumato.store.tables import Image, Job, new_id
 from sfumato.uploads import upload_picture
 
 if TYPE_CHECKING:
@@ -77,9 +77,7 @@ def execute(
             written += keys
         with studio.db.session() as session:
             session.add_all(rows)
-            row = session.get_one(Job, job.id)
-            row.status, row.finished_at = SUCCEEDED, utcnow()
-            row.step = row.total
+            row = succeed(session, job)
             row.timings = (row.timings or {}) | {  # beside the job's time limit, if any
                 "load_s": round(loaded - started, 4),
                 "engine_s": round(rendered - loaded, 4),

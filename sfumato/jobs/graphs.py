@@ -23,8 +23,8 @@ from sfumato.engine.loader import LoadedModel
 from sfumato.engine.loras import LoraSpec
 from sfumato.errors import Cancelled, ModelNotFound, NotFound, SfumatoError
 from sfumato.jobs.execute import store_picture
-from sfumato.jobs.queue import SUCCEEDED
-from sfumato.store.tables import Image, Job, Upload, User, new_id, utcnow
+from sfumato.jobs.queue import succeed
+from sfumato.store.tables import Image, Job, Upload, User, new_id
 from sfumato.workflows import outputs as files
 from sfumato.workflows.info import choices_for, installed, prompt_id, upload_names
 from sfumato.workflows.run import run_graph
@@ -201,9 +201,7 @@ def execute_graph(
         workflow["outputs"] = outputs
         with studio.db.session() as session:
             session.add_all(ctx.rows)
-            row = session.get_one(Job, job.id)
-            row.status, row.finished_at = SUCCEEDED, utcnow()
-            row.step = row.total
+            row = succeed(session, job)
             row.workflow = dict(workflow)
             row.timings = (row.timings or {}) | {
                 "engine_s": round(rendered - started, 4),
@@ -228,7 +226,7 @@ def cache_key(studio: Studio, job: Job) -> tuple:
 def _report_failure(ctx: StudioContext, job: Job, error: BaseException) -> None:
     """ComfyUI's message for the failure, sent and kept with the job (its history says which
     node failed, and why)."""
-    if isinstance(error, Cancelled) and ctx.studio.worker.stopping:
+    if isinstance(error, Cancelled) and ctx.studio.dispatch.stopping:
         return  # not the end: the server stops, and the job runs again at its next start
     node = ctx.current_node
     kind = (job.workflow or {}).get("prompt", {}).get(node, {}).get("class_type")

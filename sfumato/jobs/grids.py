@@ -21,13 +21,13 @@ from sfumato.errors import InvalidRequest, ModelNotFound
 from sfumato.generation import GenerationJob
 from sfumato.grid import cells, compose, grid_axes
 from sfumato.jobs.execute import store_picture
-from sfumato.jobs.queue import SUCCEEDED
+from sfumato.jobs.queue import SUCCEEDED, own, succeed
 from sfumato.jobs.submit import admit, checkpoint_path
 from sfumato.metadata.files import FORMATS, encode_image
 from sfumato.preferences import Preferences, apply_preferences
 from sfumato.quotas import megapixel_steps
 from sfumato.store.site import read_site
-from sfumato.store.tables import Image, Job, User, utcnow
+from sfumato.store.tables import Image, Job, User
 
 if TYPE_CHECKING:
     import threading
@@ -169,9 +169,7 @@ def execute_grid(
     try:
         with studio.db.session() as session:
             session.add(row)
-            stored = session.get_one(Job, job.id)
-            stored.status, stored.finished_at = SUCCEEDED, utcnow()
-            stored.step = stored.total
+            stored = succeed(session, job)
             stored.timings = (stored.timings or {}) | {
                 "engine_s": round(time.perf_counter() - started, 4)
             }
@@ -199,6 +197,7 @@ def _make_cell(studio: Studio, job: Job, index: int, cell: dict, on_step, cancel
                                  data["model"], model_name=cell["model_name"])  # fmt: skip
     try:
         with studio.db.session() as session:
+            own(session, job)  # a run that lost the job keeps none of its cells
             session.add(row)
         return row, picture
     except BaseException:

@@ -8,6 +8,7 @@ another's single job by at most one generation.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -47,20 +48,31 @@ def enqueue(session: Session, job: Job, limit: int) -> Job:
     return job
 
 
-def fair_order(session: Session) -> list[Job]:
-    """The queued jobs in the order they will run, if no new job arrives."""
+class Superseded(Exception):
+    """This run of a job no longer owns it: its worker was presumed gone and the job handed to
+    another, or it was cancelled. What the run made is dropped: the job's pictures are the
+    other run's."""
+
+
+def fair_order(session: Session, handed: bool = True) -> list[Job]:
+    """The queued jobs in the order they will run, if no new job arrives: those already handed
+    to a worker first (``handed=False`` leaves them out), then the rest in turn."""
     queued = list(
         session.scalars(select(Job).where(Job.status == QUEUED).order_by(Job.created_at, Job.id))
     )
+    first = sorted((j for j in queued if j.worker), key=lambda j: _naive(j.dispatched_at))
+    queued = [job for job in queued if not job.worker]
     if not queued:
-        return []
+        return first if handed else []
     per_user: dict[int, list[Job]] = defaultdict(list)
     for job in queued:
         per_user[job.user_id].append(job)
+    # a job handed to a worker counts as served from then, though it starts a moment later
+    served_at = func.coalesce(Job.started_at, Job.dispatched_at)
     served = dict(
         session.execute(
-            select(Job.user_id, func.max(Job.started_at))
-            .where(Job.user_id.in_(per_user), Job.started_at.is_not(None))
+            select(Job.user_id, func.max(served_at))
+            .where(Job.user_id.in_(per_user), served_at.is_not(None))
             .group_by(Job.user_id)
         ).all()
     )
@@ -74,7 +86,7 @@ def fair_order(session: Session) -> list[Job]:
     order = []
     for round_ in range(max(len(jobs) for jobs in per_user.values())):
         order += [per_user[u][round_] for u in users if round_ < len(per_user[u])]
-    return order
+    return (first if handed else []) + order
 
 
 def _naive(moment: datetime | None) -> datetime:
@@ -94,13 +106,13 @@ def claim_next(db: Database) -> Job | None:
     """
     while True:
         with db.session() as session:
-            order = fair_order(session)
+            order = fair_order(session, handed=False)
             if not order:
                 return None
             job = order[0]
             claimed = session.execute(
                 update(Job)
-                .where(Job.id == job.id, Job.status == QUEUED)
+                .where(Job.id == job.id, Job.status == QUEUED, Job.worker.is_(None))
                 .values(status=RUNNING, started_at=utcnow(), attempts=Job.attempts + 1, step=0)
             ).rowcount
             if claimed:
@@ -108,35 +120,67 @@ def claim_next(db: Database) -> Job | None:
                 return job
 
 
-def requeue_interrupted(db: Database) -> int:
-    """At start: jobs left running by a process that died run again (their settings hold the
-    seed, so they give the same pictures). Returns how many."""
-    with db.session() as session:
-        return session.execute(
-            update(Job).where(Job.status == RUNNING).values(status=QUEUED, step=0)
-        ).rowcount
+def requeue_lost(session: Session, alive: Collection[str], at_start: bool = False) -> int:
+    """Jobs whose worker is gone run again (their settings hold the seed, so they give the
+    same pictures): those handed to or running on a worker not in ``alive``; ``at_start``,
+    also those the server's own worker thread was running when its process died. Returns how
+    many."""
+    lost = Job.worker.is_not(None) & Job.worker.not_in(list(alive))
+    if at_start:
+        lost = lost | (Job.worker.is_(None) & (Job.status == RUNNING))
+    return session.execute(
+        update(Job)
+        .where(Job.status.in_(ACTIVE), lost)
+        .values(status=QUEUED, step=0, worker=None, dispatched_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def own(session: Session, job: Job) -> Job:
+    """The job's row, locked until the session ends, if this run of it (``job`` as claimed)
+    still owns it; else ``Superseded``. Every write that ends a job goes through here, so a
+    run that was presumed lost and handed to another worker, or a message delivered twice,
+    never writes a second set of pictures."""
+    row = session.scalar(select(Job).where(Job.id == job.id).with_for_update())
+    if (
+        row is None
+        or row.status != RUNNING
+        or row.attempts != job.attempts
+        or row.worker != job.worker
+    ):
+        raise Superseded(f"job {job.id} attempt {job.attempts} no longer owns it")
+    return row
+
+
+def succeed(session: Session, job: Job) -> Job:
+    """Mark this run of ``job`` succeeded, in the transaction that adds its pictures."""
+    row = own(session, job)
+    row.status, row.finished_at = SUCCEEDED, utcnow()
+    row.step = row.total
+    return row
 
 
 def finish(
     db: Database,
-    job_id: str,
+    job: Job,
     status: str,
     error_code: str | None = None,
     error_message: str | None = None,
 ) -> Job:
+    """End this run of ``job`` as failed or cancelled (``Superseded`` if it no longer owns it)."""
     with db.session() as session:
-        job = session.get_one(Job, job_id)
-        job.status = status
-        job.finished_at = utcnow()
-        job.error_code, job.error_message = error_code, error_message
-        return job
+        row = own(session, job)
+        row.status = status
+        row.finished_at = utcnow()
+        row.error_code, row.error_message = error_code, error_message
+        return row
 
 
-def set_progress(db: Database, job_id: str, step: int, total: int) -> None:
+def set_progress(db: Database, job: Job, step: int, total: int) -> None:
     with db.session() as session:
         session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == RUNNING)
+            .where(Job.id == job.id, Job.status == RUNNING, Job.attempts == job.attempts)
             .values(step=step, total=total)
         )
 

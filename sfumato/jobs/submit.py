@@ -91,7 +91,7 @@ def submit(
         init_upload_id=init_upload,
         mask_upload_id=mask_upload,
         format=fmt,
-        total=planned.settings.steps,
+        total=planned.settings.steps + planned.settings.hires_steps,
         warnings=planned.warnings,
     )
     return admit(studio, job)
@@ -112,5 +112,5 @@ def admit(studio: Studio, job: Job) -> Job:
         position = queue_positions(session).get(job.id)
     # told before the worker is woken, so that "queued" reaches the streams before "running"
     studio.events.publish(job.user_id, {"type": "job", "job": job_view(job, [], position)})
-    studio.worker.wake()
+    studio.dispatch.wake()
     return job

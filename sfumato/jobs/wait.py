@@ -33,7 +33,7 @@ async def finished(studio: Studio, job: Job) -> tuple[Job, list[Image]]:
             current, images = await run_in_threadpool(read)
             if current.status in FINISHED:
                 return current, images
-            if studio.worker.stopping:
+            if studio.dispatch.stopping:
                 raise ServerStopping(
                     f"The server is stopping; job {job.id} runs again when it starts. "
                     f"Follow it with GET /v1/generations/{job.id}."

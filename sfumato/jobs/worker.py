@@ -1,5 +1,6 @@
-"""The worker: a thread in the server's process that takes jobs from the queue one at a time
-and runs them, reporting progress and previews as it goes.
+"""The server's own worker: a thread in its process that takes jobs from the queue one at a
+time and runs them. The default dispatch, when no broker is configured (``cluster/`` is the
+other: workers on other processes and machines).
 
 One at a time because one model pass already fills the CPU or GPU; the queue, not the
 worker, is what makes waiting fair.
@@ -7,76 +8,73 @@ worker, is what makes waiting fair.
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
+import socket
 import threading
-import time
 from typing import TYPE_CHECKING
 
-from sfumato.engine.generate import Step
-from sfumato.errors import Cancelled, SfumatoError, TimeLimitExceeded
-from sfumato.jobs.execute import execute
-from sfumato.jobs.graphs import execute_graph
-from sfumato.jobs.grids import execute_grid
-from sfumato.jobs.queue import CANCELLED, FAILED, claim_next, finish, job_images, set_progress
-from sfumato.jobs.views import Live, job_view
-from sfumato.store.tables import Job
-from sfumato.workflows.info import prompt_id
+from sfumato.jobs.queue import claim_next
+from sfumato.jobs.runner import Runner
+from sfumato.jobs.views import Live
 
 if TYPE_CHECKING:
     from sfumato.studio import Studio
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0  # how often an idle worker looks for jobs queued by another process
-DB_PROGRESS_S = 0.5  # progress written to the database at most this often
-EVENT_PROGRESS_S = 0.2  # and sent to clients at most this often
 
 
-class Worker:
+class LocalWorker:
+    """The ``Dispatch`` of a single-process server (see ``jobs/dispatch.py``)."""
+
     def __init__(self, studio: Studio):
         self.studio = studio
+        self.runner = Runner(studio)
         self._wake = threading.Event()
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._current: tuple[str, threading.Event] | None = None
-        self._live: dict[str, Live] = {}
+        self._done = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="sfumato-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
+        self.runner.stop()
         self._wake.set()
-        with self._lock:
-            if self._current:
-                self._current[1].set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self.runner.stopping
 
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
         self._wake.set()
 
     def cancel(self, job_id: str) -> bool:
-        """Stop the job if this worker is running it (after the current step)."""
-        with self._lock:
-            if self._current and self._current[0] == job_id:
-                self._current[1].set()
-                return True
-        return False
+        return self.runner.cancel(job_id)
 
     def live(self, job_id: str) -> Live | None:
-        return self._live.get(job_id)
+        return self.runner.live(job_id)
+
+    def workers(self) -> list[dict]:
+        running = self._thread is not None and self._thread.is_alive()
+        return [
+            {
+                "name": "local",
+                "host": socket.gethostname(),
+                "device": self.studio.config.load.device or "auto",
+                "models": self.studio.model_cache.loaded_names(),
+                "job_id": self.runner.current,
+                "jobs_done": self._done,
+                "heartbeat_at": None,
+                "alive": running,
+            }
+        ]
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self.runner.stopping:
             try:
                 job = claim_next(self.studio.db)
             except Exception:  # the database is away: try again, do not die
@@ -86,114 +84,5 @@ class Worker:
                 self._wake.wait(POLL_S)
                 self._wake.clear()
                 continue
-            self._run(job)
-
-    def _run(self, job: Job) -> None:
-        cancel = threading.Event()
-        with self._lock:
-            self._current = (job.id, cancel)
-        live = self._live[job.id] = Live(0, job.total)
-        self._publish(job, live)
-        limit = (job.timings or {}).get("limit_s")  # set at admission (sfumato.quotas)
-        timed_out = threading.Event()
-        on_step = self._on_step(job, live, limit, timed_out, cancel)
-        try:
-            run = (
-                execute_graph
-                if job.workflow is not None
-                else execute_grid
-                if job.grid is not None
-                else execute
-            )
-            run(self.studio, job, on_step, cancel)
-            status, code, message = None, None, None
-        except Cancelled:
-            status, code, message = CANCELLED, None, None
-            if timed_out.is_set():
-                past = TimeLimitExceeded(
-                    f"The job ran past this server's limit of {limit} s per job; ask for fewer "
-                    "steps or a smaller size."
-                )
-                status, code, message = FAILED, past.code, past.message
-        except SfumatoError as e:
-            status, code, message = FAILED, e.code, e.message
-        except Exception as e:
-            log.exception("generation %s failed", job.id)
-            status, code = FAILED, "internal_error"
-            message = f"The generation failed: {type(e).__name__}: {str(e)[:300]}"
-        finally:
-            with self._lock:
-                self._current = None
-            self._live.pop(job.id, None)
-        if self._stop.is_set() and status == CANCELLED:
-            return  # the server is stopping: the job stays "running" and runs again at start
-        if status is not None:
-            job = finish(self.studio.db, job.id, status, code, message)
-        self._publish(job)
-        if job.workflow is not None:  # ComfyUI's "done": after the history entry is written
-            done = {"node": None, "prompt_id": prompt_id(job)}
-            self.studio.events.publish(
-                job.user_id,
-                {
-                    "type": "comfyui",
-                    "job_id": job.id,
-                    "client_id": job.workflow.get("client_id"),
-                    "event": "executing",
-                    "data": done,
-                },
-            )
-
-    def _on_step(
-        self,
-        job: Job,
-        live: Live,
-        limit_s: int | None,
-        timed_out: threading.Event,
-        cancel: threading.Event,
-    ):
-        # the clock starts when the worker takes the job: loading the model counts
-        started = time.monotonic()
-        last_db = last_event = 0.0
-
-        def on_step(step: Step) -> None:
-            nonlocal last_db, last_event
-            now = time.monotonic()
-            if limit_s is not None and now - started >= limit_s:
-                # stopped as a cancel stops it: the engine raises right after this callback
-                # and the pipeline unwinds, rather than a thread being killed
-                timed_out.set()
-                cancel.set()
-            live.step, live.total = step.done, step.total
-            live.eta_s = round((now - started) / step.done * (step.total - step.done), 2)
-            final = step.done == step.total
-            if final or now - last_db >= DB_PROGRESS_S:
-                set_progress(self.studio.db, job.id, step.done, step.total)
-                last_db = now
-            if final or now - last_event >= EVENT_PROGRESS_S:
-                live.preview = _data_url(step)
-                self.studio.events.publish(
-                    job.user_id,
-                    {
-                        "type": "progress",
-                        "job_id": job.id,
-                        "step": live.step,
-                        "total": live.total,
-                        "eta_s": live.eta_s,
-                        "preview": live.preview,
-                    },
-                )
-                last_event = now
-
-        return on_step
-
-    def _publish(self, job: Job, live: Live | None = None) -> None:
-        with self.studio.db.session() as session:
-            fresh = session.get(Job, job.id) or job
-            view = job_view(fresh, job_images(session, job.id), live=live)
-        self.studio.events.publish(job.user_id, {"type": "job", "job": view})
-
-
-def _data_url(step: Step) -> str:
-    buffer = io.BytesIO()
-    step.preview(0).save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+            self.runner.run(job)
+            self._done += 1

@@ -146,6 +146,30 @@ class Job(Base):
     grid: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     # seconds spent loading the model, in the engine, and saving the pictures
     timings: Mapped[dict] = mapped_column(JSON, default=dict)
+    # the generation worker the job was handed to (``sfumato worker``'s name; None for the
+    # server's own worker thread), and when: a queued job with a worker is on its way to it.
+    # With ``attempts`` it names one run of the job: only that run may finish it
+    worker: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Worker(Base):
+    """A generation worker of a scaled-out server (``sfumato worker``), as it last reported:
+    its heartbeat says it is alive; one that stops beating is gone, and its job runs again."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(160))  # the broker queue it takes jobs from
+    models: Mapped[list] = mapped_column(JSON, default=list)  # paths of the models it holds warm
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # handed or running
+    jobs_done: Mapped[int] = mapped_column(Integer, default=0)
+    model_loads: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Image(Base):

@@ -259,7 +259,7 @@ def test_progress_and_interrupt_are_the_callers_own(served):
         assert served.post("/sdapi/v1/interrupt", fay).status_code == 200
         assert served.post("/sdapi/v1/skip", fay).status_code == 200
         job = served.get("/v1/generations", eve).json()["generations"][0]
-        assert job["status"] == "running" and served.studio.worker.live(job["id"]) is not None
+        assert job["status"] == "running" and served.studio.dispatch.live(job["id"]) is not None
         assert served.get("/sdapi/v1/progress", eve).json()["state"]["job_count"] == 1
     finally:  # its owner can stop it (and a failure above must not leave it running)
         assert served.post("/sdapi/v1/interrupt", eve).json() == {}

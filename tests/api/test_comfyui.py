@@ -272,7 +272,7 @@ def test_interrupt_stops_only_the_callers_running_prompt(idle):
     assert idle.get("/queue", bob).json() == {"queue_running": [], "queue_pending": []}
 
     stopped = []
-    idle.studio.worker.cancel = lambda job_id: stopped.append(job_id) or True
+    idle.studio.dispatch.cancel = lambda job_id: stopped.append(job_id) or True
     assert idle.post("/interrupt", bob).status_code == 200  # Bob has nothing running
     assert idle.post("/interrupt", ann, json={"prompt_id": "someone-else"}).status_code == 200
     assert stopped == []

@@ -160,7 +160,7 @@ def test_a_client_waiting_when_the_server_stops_is_told_and_its_job_kept(make_se
     while not server.get("/v1/generations", user).json()["generations"]:
         assert time.monotonic() < deadline, "the job was never queued"
         time.sleep(0.05)
-    server.studio.worker.stop()
+    server.studio.dispatch.stop()
     waiting.join(10)
     assert not waiting.is_alive(), "the client is still held after the worker stopped"
     (answer,) = answers

@@ -64,7 +64,7 @@ def test_the_admin_cancels_another_users_queued_and_running_jobs(make_server):
     assert cancelled.json()["status"] == "cancelled"
     assert server.get(f"/v1/generations/{waiting['id']}", bob).json()["status"] == "cancelled"
 
-    server.studio.worker.start()
+    server.studio.dispatch.start()
     deadline = time.monotonic() + 60
     while server.get(f"/v1/generations/{running['id']}", bob).json()["status"] != "running":
         assert time.monotonic() < deadline, "the job never started"

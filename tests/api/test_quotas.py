@@ -168,7 +168,7 @@ def test_an_admitted_job_keeps_its_pictures_when_the_limits_tighten(make_server)
     queued = server.post("/v1/generations", ann, json={"prompt": "x", "batch_size": 2})
     assert queued.status_code == 202, queued.text
     site_quotas(server, images=0, storage_mb=0)
-    server.studio.worker.start()
+    server.studio.dispatch.start()
     job = server.wait(queued.json()["id"], ann)
     assert job["status"] == "succeeded" and len(job["images"]) == 2
 
@@ -183,7 +183,7 @@ def test_a_job_past_its_time_limit_fails_with_a_sentence_under_the_limit_it_was_
     assert before.status_code == 202
     site_quotas(server, job_seconds=None)  # lifted after admission: the job keeps its limit
     after = server.post("/v1/generations", ann, json={"prompt": "fine", "steps": 4})
-    server.studio.worker.start()
+    server.studio.dispatch.start()
     failed = server.wait(before.json()["id"], ann)
     assert failed["status"] == "failed"
     assert failed["error"] == {

@@ -17,7 +17,7 @@ from sfumato.jobs.queue import (
     fair_order,
     finish,
     queue_positions,
-    requeue_interrupted,
+    requeue_lost,
 )
 from sfumato.store.db import Database
 from sfumato.store.tables import Job, User
@@ -45,7 +45,7 @@ def _run_all(db):
     order = []
     while (job := claim_next(db)) is not None:
         order.append(job.id)
-        finish(db, job.id, "succeeded")
+        finish(db, job, "succeeded")
     return order
 
 
@@ -131,7 +131,8 @@ def test_jobs_left_running_by_a_dead_process_are_queued_again(db):
     (job_id,) = _queue(db, ann)
     claimed = claim_next(db)
     assert claimed.id == job_id and claimed.attempts == 1
-    assert requeue_interrupted(db) == 1
+    with db.session() as session:
+        assert requeue_lost(session, alive=[], at_start=True) == 1
     with db.session() as session:
         assert session.get(Job, job_id).status == QUEUED
     assert claim_next(db).attempts == 2

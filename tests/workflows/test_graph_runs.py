@@ -174,7 +174,7 @@ def test_a_cancelled_graph_keeps_no_picture(runner):
         import time
 
         for _ in range(400):
-            if runner.studio.worker.cancel(job.id):
+            if runner.studio.dispatch.cancel(job.id):
                 started.set()
                 return
             time.sleep(0.01)

@@ -201,7 +201,7 @@ class Connection:
             try:
                 event = await asyncio.wait_for(events.get(), STOPPING_CHECK_S)
             except TimeoutError:
-                if self.studio.worker.stopping:
+                if self.studio.dispatch.stopping:
                     await self.socket.close(GOING_AWAY, "The server is stopping.")
                     return
                 continue

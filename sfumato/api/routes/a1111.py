@@ -110,7 +110,7 @@ def progress(
     state = {"job_count": len(jobs)}
     answer: dict[str, Any] = {"progress": 0.0, "eta_relative": 0.0, "current_image": None}
     if running is not None:
-        live = studio.worker.live(running.id)
+        live = studio.dispatch.live(running.id)
         step, total = (live.step, live.total) if live else (running.step, running.total)
         total = total or running.total
         state |= {

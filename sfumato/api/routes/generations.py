@@ -27,7 +27,7 @@ def view(studio: Studio, session, job: Job, positions: dict[str, int] | None = N
     position = None
     if job.status == "queued":
         position = (positions if positions is not None else queue_positions(session)).get(job.id)
-    return job_view(job, job_images(session, job.id), position, studio.worker.live(job.id))
+    return job_view(job, job_images(session, job.id), position, studio.dispatch.live(job.id))
 
 
 def public(job: dict) -> dict:
@@ -60,7 +60,7 @@ def cancel_jobs(studio: Studio, session, jobs: list[Job]) -> None:
     for job in jobs:
         try:
             if not cancel_queued(session, job):
-                studio.worker.cancel(job.id)
+                studio.dispatch.cancel(job.id)
         except Conflict:
             pass  # it finished meanwhile
     session.commit()
@@ -111,7 +111,7 @@ def cancel(job_id: str, user: MakeUser, studio: StudioDep, session: SessionDep):
     """A queued job is cancelled at once; a running one after its current step."""
     job = owned(session, Job, user.id, job_id, "generation")
     if not cancel_queued(session, job):
-        studio.worker.cancel(job.id)
+        studio.dispatch.cancel(job.id)
     session.commit()
     return announce(studio, job.id)
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from sfumato.api.deps import AdminUser, SessionDep, StudioDep
 from sfumato.api.routes.generations import announce, view
-from sfumato.api.schemas import AdminJobList, JobPublic
+from sfumato.api.schemas import AdminJobList, JobPublic, WorkerList
 from sfumato.errors import NotFound
 from sfumato.jobs.queue import ACTIVE, RUNNING, cancel_queued, queue_positions
 from sfumato.store.tables import Job, User
@@ -46,6 +46,13 @@ def cancel(job_id: str, user: AdminUser, studio: StudioDep, session: SessionDep)
     if job is None:
         raise NotFound(f"There is no generation {job_id!r}.")
     if not cancel_queued(session, job):
-        studio.worker.cancel(job.id)
+        studio.dispatch.cancel(job.id)
     session.commit()
     return announce(studio, job.id)
+
+
+@router.get("/workers", response_model=WorkerList, summary="What runs the jobs (admins)")
+def workers(user: AdminUser, studio: StudioDep):
+    """The generation workers (``sfumato worker``) with their device, warm models, current
+    job, jobs done and last heartbeat; a server without a broker lists its own worker."""
+    return {"workers": studio.dispatch.workers()}

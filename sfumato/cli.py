@@ -17,8 +17,8 @@ from sfumato.cli_models import models_app
 from sfumato.cli_options import with_parameters
 from sfumato.cli_prompts import tokenize
 from sfumato.cli_server import audit_log, keys_app, serve, settings_app, users_app
-from sfumato.cli_workflows import workflow_app
 from sfumato.cli_workers import worker, workers_app
+from sfumato.cli_workflows import workflow_app
 from sfumato.console import (
     FAMILY_CHOICES,
     BackendOption,
@@ -217,7 +217,8 @@ def generate(
             + (f" · {MODE_LABELS[s.mode]}, strength {s.strength:g}" if s.strength else "")
             + (f" · LoRA {', '.join(f'{n}:{w:g}' for n, w, _ in s.loras)}" if s.loras else "")
             + (f" · guidance cutoff {s.guidance_cutoff:g}" if s.guidance_cutoff < 1 else "")
-            + (f" · DeepCache {s.deep_cache}" if s.deep_cache > 1 else ""),
+            + (f" · DeepCache {s.deep_cache}" if s.deep_cache > 1 else "")
+            + (f" · {_hires_label(s)}" if s.hires else ""),
             highlight=False,
         )
         loading = "Loading the model"
@@ -236,14 +237,14 @@ def generate(
             console=err,
             transient=True,
         ) as progress:
-            task = progress.add_task("steps", total=s.steps)
+            task = progress.add_task("steps", total=s.steps + s.hires_steps)
 
             def on_step(step) -> None:
                 progress.update(task, completed=step.done, total=step.total)
                 if preview_every and (step.done % preview_every == 0 or step.done == step.total):
                     for index, path in enumerate(job.outputs):
                         frame = path.with_name(f"{path.stem}.step{step.done:03d}.png")
-                        size = (s.width, s.height)
+                        size = s.hires_size if step.done > s.steps else (s.width, s.height)
                         step.preview(index).resize(size, Image.Resampling.BILINEAR).save(frame)
 
             saved = job.run(on_step)
@@ -294,6 +295,7 @@ def info(
             "Clip skip": clip_skip,
             "Guidance cutoff": cutoff,
             "DeepCache": deep_cache,
+            "Hires fix": _found_hires_label(found),
             "UNet": int8,
         }
         for label, value in rows.items():
@@ -315,8 +317,37 @@ def info(
               if x["weight"] is not None and x["name"] not in tagged))  # fmt: skip
         add(("--clip-skip", clip_skip), ("--guidance-cutoff", cutoff), ("--deep-cache", deep_cache),
             ("--dtype", int8))  # fmt: skip
+        if _found_hires_label(found):
+            add(("--hires", found.hr_scale), ("--hires-width", found.hr_resize_x or None),
+                ("--hires-height", found.hr_resize_y or None),
+                ("--hires-upscaler", found.hr_upscaler),
+                ("--hires-steps", found.hr_second_pass_steps or None),
+                ("--hires-denoise", found.denoising_strength))  # fmt: skip
         out.print("\nTo make it again (with the same model):", highlight=False)
         out.print(shlex.join(command), highlight=False)
+
+
+def _hires_label(s) -> str:
+    """The hires fix in a few words: "hires 2x to 1024x1024, Latent, 10 steps at 0.5"."""
+    width, height = s.hires_size
+    factor = f" {s.hr_scale:g}x" if s.hr_scale else ""
+    return (
+        f"hires{factor} to {width}x{height}, {s.hr_upscaler}, {s.hires_steps} steps at "
+        f"{s.denoising_strength:g}"
+    )
+
+
+def _found_hires_label(found) -> str | None:
+    """A picture's hires fix as read from it, or None."""
+    if not (found.hr_scale or found.hr_resize_x or found.hr_resize_y or found.hr_upscaler):
+        return None
+    size = f"to {found.hr_resize_x or '?'}x{found.hr_resize_y or '?'}"
+    words = [f"{found.hr_scale:g}x" if found.hr_scale else size, found.hr_upscaler or "Latent"]
+    if found.hr_second_pass_steps:
+        words.append(f"{found.hr_second_pass_steps} steps")
+    if found.denoising_strength is not None:
+        words.append(f"denoise {found.denoising_strength:g}")
+    return ", ".join(words)
 
 
 def _known_sampler(name: str | None, schedule: str | None) -> str | None:

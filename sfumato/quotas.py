@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from sfumato.engine.request import GenerationSettings
 from sfumato.errors import InvalidRequest, QuotaExceeded
 from sfumato.store.tables import ApiKey, Image, Job, LoginSession, Upload, User, utcnow
 
@@ -97,7 +98,7 @@ def limits_for(session: Session, user: User, site: SiteSettings | None = None) -
 def megapixel_steps(settings: dict) -> float:
     """The compute of a job from its resolved settings. Image-to-image and inpainting run
     only ``int(steps x strength)`` of the steps (diffusers starts part-way along the noise
-    schedule); there are no other passes (no hires fix) in this engine. A graph's job states
+    schedule); the hires fix's second pass adds its steps at its size. A graph's job states
     its own (the sum over its samplers: ``workflows.validate.Plan.summary``)."""
     if "megapixel_steps" in settings:
         return float(settings["megapixel_steps"])
@@ -106,7 +107,11 @@ def megapixel_steps(settings: dict) -> float:
     if strength is not None and settings.get("mode", "txt2img") != "txt2img":
         steps = min(steps, max(1, int(steps * float(strength))))
     pixels = int(settings.get("width") or 0) * int(settings.get("height") or 0)
-    return pixels * steps * int(settings.get("batch_size") or 1) / 1e6
+    work = pixels * steps
+    if settings.get("hr_upscaler"):
+        hires = GenerationSettings.from_dict(settings)
+        work += hires.hires_size[0] * hires.hires_size[1] * hires.hires_steps
+    return work * int(settings.get("batch_size") or 1) / 1e6
 
 
 def megapixel_steps_today(session: Session, user_id: int) -> float:

@@ -117,3 +117,15 @@ def test_the_grids_benchmark_compares_a_grid_with_its_cells_one_by_one(tmp_path)
     )
     assert set(figures["median_s"]) == {"cells", "grid"} and figures["cells"] == 4
     assert "as a grid" in printed
+
+
+def test_the_hires_benchmark_checks_the_scene_and_measures_memory(tmp_path):
+    """One scene, one round, small sizes (the figures in benchmarks/RESULTS.md come from full
+    runs; at 128 px the fixed costs dominate the per-megapixel memory)."""
+    figures, printed = run_benchmark(
+        "hires.py", "--scenes", "1", "--rounds", "1", "--decode", "128", "--unet", "128",
+        out=tmp_path / "hires.json",
+    )  # fmt: skip
+    assert figures["scenes"] == 1 and set(figures["kept"]) == {"Latent", "Lanczos", "direct"}
+    assert figures["memory_mib_per_mpx"]["decode 128"] > 0
+    assert "with the 2x hires fix" in printed

@@ -44,6 +44,11 @@ class _RequestFields(BaseModel):
     lora2: str | None = Field(None, max_length=255)
     lora2_strength: float = 1.0
     format: str = Field("png", description="png, jpg or webp.")
+    enable_hr: bool | None = Field(
+        None,
+        description="The hires fix (A1111's): true, false, or left out: on when hr_scale, "
+        "hr_resize_x or hr_resize_y is given.",
+    )
 
     def to_request(self) -> GenerationRequest:
         loras = [(x.name, x.weight) for x in self.loras]
@@ -51,7 +56,9 @@ class _RequestFields(BaseModel):
             if name:
                 loras.append((name, weight))
         values = {p.name: getattr(self, p.name) for p in PARAMETERS}
-        return GenerationRequest(prompt=self.prompt, loras=loras, **values)
+        return GenerationRequest(
+            prompt=self.prompt, loras=loras, enable_hr=self.enable_hr, **values
+        )
 
 
 def parameter_field(p: Parameter, **extra):

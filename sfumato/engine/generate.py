@@ -10,6 +10,7 @@ import torch
 from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 from PIL import Image
 
+from sfumato.engine import hires
 from sfumato.engine.conditioning import encode_prompts
 from sfumato.engine.families import get_family
 from sfumato.engine.images import ImageInputs, keep_outside_mask
@@ -125,6 +126,11 @@ def _generate(
     loras: list[LoraSpec] | None,
 ) -> list[Image.Image]:
     family = get_family(settings.family)
+    if settings.hires:  # refused now rather than after the first pass, or killed in it
+        hires.check_memory(
+            settings, model.device, model.dtype, hires.memory_available(model.device)
+        )
+        second_on_step, on_step = on_step, hires.first_pass_steps(on_step, settings)
     pipe, mode_arguments = _pipeline(model, settings, inputs)
     pipe.scheduler = get_sampler(settings.sampler).make_scheduler(
         model.scheduler_config, family.scheduler_overrides
@@ -176,7 +182,7 @@ def _generate(
                 callback_on_step_end_tensor_inputs=pipe._callback_tensor_inputs
                 if cut
                 else ["latents"],
-                output_type="pil",
+                output_type="latent" if settings.hires else "pil",
             )
     except Exception as e:
         if _is_out_of_memory(e):
@@ -188,6 +194,10 @@ def _generate(
         raise
     if cancel is not None and cancel.is_set():
         raise Cancelled("The generation was cancelled.")
+    if settings.hires:
+        return hires.second_pass(
+            model, settings, result.images, embeddings, second_on_step, cancel, loras
+        )
     if inputs is not None and inputs.mask is not None:
         return [keep_outside_mask(inputs.image, image, inputs.mask) for image in result.images]
     return result.images

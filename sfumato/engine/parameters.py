@@ -44,6 +44,8 @@ class Parameter:
 
     def number(self, value) -> str:
         """``value`` as the user would write it (10, not 10.0; 0.5; a whole 64-bit seed)."""
+        if self.kind is str:
+            return str(value)
         return str(int(value)) if self.kind is int else f"{value:g}"
 
     @property
@@ -173,6 +175,81 @@ PARAMETERS: tuple[Parameter, ...] = (
         minimum=0,  # exclusive: ``resolve`` says so
         maximum=1,
         a1111="Denoising strength",
+    ),
+    # the hires fix (``engine/hires.py``), with A1111's names and meaning: on when a factor
+    # or a size is given (or ``enable_hr``, which is not a row: the CLI has no use for it)
+    Parameter(
+        "denoising_strength",
+        float,
+        "Denoising strength",
+        "How much the hires fix's second pass redraws, more than 0 and at most 1 (default "
+        "0.7). With a starting picture and no --strength, A1111's name for the strength.",
+        ("--hires-denoise",),
+        minimum=0,  # exclusive: ``resolve`` says so
+        maximum=1,
+        default="0.7",
+        a1111="Denoising strength",
+    ),
+    Parameter(
+        "hr_scale",
+        float,
+        "Hires upscale",
+        "Hires fix: make the picture at the model's size, enlarge it by this factor (1-4) and "
+        "redraw it at the larger size (A1111's hr_scale).",
+        ("--hires",),
+        minimum=1,
+        maximum=4,
+        default=OFF,
+        a1111="Hires upscale",
+    ),
+    Parameter(
+        "hr_resize_x",
+        int,
+        "Hires width",
+        "Hires fix to this width rather than by a factor (with --hires-height: cropped to fit; "
+        "0: from the height's proportions).",
+        ("--hires-width",),
+        minimum=0,
+        maximum=SIDE["maximum"],
+        multiple_of=8,
+        default=OFF,
+        neutral=0,
+    ),
+    Parameter(
+        "hr_resize_y",
+        int,
+        "Hires height",
+        "Hires fix to this height rather than by a factor.",
+        ("--hires-height",),
+        minimum=0,
+        maximum=SIDE["maximum"],
+        multiple_of=8,
+        default=OFF,
+        neutral=0,
+    ),
+    Parameter(
+        "hr_second_pass_steps",
+        int,
+        "Hires steps",
+        "Steps of the hires fix's second pass, run exactly (0: as many as the first pass).",
+        ("--hires-steps",),
+        minimum=0,
+        maximum=150,
+        default="0",
+        neutral=0,
+        a1111="Hires steps",
+    ),
+    Parameter(
+        "hr_upscaler",
+        str,
+        "The hires upscaler",
+        "How the hires fix enlarges: Latent (default), Latent (antialiased), Latent (bicubic), "
+        "Latent (bicubic antialiased), Latent (nearest), Latent (nearest-exact), Lanczos, "
+        "Nearest or None (a plain Lanczos resize).",
+        ("--hires-upscaler",),
+        default="Latent",
+        max_length=64,
+        a1111="Hires upscaler",
     ),
     Parameter(
         "variations",

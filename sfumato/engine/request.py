@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sfumato.engine import hires
 from sfumato.engine.families import Defaults, Family
 from sfumato.engine.parameters import BY_NAME, MAX_PROMPT_CHARS, MAX_SEED
 from sfumato.engine.prompts import extract_lora_tags
@@ -51,6 +52,15 @@ class GenerationRequest:
     guidance_cutoff: float | None = None  # share of the steps that run guidance, 0-1
     deep_cache: int | None = None  # run the whole UNet every N steps; 1: every step
     variations: str | None = None  # the prompt's {a|b} choices: random, all or off
+    # the hires fix (``hires.py``), A1111's fields: on with enable_hr, or (left out) when a
+    # factor or a size is given
+    enable_hr: bool | None = None
+    hr_scale: float | None = None
+    hr_resize_x: int | None = None
+    hr_resize_y: int | None = None
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int | None = None  # 0: as many as the first pass
+    denoising_strength: float | None = None  # the second pass's; image-to-image: strength
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,34 @@ class GenerationSettings:
     # () when every picture has ``prompt``
     prompts: tuple[str, ...] = ()
     prompt_template: str | None = None  # a picture's: the template its prompt came from
+    # the hires fix: ``hr_upscaler`` is None when it is off. width and height are the first
+    # pass's, as A1111 writes them; ``hires_size`` is the picture's
+    hr_scale: float | None = None  # None when a size was asked for instead
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int = 0  # as asked; 0: the first pass's steps
+    denoising_strength: float | None = None
+
+    @property
+    def hires(self) -> bool:
+        return self.hr_upscaler is not None
+
+    @property
+    def hires_size(self) -> tuple[int, int]:
+        """The pictures' size: after the hires fix, or the asked one."""
+        if not self.hires:
+            return self.width, self.height
+        return hires.final_size(
+            self.width, self.height, self.hr_scale, self.hr_resize_x, self.hr_resize_y
+        )
+
+    @property
+    def hires_steps(self) -> int:
+        """The steps the second pass runs (0 without one)."""
+        if not self.hires:
+            return 0
+        return self.hr_second_pass_steps or self.steps
 
     @property
     def seeds(self) -> list[int]:
@@ -154,6 +192,7 @@ def resolve(
             f"The prompt is too long ({len(request.prompt)} characters; "
             f"at most {MAX_PROMPT_CHARS})."
         )
+    _hires_bounds(request)  # first: an image's strength may be denoising_strength
     mode, strength = _image_mode(request, warnings)
     width = request.width or d.width
     height = request.height or d.height
@@ -207,6 +246,7 @@ def resolve(
     deep_cache = 1 if request.deep_cache is None else request.deep_cache
     P["deep_cache"].check(deep_cache, " (1: off)")
     variations = check_mode(request.variations)
+    hr = _hires(request, mode, width, height, (d.width, d.height), warnings)
     settings = GenerationSettings(
         family=family.id,
         prompt=request.prompt,
@@ -224,8 +264,89 @@ def resolve(
         guidance_cutoff=cutoff,
         deep_cache=deep_cache,
         variations=variations,
+        **hr,
     )
     return settings, warnings
+
+
+HIRES_FIELDS = ("hr_scale", "hr_resize_x", "hr_resize_y", "hr_upscaler",
+                "hr_second_pass_steps", "denoising_strength")  # fmt: skip
+
+
+def _hires_bounds(request: GenerationRequest) -> None:
+    """The hires fix's values in their bounds, whether it is on or not."""
+    resize_x, resize_y = request.hr_resize_x or 0, request.hr_resize_y or 0
+    P["hr_resize_x"].check(resize_x, " (0: not used)")
+    P["hr_resize_y"].check(resize_y, " (0: not used)")
+    if request.hr_scale is not None:
+        P["hr_scale"].check(float(request.hr_scale))
+    hr_steps = request.hr_second_pass_steps or 0
+    P["hr_second_pass_steps"].check(hr_steps, " (0: as many as the first pass)")
+    denoise = request.denoising_strength
+    if denoise is not None and not 0 < denoise <= 1:
+        raise InvalidRequest(
+            f"{P['denoising_strength'].label} must be more than 0 and at most 1 (how much is "
+            f"redrawn); got {denoise:g}."
+        )
+
+
+def _hires(
+    request: GenerationRequest,
+    mode: str,
+    width: int,
+    height: int,
+    native: tuple[int, int],
+    warnings: list[str],
+) -> dict:
+    """The hires fix's settings (none when it is off), checked."""
+    resize_x, resize_y = request.hr_resize_x or 0, request.hr_resize_y or 0
+    hr_steps = request.hr_second_pass_steps or 0
+    denoise = request.denoising_strength
+    sized = request.hr_scale is not None or resize_x or resize_y
+    on = bool(sized) if request.enable_hr is None else request.enable_hr
+    if not on:
+        given = [n for n in HIRES_FIELDS[:-1] if getattr(request, n) not in (None, 0)]
+        if request.enable_hr is False and given:
+            warnings.append(f"enable_hr is false: {', '.join(given)} ignored.")
+        if mode == TEXT_TO_IMAGE and request.denoising_strength is not None:
+            warnings.append("denoising_strength is for the hires fix; it was ignored.")
+        return {}
+    if mode != TEXT_TO_IMAGE:
+        raise InvalidRequest(
+            "The hires fix is for text-to-image: with a starting picture, ask for the size "
+            "you want (image-to-image redraws it at that size)."
+        )
+    scale = None
+    if not resize_x and not resize_y:
+        scale = hires.DEFAULT_SCALE if request.hr_scale is None else float(request.hr_scale)
+    elif request.hr_scale is not None:
+        warnings.append("A hires width or height was given: hr_scale was ignored.")
+    up = hires.upscaled_size(width, height, scale, resize_x, resize_y)
+    final = hires.final_size(width, height, scale, resize_x, resize_y)
+    for w, h in (up, final):
+        if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+            raise InvalidRequest(
+                f"The hires fix would make {w}x{h} from {width}x{height}: each side must be "
+                f"between {MIN_SIDE} and {MAX_SIDE}. Lower the factor or the size."
+            )
+    if final[0] * final[1] <= width * height:
+        warnings.append(
+            f"The hires fix enlarges nothing ({width}x{height} to {final[0]}x{final[1]})."
+        )
+    if width * height > 1.5 * native[0] * native[1]:
+        warnings.append(
+            f"The hires fix's first pass is {width}x{height}, larger than {native[0]}x"
+            f"{native[1]}, this model's size: make it at that size and let the fix enlarge it."
+        )
+    denoise = hires.DEFAULT_DENOISE if denoise is None else float(denoise)
+    return {
+        "hr_scale": scale,
+        "hr_resize_x": resize_x,
+        "hr_resize_y": resize_y,
+        "hr_upscaler": hires.upscaler_name(request.hr_upscaler),
+        "hr_second_pass_steps": hr_steps,
+        "denoising_strength": denoise,
+    }
 
 
 def with_variations(
@@ -261,7 +382,10 @@ def _image_mode(request: GenerationRequest, warnings: list[str]) -> tuple[str, f
             warnings.append("Strength is for image-to-image and inpainting; it was ignored.")
         return TEXT_TO_IMAGE, None
     mode = INPAINT if request.mask_image is not None else IMAGE_TO_IMAGE
-    strength = DEFAULT_STRENGTH[mode] if request.strength is None else float(request.strength)
+    strength = request.strength
+    if strength is None and not request.enable_hr:
+        strength = request.denoising_strength  # A1111's name for it
+    strength = DEFAULT_STRENGTH[mode] if strength is None else float(strength)
     if not 0 < strength <= 1:
         raise InvalidRequest(
             f"Strength must be more than 0 and at most 1 (how much of the picture is redrawn); "

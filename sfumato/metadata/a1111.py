@@ -58,6 +58,8 @@ def format_parameters(
         value = getattr(settings, p.name)
         if value is not None and value != p.neutral:
             fields[p.a1111] = p.number(value)
+    if settings.hr_resize_x or settings.hr_resize_y:  # in place of "Hires upscale", as A1111
+        fields["Hires resize"] = f"{settings.hr_resize_x}x{settings.hr_resize_y}"
     if hashes := [f"{name}: {digest}" for name, _, digest in settings.loras if digest]:
         fields["Lora hashes"] = ", ".join(hashes)
     if settings.prompt_template and settings.prompt_template != settings.prompt:

@@ -68,6 +68,13 @@ class GenerationInfo:
     clip_skip: int | None = None
     guidance_cutoff: float | None = None  # sfumato's shortcuts, where they were on
     deep_cache: int | None = None
+    # the hires fix, where there was one (A1111's names; ``strength`` stays image-to-image's)
+    hr_scale: float | None = None
+    hr_resize_x: int | None = None
+    hr_resize_y: int | None = None
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int | None = None
+    denoising_strength: float | None = None
     extra: dict = field(default_factory=dict)  # every other setting the tool wrote
 
     def to_dict(self) -> dict:
@@ -372,8 +379,15 @@ def parse_a1111(text: str) -> GenerationInfo | None:
     )
     s = dict(settings)
     for p in PARAMETERS:
-        if p.a1111:
+        if p.a1111 and p.kind is str:
+            setattr(info, p.name, s.pop(p.a1111, None))
+        elif p.a1111:
             setattr(info, p.name, _number(s.pop(p.a1111, None), p.kind))
+    if resize := _SIZE.match(s.pop("Hires resize", "")):
+        info.hr_resize_x, info.hr_resize_y = int(resize.group(1)), int(resize.group(2))
+    if info.hr_scale or info.hr_resize_x or info.hr_resize_y or info.hr_upscaler:
+        # "Denoising strength" is the hires fix's in a text-to-image picture
+        info.denoising_strength, info.strength = info.strength, None
     info.sampler = s.pop("Sampler", None)
     info.scheduler = s.pop("Schedule type", None)
     if size := _SIZE.match(s.pop("Size", "")):

@@ -109,7 +109,7 @@ def test_what_a1111_refuses_is_422_with_a_detail(served):
         ({"sampler_name": "Euler q"}, "Unknown sampler 'Euler q'"),
         ({"sampler_name": "Euler a", "scheduler": "Karras"}, "no Karras schedule"),
         ({"scheduler": "polyexponential", "sampler_name": "Euler"}, "Unknown scheduler"),
-        ({"enable_hr": True}, "Hires fix"),
+        ({"enable_hr": True, "hr_upscaler": "R-ESRGAN 4x+"}, "Unknown hires upscaler"),
         ({"script_name": "x/y/z plot"}, "runs no scripts"),
         ({"steps": "many"}, "steps"),
     ]

@@ -59,6 +59,32 @@ def test_webuiapi_txt2img_img2img_with_a_mask_and_png_info(server):
     assert read.json["parameters"]["Seed"] == 7
 
 
+def test_webuiapi_hires_fix_doubles_the_picture_and_writes_a1111s_keys(server):
+    api = _api(server)
+    made = api.txt2img(
+        prompt="a red circle on a blue background", seed=5, width=64, height=64, steps=3,
+        enable_hr=True, hr_scale=2, hr_upscaler=webuiapi.HiResUpscaler.LatentBicubic,
+        hr_second_pass_steps=2, denoising_strength=0.5,
+    )  # fmt: skip
+    assert made.image.size == (128, 128)
+    assert (made.info["width"], made.info["denoising_strength"]) == (64, 0.5)  # first pass
+    text = made.info["infotexts"][0]
+    assert "Size: 64x64" in text and "Denoising strength: 0.5" in text
+    assert "Hires upscale: 2, Hires steps: 2, Hires upscaler: Latent (bicubic)" in text
+    read = api.png_info(made.image).json["parameters"]
+    assert (read["Hires upscale"], read["Hires steps"]) == (2, 2)
+    assert read["Hires upscaler"] == "Latent (bicubic)"
+    # the upscalers it can choose from, as A1111 lists them
+    assert [u["name"] for u in api.get_upscalers()][:3] == ["None", "Lanczos", "Nearest"]
+    assert "Latent (nearest-exact)" in [m["name"] for m in api.get_latent_upscale_modes()]
+    bad = httpx.post(
+        f"{server[0].url}/sdapi/v1/txt2img",
+        json={"prompt": "x", "enable_hr": True, "hr_upscaler": "4x-UltraSharp"},
+        headers=_basic(f"ann:{server[1]['ann']}"),
+    )
+    assert bad.status_code == 422 and "Choose one of: Latent" in bad.json()["detail"]
+
+
 def test_webuiapi_models_options_and_samplers(server):
     api = _api(server, "bob")
     titles = api.util_get_model_names()

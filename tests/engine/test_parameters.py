@@ -45,7 +45,9 @@ def test_the_api_hands_every_parameter_to_the_request():
     values = {"negative_prompt": "blur", "width": 640, "height": 384, "steps": 9,
               "guidance": 4.5, "sampler": "Euler a", "seed": 3, "batch_size": 2, "clip_skip": 2,
               "strength": 0.5, "guidance_cutoff": 0.6, "deep_cache": 3,
-              "variations": "all"}  # fmt: skip
+              "variations": "all", "hr_scale": 1.5, "hr_resize_x": 768, "hr_resize_y": 512,
+              "hr_upscaler": "Lanczos", "hr_second_pass_steps": 7,
+              "denoising_strength": 0.4}  # fmt: skip
     assert set(values) == {p.name for p in PARAMETERS}, "a new parameter needs a value here"
     request = GenerationInput(prompt="a cat", **values).to_request()
     assert {name: getattr(request, name) for name in values} == values
@@ -102,10 +104,19 @@ def test_every_a1111_key_is_written_and_read_back():
     from dataclasses import replace
 
     settings = replace(settings, strength=0.4, mode="img2img")  # image-to-image writes it
-    info = parse_a1111(format_parameters(settings, "model"))
-    for p in PARAMETERS:
-        if p.a1111:
-            assert getattr(info, p.name) == getattr(settings, p.name), p.name
+    # the hires fix's "Denoising strength" is image-to-image's key too: a picture of its own
+    hires, _ = resolve(
+        GenerationRequest("a cat", hr_scale=2, hr_second_pass_steps=5, denoising_strength=0.3),
+        SD15,
+    )
+    checked = set()
+    for made in (settings, hires):
+        info = parse_a1111(format_parameters(made, "model"))
+        for p in PARAMETERS:
+            if p.a1111 and getattr(made, p.name) not in (None, p.neutral):
+                assert getattr(info, p.name) == getattr(made, p.name), p.name
+                checked.add(p.name)
+    assert checked == {p.name for p in PARAMETERS if p.a1111}
 
 
 def test_neutral_values_are_left_out_of_the_a1111_text():

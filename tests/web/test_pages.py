@@ -64,6 +64,23 @@ def test_the_speed_shortcuts_go_with_the_request_and_come_back_with_reuse(page, 
     assert page.input_value("#guidance-cutoff") == "0.5" and page.input_value("#deep-cache") == "2"
 
 
+def test_the_hires_fix_makes_a_larger_picture_and_comes_back_with_reuse(page, served):
+    page.click("#advanced summary")
+    page.fill("#hr-scale", "2")
+    page.select_option("#hr-upscaler", "Lanczos")
+    page.fill("#hr-denoise", "0.5")
+    page.fill("#hr-steps", "6")
+    _generate(page, "a red circle on a blue background")
+    assert "Hires fix2×, Lanczos, 6 steps at 0.5" in page.text_content("#results .result")
+    content = _api(page, page.locator("#stage img.final").get_attribute("src")).body()
+    picture = Image.open(io.BytesIO(content))
+    assert picture.size == (128, 128) and analyze(picture).colour == "red"
+    page.fill("#hr-scale", "")
+    page.click("#results .result button:text('Reuse settings')")
+    assert page.input_value("#hr-scale") == "2" and page.input_value("#hr-upscaler") == "Lanczos"
+    assert (page.input_value("#hr-denoise"), page.input_value("#hr-steps")) == ("0.5", "6")
+
+
 def test_a_mistake_is_shown_next_to_its_field(page):
     page.click("#generate-button")
     assert "Write a prompt" in page.text_content('[data-error-for="prompt"]')

@@ -122,7 +122,7 @@ def info(body: Txt2ImgRequest, images: list[Image], texts: list[str], warnings: 
         "sd_vae_hash": None,
         "seed_resize_from_w": -1,
         "seed_resize_from_h": -1,
-        "denoising_strength": first.strength if first else None,
+        "denoising_strength": denoising_of(first),
         "extra_generation_params": {"Schedule type": schedule} if schedule != "Automatic" else {},
         "index_of_first_image": 0,
         "infotexts": texts,
@@ -134,6 +134,13 @@ def info(body: Txt2ImgRequest, images: list[Image], texts: list[str], warnings: 
         "warnings": warnings,  # sfumato's: what was ignored that A1111 would have done
     }
     return json.dumps(value, ensure_ascii=False)
+
+
+def denoising_of(settings: GenerationSettings | None) -> float | None:
+    """A1111's one denoising_strength: image-to-image's, or the hires fix's."""
+    if settings is None:
+        return None
+    return settings.strength if settings.strength is not None else settings.denoising_strength
 
 
 def parameters_of(found: GenerationInfo) -> dict:
@@ -150,8 +157,13 @@ def parameters_of(found: GenerationInfo) -> dict:
         "Size-2": found.height,
         "Model hash": found.model_hash,
         "Model": found.model,
-        "Denoising strength": found.strength,
+        "Denoising strength": found.strength or found.denoising_strength,
         "Clip skip": found.clip_skip,
+        "Hires upscale": found.hr_scale,
+        "Hires resize-1": found.hr_resize_x,
+        "Hires resize-2": found.hr_resize_y,
+        "Hires steps": found.hr_second_pass_steps,
+        "Hires upscaler": found.hr_upscaler,
     }
     extra = {k: v for k, v in found.extra.items() if isinstance(v, str | int | float)}
     return {k: v for k, v in keys.items() if v not in (None, "")} | extra

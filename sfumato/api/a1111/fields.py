@@ -15,6 +15,7 @@ from PIL import Image, ImageChops, ImageFilter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sfumato.api.requests import GenerationInput
+from sfumato.engine.hires import upscaler_name
 from sfumato.engine.images import MAX_INPUT_PIXELS
 from sfumato.engine.parameters import BY_NAME
 from sfumato.engine.samplers import SAMPLERS, Sampler, get_sampler
@@ -25,7 +26,7 @@ MAX_PICTURES = 100  # batch_size x n_iter of one request (more run as several jo
 
 
 class Unprocessable(InvalidRequest):
-    """A request A1111 itself would refuse with 422 (an unknown sampler, hires fix)."""
+    """A request A1111 itself would refuse with 422 (an unknown sampler or scheduler)."""
 
     status = 422
 
@@ -133,6 +134,18 @@ class Txt2ImgRequest(BaseModel):
     refiner_checkpoint: str | None = None
     disable_extra_networks: bool = False
     enable_hr: bool = False
+    # the hires fix (engine/hires.py), A1111's fields and defaults
+    hr_scale: float = 2.0
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_sampler_name: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    hr_checkpoint_name: str | None = None
+    firstphase_width: int = 0
+    firstphase_height: int = 0
     script_name: str | None = None
     script_args: list | None = None
     alwayson_scripts: dict | None = None
@@ -175,11 +188,6 @@ OVERRIDES = ("sd_model_checkpoint", "CLIP_stop_at_last_layers", "sd_vae")
 
 def check_supported(body: Txt2ImgRequest) -> list[str]:
     """Refuse what cannot be done; the warnings for what was ignored but shows in pictures."""
-    if body.enable_hr:
-        raise Unprocessable(
-            "Hires fix (enable_hr) is not supported yet: ask for the size you want, or "
-            "upscale the picture afterwards."
-        )
     if body.script_name:
         raise Unprocessable(f"This server runs no scripts; '{body.script_name}' cannot run.")
     if body.batch_size < 1 or body.n_iter < 1:
@@ -195,6 +203,8 @@ def check_supported(body: Txt2ImgRequest) -> list[str]:
         for name, neutral in _NEUTRAL.items()
         if name in sent and sent[name] not in neutral
     ]
+    if body.enable_hr and not isinstance(body, Img2ImgRequest):
+        warnings += _hires_warnings(body)
     if body.styles:
         warnings.append("styles are not supported here and were ignored; put them in the prompt.")
     for name, script in (body.alwayson_scripts or {}).items():
@@ -223,6 +233,44 @@ def check_supported(body: Txt2ImgRequest) -> list[str]:
     return warnings
 
 
+def _hires_warnings(body: Txt2ImgRequest) -> list[str]:
+    """What of A1111's hires fix was not done: the second pass runs the first's sampler,
+    prompts and model."""
+    warnings = []
+    if body.hr_sampler_name not in (None, "", body.sampler_name, body.sampler_index):
+        warnings.append(f"hr_sampler_name ({body.hr_sampler_name}) was ignored: the second "
+                        "pass ran the first pass's sampler.")  # fmt: skip
+    for name in ("hr_prompt", "hr_negative_prompt"):
+        if getattr(body, name) not in ("", getattr(body, name.removeprefix("hr_"))):
+            warnings.append(f"{name} was ignored: the second pass read the first's prompts.")
+    if body.hr_checkpoint_name not in (None, "", "Use same checkpoint"):
+        warnings.append(f"hr_checkpoint_name ({body.hr_checkpoint_name}) was ignored: the "
+                        "second pass ran the same model.")  # fmt: skip
+    if body.firstphase_width or body.firstphase_height:
+        warnings.append("firstphase_width and firstphase_height (the old hires fix) were "
+                        "ignored: width and height are the first pass's.")  # fmt: skip
+    return warnings
+
+
+def _hires_values(body: Txt2ImgRequest) -> dict:
+    """The hires fix's fields of sfumato's request (A1111's names: the same meaning)."""
+    if not body.enable_hr or isinstance(body, Img2ImgRequest):
+        return {}
+    try:
+        upscaler_name(body.hr_upscaler)
+    except InvalidRequest as e:  # A1111 refuses an upscaler it does not have
+        raise Unprocessable(e.message) from None
+    return {
+        "enable_hr": True,
+        "hr_scale": body.hr_scale,
+        "hr_resize_x": body.hr_resize_x,
+        "hr_resize_y": body.hr_resize_y,
+        "hr_upscaler": body.hr_upscaler,
+        "hr_second_pass_steps": body.hr_second_pass_steps,
+        "denoising_strength": body.denoising_strength,
+    }
+
+
 def clip_skip_of(body: Txt2ImgRequest) -> int | None:
     value = (body.override_settings or {}).get("CLIP_stop_at_last_layers")
     if value is None:
@@ -248,6 +296,7 @@ def to_input(body: Txt2ImgRequest, batch_size: int, seed: int | None) -> Generat
         "batch_size": batch_size,
         "clip_skip": clip_skip_of(body),
         "strength": body.denoising_strength if image else None,
+        **_hires_values(body),
     }
     if not body.prompt.strip():
         raise InvalidRequest("The prompt is empty; say what the picture should show.")

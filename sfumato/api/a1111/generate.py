@@ -136,7 +136,7 @@ async def _answer(studio: Studio, body: Txt2ImgRequest, images: list[Image], war
             "height": settings.height,
             "sampler_name": sampler,
             "scheduler": scheduler,
-            "denoising_strength": settings.strength,
+            "denoising_strength": answers.denoising_of(settings),
         }
         parameters |= {k: v for k, v in ran.items() if parameters.get(k) is None}
     if isinstance(body, Img2ImgRequest) and not body.include_init_images:

@@ -50,6 +50,7 @@ from sfumato.api.a1111.schemas import (
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.routes.generations import cancel_jobs
 from sfumato.catalog.scan import LORA
+from sfumato.engine.hires import LATENT, PIXELS
 from sfumato.engine.samplers import SAMPLERS
 from sfumato.errors import (
     ModelNotFound,
@@ -200,18 +201,20 @@ def schedulers(user: ReadUser):
     ]
 
 
-@router.get("/upscalers", response_model=list[UpscalerItem], summary="A1111: upscalers (none)")
+@router.get("/upscalers", response_model=list[UpscalerItem], summary="A1111: upscalers")
 def upscalers(user: ReadUser):
-    return [{"name": "None"}]  # A1111's first entry; sfumato has no upscalers yet
+    """The hires fix's upscalers in pixels (hr_upscaler), in A1111's order."""
+    return [{"name": name} for name in PIXELS]
 
 
 @router.get(
     "/latent-upscale-modes",
     response_model=list[NamedItem],
-    summary="A1111: latent upscale modes (none: no hires fix yet)",
+    summary="A1111: latent upscale modes",
 )
 def latent_upscale_modes(user: ReadUser):
-    return []
+    """The hires fix's upscalers in latent space (hr_upscaler; the default: Latent)."""
+    return [{"name": name} for name in LATENT]
 
 
 @router.get("/sd-vae", response_model=list[VaeItem], summary="A1111: VAEs (each model's own)")

@@ -234,10 +234,20 @@ export function applySettings(settings, modelName) {
   if (settings.batch_size) $("#batch").value = settings.batch_size;
   chooseOption("#guidance-cutoff", settings.guidance_cutoff < 1 ? settings.guidance_cutoff : "");
   chooseOption("#deep-cache", settings.deep_cache > 1 ? settings.deep_cache : "");
+  applyHires(settings);
   $("#lora-rows").replaceChildren();
   for (const [name, weight] of settings.loras || []) addLora(name, weight);
   tokens.refresh();
   $("#advanced").open = true;
+}
+
+// The hires fix of a picture's settings (A1111's names), or off.
+function applyHires(settings) {
+  const on = Boolean(settings.hr_upscaler);
+  $("#hr-scale").value = on ? settings.hr_scale ?? "" : "";
+  if (on) chooseOption("#hr-upscaler", settings.hr_upscaler);
+  $("#hr-denoise").value = on ? settings.denoising_strength ?? "" : "";
+  $("#hr-steps").value = on && settings.hr_second_pass_steps ? settings.hr_second_pass_steps : "";
 }
 
 // A value of a select, added to its options when the API gave one the page does not list.
@@ -263,6 +273,12 @@ function requestBody() {
     guidance_cutoff: number("#guidance-cutoff"), deep_cache: number("#deep-cache"),
     loras: [...document.querySelectorAll("[data-lora]")].map((s) => ({ name: s.dataset.lora, weight: Number(s.value) })),
   };
+  if ($("#hr-scale").value !== "") {  // the hires fix: on when a factor is given
+    Object.assign(body, {
+      hr_scale: number("#hr-scale"), hr_upscaler: $("#hr-upscaler").value,
+      denoising_strength: number("#hr-denoise"), hr_second_pass_steps: number("#hr-steps"),
+    });
+  }
   return body;
 }
 
@@ -281,6 +297,7 @@ async function submit(event) {
   button.disabled = true;
   try {
     if (state.picture) {
+      for (const name of ["hr_scale", "hr_upscaler", "denoising_strength", "hr_second_pass_steps"]) delete body[name];
       body.init_image = state.picture.upload.id;
       body.strength = Number($("#strength").value);
       const painted = await mask.toBlob();

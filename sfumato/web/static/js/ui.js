@@ -84,6 +84,11 @@ export function paramsList(settings, extra = {}) {
   if (settings.clip_skip > 1) rows["Clip skip"] = settings.clip_skip;
   if (settings.guidance_cutoff < 1) rows["Guidance cutoff"] = settings.guidance_cutoff;
   if (settings.deep_cache > 1) rows["DeepCache interval"] = settings.deep_cache;
+  if (settings.hr_upscaler) {
+    const factor = settings.hr_scale ? `${settings.hr_scale}×` : `to ${settings.hr_resize_x || "?"}×${settings.hr_resize_y || "?"}`;
+    const steps = settings.hr_second_pass_steps || settings.steps;
+    rows["Hires fix"] = `${factor}, ${settings.hr_upscaler}, ${steps} steps at ${settings.denoising_strength}`;
+  }
   return el("dl", { class: "params" }, Object.entries(rows).map(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
 }
 

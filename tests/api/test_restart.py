@@ -36,8 +36,11 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(env):
         before = client.post("/v1/generations", json={"prompt": "a red circle", "seed": 1})
         finished = _wait(client, before.json()["id"])
         picture = client.get(finished["images"][0]["url"]).content
+        # long enough to be killed part way (each step of 8 pictures takes a tenth of a
+        # second and more here; the kill comes within one poll of the first step), and run
+        # whole again after the restart: 150 steps cost minutes of the suite for no more
         running = client.post(
-            "/v1/generations", json={"prompt": "a blue square", "steps": 150, "batch_size": 8}
+            "/v1/generations", json={"prompt": "a blue square", "steps": 40, "batch_size": 8}
         ).json()
         queued = client.post("/v1/generations", json={"prompt": "a green cross"}).json()
         assert _wait(client, running["id"], until=("running",))["progress"]["step"] > 0
@@ -64,7 +67,8 @@ def test_a_grid_killed_half_way_keeps_its_cells_and_makes_only_the_rest(env):
     key = sfumato(env, "keys", "create", "ann")
     port = free_port()
     headers = {"Authorization": f"Bearer {key}"}
-    body = {"prompt": "a red circle", "x": "seed=1-6", "steps": 60, "seed": 1}
+    # the kill comes within one poll of the first cell, when five are left to make
+    body = {"prompt": "a red circle", "x": "seed=1-6", "steps": 30, "seed": 1}
 
     server = Served(env, port)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -170,21 +171,26 @@ def serve(
 @contextlib.contextmanager
 def _workers_beside(devices: str | None, studio, broker: str | None, argv: list[str]):
     """``--devices``: a ``sfumato worker`` process per device, stopped with the server."""
-    workers = []
+    workers, seen = [], []
     for device in [d.strip() for d in (devices or "").split(",") if d.strip()]:
+        seen.append(device)
+        name = f"{socket.gethostname()}-{device.replace(':', '')}"
+        if seen.count(device) > 1:  # cpu,cpu: two workers on the CPU
+            name += f"-{seen.count(device)}"
         command = [sys.executable, "-m", "sfumato", "worker", "--broker", broker, "--device",
-                   device, "--database-url", studio.db.url, "--data-dir", str(studio.data.root),
-                   "--files-dir", str(studio.files.root)]  # fmt: skip
+                   device, "--name", name, "--database-url", studio.db.url, "--data-dir",
+                   str(studio.data.root), "--files-dir", str(studio.files.root)]  # fmt: skip
         for folder in studio.config.models_dirs or []:
             command += ["--models-dir", str(folder)]
-        workers.append(subprocess.Popen(command))
+        # uvicorn ends its process by the signal that stopped it, past any cleanup here: each
+        # worker watches this process instead, and stops with it
+        env = dict(os.environ, SFUMATO_STOP_WITH=str(os.getpid()))
+        workers.append(subprocess.Popen(command, env=env))
     try:
         yield
-    finally:
+    finally:  # the server could not start
         for process in workers:
-            process.terminate()  # a warm shutdown: the running job finishes first
-        for process in workers:
-            process.wait()
+            process.terminate()
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text, update
@@ -95,6 +97,8 @@ class GenerationWorker:
             registry.register(session, self.name, self.host, os.getpid(), self.device,
                               self.queue)  # fmt: skip
         beating = heartbeat.start(self.studio.db.url, self.name, self.device, self.queue)
+        if parent := os.environ.get("SFUMATO_STOP_WITH"):  # started by `serve --devices`
+            threading.Thread(target=_stop_with, args=(int(parent),), daemon=True).start()
         try:
             self.app.Worker(
                 hostname=f"{self.name}@{self.host}",
@@ -157,6 +161,14 @@ class GenerationWorker:
                 registry.release(session, self.name, job_id, ran)
             self.report()  # the warm models as they are now, before the next job is chosen
             self.studio.events.publish(None, {"type": "worker_free", "worker": self.name})
+
+
+def _stop_with(parent: int) -> None:
+    """Stop as Ctrl-C stops a worker (its running job finishes first) once ``parent`` is gone."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    log.info("the server that started this worker has stopped; stopping")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 _current: GenerationWorker | None = None  # the worker of this process, for remote control

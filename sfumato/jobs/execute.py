@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image as PILImage
 
+from sfumato.catalog.scan import find_checkpoint
 from sfumato.engine.generate import StepCallback
 from sfumato.engine.images import prepare as prepare_images
 from sfumato.engine.loras import LoraSpec
@@ -31,10 +32,7 @@ THUMBNAIL_SIDE = 256
 
 def plan(studio: Studio, job: Job) -> GenerationJob:
     """The engine's job for a row, checked again: files may have gone since it was queued."""
-    path = Path(job.model_path)
-    if not path.exists():
-        raise ModelNotFound(f"The model {job.model_name} is no longer installed.")
-    source = studio.source_of(path)
+    source = studio.source_of(checkpoint_here(studio, job.model_path, job.model_name))
     settings = GenerationSettings.from_dict(job.settings)
     loras = [LoraSpec(Path(p), name, weight, digest) for p, name, weight, digest in job.loras]
     for lora in loras:
@@ -55,6 +53,17 @@ def plan(studio: Studio, job: Job) -> GenerationJob:
     return GenerationJob(
         studio.data, source, settings, studio.config.load, loras=loras, inputs=inputs
     )
+
+
+def checkpoint_here(studio: Studio, path: str, name: str) -> Path:
+    """The job's model file on this machine: where it was found when queued, else (a worker
+    on another machine, its own models folder) the model of that name here."""
+    if Path(path).exists():
+        return Path(path)
+    try:
+        return find_checkpoint(name, studio.models())
+    except ModelNotFound:
+        raise ModelNotFound(f"The model {name} is no longer installed.") from None
 
 
 def execute(

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sfumato.engine.generate import Step, StepCallback
 from sfumato.engine.loras import LoraSpec
 from sfumato.engine.request import GenerationRequest, GenerationSettings, random_seed
-from sfumato.errors import InvalidRequest, ModelNotFound
+from sfumato.errors import InvalidRequest
 from sfumato.generation import GenerationJob
 from sfumato.grid import cells, compose, grid_axes
-from sfumato.jobs.execute import store_picture
+from sfumato.jobs.execute import checkpoint_here, store_picture
 from sfumato.jobs.queue import SUCCEEDED, own, succeed
 from sfumato.jobs.submit import admit, checkpoint_path
 from sfumato.metadata.files import FORMATS, encode_image
@@ -182,9 +182,7 @@ def execute_grid(
 
 def _make_cell(studio: Studio, job: Job, index: int, cell: dict, on_step, cancel):
     """One cell made and kept at once, with its row."""
-    path = Path(cell["model_path"])
-    if not path.exists():
-        raise ModelNotFound(f"The model {cell['model_name']} is no longer installed.")
+    path = checkpoint_here(studio, cell["model_path"], cell["model_name"])
     loras = [LoraSpec(Path(p), name, weight, digest) for p, name, weight, digest in cell["loras"]]
     settings = GenerationSettings.from_dict(cell["settings"])
     generation = GenerationJob(studio.data, studio.source_of(path), settings, studio.config.load,

@@ -147,3 +147,18 @@ def test_a_job_goes_to_the_idle_worker_that_holds_its_model():
         "cold",
         "warm",
     }
+
+
+def test_a_worker_finds_a_jobs_model_by_name_where_its_path_is_not(tmp_path):
+    """A worker on another machine has its own models folder: the path the API recorded is
+    not there, the model of that name is."""
+    from sfumato.errors import ModelNotFound
+    from sfumato.jobs.execute import checkpoint_here
+    from sfumato.studio import Studio, StudioConfig
+
+    studio = Studio(StudioConfig(data_dir=tmp_path, models_dirs=[tmp_path / "models"]))
+    elsewhere = "/srv/other-machine/models/sfumato-demo"
+    found = checkpoint_here(studio, elsewhere, "sfumato-demo")
+    assert found.exists() and studio.source_of(found).name == "sfumato-demo"
+    with pytest.raises(ModelNotFound, match="The model juggernaut is no longer installed"):
+        checkpoint_here(studio, "/srv/other-machine/models/juggernaut.safetensors", "juggernaut")

@@ -183,16 +183,25 @@ def test_the_event_stream_shows_progress_of_a_job_on_a_worker(cluster):
     with client(cluster) as ann:
         job = submit(ann, seed=11, steps=80)
         reader.join(120)
-    mine = [(kind, data) for kind, data in events if data.get("job_id", data.get("id")) == job["id"]]
+    mine = [
+        (kind, data) for kind, data in events if data.get("job_id", data.get("id")) == job["id"]
+    ]
     progress = [data for kind, data in mine if kind == "progress"]
     assert progress, mine
     assert progress[-1]["total"] == 80 and progress[-1]["preview"].startswith("data:image/jpeg")
     assert [data["status"] for kind, data in mine if kind == "job"][-1] == "succeeded"
-    # and a poll of the job while it runs shows the same live progress
+    # and a poll of the job while it runs shows the live progress with its preview, which
+    # only the worker's events carry (the database has the step alone)
     with client(cluster) as ann:
-        job = submit(ann, seed=12, steps=120)
-        running = wait_for_job(ann, job["id"], until=("running",))
-        assert running["progress"]["total"] == 120
+        job = submit(ann, seed=12, steps=150)
+        wait_for_job(ann, job["id"], until=("running",))
+        cluster.wait_until(
+            lambda: (ann.get(f"/v1/generations/{job['id']}").json()["progress"] or {}).get(
+                "preview"
+            ),
+            "a preview in the polled job",
+            timeout=30,
+        )
         wait_for_job(ann, job["id"])
 
 
@@ -223,3 +232,25 @@ def test_a_worker_that_cannot_reach_a_service_says_so_and_retries(cluster, broke
     what = "the broker (redis://127.0.0.1:9/0)" if broken == "broker" else "the database"
     assert f"Cannot reach {what}" in tried[0], tried[0]
     assert "Traceback" not in "".join(said)
+
+
+def test_a_job_message_delivered_twice_writes_no_second_set(cluster):
+    """The broker may deliver a message again (a redelivery after a lost connection): the
+    worker runs a job only for the run that owns it, so the copy is dropped."""
+    from celery import Celery
+
+    ensure_workers(cluster, "w1", "w2")
+    with client(cluster) as ann:
+        done = wait_for_job(ann, submit(ann, seed=21, steps=10)["id"])
+        row = cluster.job_row(done["id"])
+        broker = Celery(broker=cluster.broker_url)
+        queue = f"sfumato.worker.{row['worker']}"
+        broker.send_task("sfumato.run_job", args=[done["id"], row["attempts"]], queue=queue)
+        short = row["worker"].rsplit("-", 1)[0]
+        cluster.wait_until(lambda: "no longer this worker's; dropped" in cluster.log(short),
+                           "the copy dropped", timeout=60)  # fmt: skip
+        again = ann.get(f"/v1/generations/{done['id']}").json()
+        assert again["status"] == "succeeded" and len(again["images"]) == 1
+        assert again["images"][0]["id"] == done["images"][0]["id"]
+        # and the worker is free for the next job
+        assert wait_for_job(ann, submit(ann, seed=22, steps=10)["id"])["status"] == "succeeded"

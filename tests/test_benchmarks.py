@@ -129,3 +129,14 @@ def test_the_hires_benchmark_checks_the_scene_and_measures_memory(tmp_path):
     assert figures["scenes"] == 1 and set(figures["kept"]) == {"Latent", "Lanczos", "direct"}
     assert figures["memory_mib_per_mpx"]["decode 128"] > 0
     assert "with the 2x hires fix" in printed
+
+
+def test_the_estimates_benchmark_estimates_then_measures(tmp_path):
+    """One calibration job and one estimated job (the figures in benchmarks/RESULTS.md come
+    from a full run)."""
+    figures, printed = run_benchmark(
+        "estimates.py", "--calibration", "1", "--jobs", "1", out=tmp_path / "estimates.json"
+    )
+    (row,) = figures["jobs"]
+    assert row["estimate_s"] > 0 and row["measured_s"] > 0
+    assert "median absolute error" in printed

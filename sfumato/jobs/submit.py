@@ -62,6 +62,21 @@ def submit(
     init_upload: str | None = None,
     mask_upload: str | None = None,
 ) -> Job:
+    job = plan_job(studio, user, request, model, fmt, source, init_upload, mask_upload)
+    return admit(studio, job)
+
+
+def plan_job(
+    studio: Studio,
+    user: User,
+    request: GenerationRequest,
+    model: str | None = None,
+    fmt: str = "png",
+    source: str = "api",
+    init_upload: str | None = None,
+    mask_upload: str | None = None,
+) -> Job:
+    """The job ``request`` would be, checked, not queued (what an estimate is made for)."""
     fmt = {"jpeg": "jpg"}.get(fmt.lower(), fmt.lower())
     if fmt not in FORMATS:
         raise InvalidRequest(f"format is one of {', '.join(FORMATS)}; got {fmt!r}.")
@@ -81,7 +96,7 @@ def submit(
                 request = replace(request, **{field: picture})
     request = apply_preferences(request, preferences, checkpoint.family.id)
     planned = GenerationJob.plan(request, checkpoint, studio.data, studio.config.load, models)
-    job = Job(
+    return Job(
         user_id=user.id,
         source=source,
         model_name=checkpoint.name,
@@ -94,7 +109,6 @@ def submit(
         total=planned.settings.steps + planned.settings.hires_steps,
         warnings=planned.warnings,
     )
-    return admit(studio, job)
 
 
 def admit(studio: Studio, job: Job) -> Job:

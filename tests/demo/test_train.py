@@ -21,6 +21,18 @@ def smoke_model(tmp_path_factory):
     return train(tmp_path_factory.mktemp("demo") / "model", smoke_config())
 
 
+@pytest.fixture(scope="module")
+def trained_by_the_command(tmp_path_factory):
+    """``sfumato demo train --smoke`` (seed 0, as smoke_config): its output and its folder.
+    It is also the second training of the determinism test (one training fewer in the run)."""
+    from typer.testing import CliRunner
+
+    from sfumato.cli import app
+
+    out = tmp_path_factory.mktemp("demo-command") / "m"
+    return CliRunner().invoke(app, ["demo", "train", "--smoke", "--out", str(out)]), out
+
+
 def test_training_writes_an_sd15_folder_with_card_and_log(smoke_model):
     source = apply_card(inspect_model(smoke_model), read_card(smoke_model))
     assert (source.layout, source.family.id) == ("diffusers", "sd15")
@@ -48,8 +60,12 @@ def test_the_trained_model_runs_through_the_engine(smoke_model):
     assert image.size == (64, 64)
 
 
-def test_training_is_deterministic_from_its_seed(smoke_model, tmp_path):
-    again = train(tmp_path / "again", smoke_config())
+def test_training_is_deterministic_from_its_seed(smoke_model, trained_by_the_command):
+    # trained again from the same seed: by the command, which runs the same smoke_config()
+    result, again = trained_by_the_command
+    assert result.exit_code == 0, result.output
+    weights_files = sorted(p.relative_to(smoke_model) for p in smoke_model.rglob("*.safetensors"))
+    assert weights_files == sorted(p.relative_to(again) for p in again.rglob("*.safetensors"))
     for weights in smoke_model.rglob("*.safetensors"):
         first, second = load_file(weights), load_file(again / weights.relative_to(smoke_model))
         for key in first:
@@ -65,14 +81,10 @@ def test_another_seed_gives_another_model(smoke_model, tmp_path):
     assert any(not np.array_equal(a[k].float().numpy(), b[k].float().numpy()) for k in a)
 
 
-def test_demo_train_command_smoke(tmp_path):
-    from typer.testing import CliRunner
-
-    from sfumato.cli import app
-
-    result = CliRunner().invoke(app, ["demo", "train", "--smoke", "--out", str(tmp_path / "m")])
+def test_demo_train_command_smoke(trained_by_the_command):
+    result, out = trained_by_the_command
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "m" / "model_index.json").is_file()
+    assert (out / "model_index.json").is_file()
     assert "Wrote the demo model" in result.output
 
 

@@ -115,13 +115,12 @@ class Studio:
         with self.db.session() as session:
             if filled := fill_missing_sizes(session, self.files):
                 log.info("sizes of %d stored file(s) recorded, for the storage quota", filled)
-        if self.config.broker_url is None:
-            # what this process's worker thread was running when it died runs again; on a
-            # scaled-out server, a job runs again only when its worker stops beating
-            with self.db.session() as session:
-                alive = [w["name"] for w in registry.listing(session, EXPIRY_S) if w["alive"]]
-                if requeued := requeue_lost(session, alive, at_start=True):
-                    log.info("%d interrupted generation(s) queued again", requeued)
+        # what a server's own worker thread was running when its process died runs again;
+        # what live generation workers run (a scaled-out server) is theirs to finish
+        with self.db.session() as session:
+            alive = [w["name"] for w in registry.listing(session, EXPIRY_S) if w["alive"]]
+            if requeued := requeue_lost(session, alive, at_start=True):
+                log.info("%d interrupted generation(s) queued again", requeued)
         if self.config.run_worker:
             self.dispatch.start()
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from sfumato.cluster import AFFINITY, EXPIRY_S, HANDOVER_S, registry
@@ -92,29 +93,28 @@ class ClusterDispatch:
             self._wake.clear()
 
     def hand_out(self) -> int:
-        """Give each idle worker the next job in fair order; returns how many were sent."""
+        """Give each idle worker its next job (``pair_up``); returns how many were sent."""
         sends: list[tuple[str, int, str]] = []
         with self.studio.db.session() as session:
             if not _take_turn(session):
                 return 0
             if requeued := registry.sweep(session, EXPIRY_S, HANDOVER_S):
                 log.info("%d job(s) queued again: their worker is gone", requeued)
-            idle = [w for w in registry.alive(session, EXPIRY_S) if w.job_id is None]
-            for job in fair_order(session, handed=False) if idle else []:
-                worker = choose_worker(idle, job, self.affinity)
+            alive = registry.alive(session, EXPIRY_S)
+            running = [w.job_id for w in alive if w.job_id is not None]
+            # the model each busy worker holds once its job is done: that job's
+            busy = list(session.scalars(select(Job.model_name).where(Job.id.in_(running))))
+            order = fair_order(session, handed=False) if len(running) < len(alive) else []
+            for job, worker in pair_up(order, alive, busy, self.affinity):
                 handed = session.execute(
                     update(Job)
                     .where(Job.id == job.id, Job.status == QUEUED, Job.worker.is_(None))
                     .values(worker=worker.name, dispatched_at=utcnow(), attempts=job.attempts + 1)
                     .execution_options(synchronize_session=False)
                 ).rowcount
-                if not handed:
-                    continue
-                worker.job_id = job.id
-                idle.remove(worker)
-                sends.append((job.id, job.attempts + 1, worker.queue))
-                if not idle:
-                    break
+                if handed:
+                    worker.job_id = job.id
+                    sends.append((job.id, job.attempts + 1, worker.queue))
         for job_id, attempt, queue in sends:
             try:
                 self.app.send_task(TASK, args=[job_id, attempt], queue=queue)
@@ -145,6 +145,34 @@ class ClusterDispatch:
             self._live.pop(event["job"]["id"], None)
         elif kind == "worker_free":
             self._wake.set()
+
+
+def pair_up(
+    order: list[Job], alive: list[Worker], busy_models: list[str], affinity: bool = True
+) -> list[tuple[Job, Worker]]:
+    """Which idle worker takes which job, the jobs taken in ``order`` (the fair one).
+
+    With affinity, a job whose model no idle worker holds but a busy one will (``busy_models``:
+    the models of the jobs the busy workers run) waits for that worker, which takes it as soon
+    as it is free (the job is then first in order, and that worker holds its model): a wait of
+    at most one job, for a model load saved. One job per such worker waits so; the next ones
+    go to idle workers, so that a popular model spreads over idle workers instead of queueing
+    behind one.
+    """
+    idle = [w for w in alive if w.job_id is None]
+    waiting_for = Counter(busy_models) if affinity else Counter()
+    pairs = []
+    for job in order:
+        if not idle:
+            break
+        held = any(job.model_name in (w.models or []) for w in idle)
+        if not held and waiting_for[job.model_name] > 0:
+            waiting_for[job.model_name] -= 1
+            continue
+        worker = choose_worker(idle, job, affinity)
+        idle.remove(worker)
+        pairs.append((job, worker))
+    return pairs
 
 
 def choose_worker(idle: list[Worker], job: Job, affinity: bool = True) -> Worker:

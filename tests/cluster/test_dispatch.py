@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from sfumato.cluster import registry
-from sfumato.cluster.dispatch import choose_worker
+from sfumato.cluster.dispatch import choose_worker, pair_up
 from sfumato.jobs.queue import (
     QUEUED,
     RUNNING,
@@ -162,3 +162,28 @@ def test_a_worker_finds_a_jobs_model_by_name_where_its_path_is_not(tmp_path):
     assert found.exists() and studio.source_of(found).name == "sfumato-demo"
     with pytest.raises(ModelNotFound, match="The model juggernaut is no longer installed"):
         checkpoint_here(studio, "/srv/other-machine/models/juggernaut.safetensors", "juggernaut")
+
+
+def _jobs(*models):
+    return [Job(id=str(i), model_name=m, model_path=f"/m/{m}") for i, m in enumerate(models)]
+
+
+def test_a_job_waits_one_job_for_the_busy_worker_that_holds_its_model():
+    """Two workers, two models, jobs alternating: the one free worker (holding A) takes the
+    next A job rather than load B, whose worker is busy and takes B when it is done."""
+    a_held = Worker(name="w1", models=["A"], job_id=None)
+    b_busy = Worker(name="w2", models=["B"], job_id="running")
+    order = _jobs("B", "A", "B", "A")
+    pairs = pair_up(order, [a_held, b_busy], busy_models=["B"])
+    assert [(job.model_name, worker.name) for job, worker in pairs] == [("A", "w1")]
+    # without affinity, the first in order goes, and the model is loaded
+    pairs = pair_up(order, [a_held, b_busy], busy_models=["B"], affinity=False)
+    assert [(job.model_name, worker.name) for job, worker in pairs] == [("B", "w1")]
+
+
+def test_a_popular_model_spreads_over_idle_workers_instead_of_queueing_behind_one():
+    busy = Worker(name="w1", models=["A"], job_id="running")
+    cold = Worker(name="w2", models=[], job_id=None)
+    pairs = pair_up(_jobs("A", "A", "A"), [busy, cold], busy_models=["A"])
+    # one A job waits for w1; the next is not held back: the idle worker loads A for it
+    assert [(job.id, worker.name) for job, worker in pairs] == [("1", "w2")]

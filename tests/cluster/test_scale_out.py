@@ -254,3 +254,17 @@ def test_a_job_message_delivered_twice_writes_no_second_set(cluster):
         assert again["images"][0]["id"] == done["images"][0]["id"]
         # and the worker is free for the next job
         assert wait_for_job(ann, submit(ann, seed=22, steps=10)["id"])["status"] == "succeeded"
+
+
+def test_the_workers_answer_celerys_own_inspect_commands(cluster):
+    """Plain Celery workers: `celery inspect` (and so Flower) sees them and their queues."""
+    from celery import Celery
+
+    ensure_workers(cluster, "w1", "w2")
+    inspect = Celery(broker=cluster.broker_url).control.inspect(timeout=5)
+    hosts = {f"{cluster.name(n)}@{cluster.worker_row(n)['host']}" for n in ("w1", "w2")}
+    assert hosts <= set(inspect.ping() or {})
+    queues = inspect.active_queues() or {}
+    assert {q["name"] for host in hosts for q in queues[host]} == {
+        f"sfumato.worker.{cluster.name(n)}" for n in ("w1", "w2")
+    }

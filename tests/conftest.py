@@ -77,6 +77,18 @@ def tiny_models(tmp_path_factory) -> dict[str, dict[str, Path]]:
     return models
 
 
+@pytest.fixture(scope="session")
+def openvino_cache(tmp_path_factory) -> Path:
+    """A cache folder shared by the whole run, for the tests that need a model on OpenVINO but
+    are not about its conversion: each model is converted (5-25 s of CPU each here, int8 the
+    most) once, then read. A conversion's folder is keyed by its model file, dtype and
+    OpenVINO's version (sfumato/engine/conversions.py) and nothing in it changes once made, so
+    a test reading it gets what its own conversion would have made. Tests about converting
+    (that it happens, once, what it leaves on disk, failures, replaced files) keep a folder of
+    their own: tests/engine/test_openvino.py and test_int8.py."""
+    return tmp_path_factory.mktemp("openvino-cache")
+
+
 # ---- databases: the storage and queue tests run on SQLite and on the local PostgreSQL server
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -131,12 +131,13 @@ def test_a_quantization_the_memory_cannot_hold_is_refused_before_it_starts(
 
 
 def test_a_server_runs_a_model_it_cannot_quantize_without_int8(
-    tiny_models, tmp_path, monkeypatch, caplog
+    tiny_models, openvino_cache, monkeypatch, caplog
 ):
     # `serve --dtype int8` with SD 1.5 and SDXL models on 24 GiB: int8 where it can be, the
-    # rest as by default (and their pictures say so), said once in the log
+    # rest as by default (and their pictures say so), said once in the log. The default
+    # conversions are the run's shared ones; no test makes an int8 one of these folders there
     source = describe_model(tiny_models["sd15"]["folder"])
-    options = LoadOptions(device="cpu", dtype="int8", backend="openvino", cache_dir=tmp_path)
+    options = LoadOptions(device="cpu", dtype="int8", backend="openvino", cache_dir=openvino_cache)
     monkeypatch.setattr(int8, "BYTES_PER_PARAMETER", 2**40)
     cache = ModelCache()
     model = cache.get(source, options)

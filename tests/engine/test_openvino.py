@@ -52,9 +52,10 @@ class Counting:
 
 
 @pytest.fixture(scope="module")
-def demo_pair(tmp_path_factory):
-    """The demo model on PyTorch and on OpenVINO (same dtype: the CPU's default)."""
-    cache = tmp_path_factory.mktemp("cache")
+def demo_pair(openvino_cache):
+    """The demo model on PyTorch and on OpenVINO (same dtype: the CPU's default); its
+    conversion is the run's shared one (test_shortcuts.py reads it too)."""
+    cache = openvino_cache
     source = describe_model(demo.WEIGHTS)
     torch_model = load_model(source, device="cpu", backend="torch")
     ov_model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=cache))
@@ -295,9 +296,9 @@ def test_guidance_cutoff_image_to_image_and_inpainting_run_on_openvino(demo_pair
         assert _psnr(*pictures) >= 30, fields
 
 
-def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, tmp_path):
+def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, openvino_cache):
     source = describe_model(tiny_models["sd15"]["folder"])
-    options = LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path)
+    options = LoadOptions(device="cpu", backend="openvino", cache_dir=openvino_cache)
     cache = ModelCache()
     model = cache.get(source, options)
     assert isinstance(model.backend.compiled, Compiled) and model.backend.compiled.bytes > 0
@@ -307,14 +308,15 @@ def test_a_server_counts_the_converted_copy_in_its_memory(tiny_models, tmp_path)
     assert abs(estimate - loaded_bytes(model)) / loaded_bytes(model) < 0.02
 
 
-def test_the_vae_decoder_is_compiled_for_the_size_it_decodes(tiny_models, tmp_path):
+def test_the_vae_decoder_is_compiled_for_the_size_it_decodes(tiny_models, openvino_cache):
     """Compiled for one shape, OpenVINO plans the decoder's working memory for it (less than
     the open network keeps: benchmarks/RESULTS.md); compiled once per size, not per call, and
     decoding what the open network decodes."""
     import openvino as ov
 
     source = describe_model(tiny_models["sd15"]["folder"])
-    model = load_model(source, LoadOptions(device="cpu", backend="openvino", cache_dir=tmp_path))
+    options = LoadOptions(device="cpu", backend="openvino", cache_dir=openvino_cache)
+    model = load_model(source, options)
     decoder, channels = model.backend.compiled.decoder, model.pipe.vae.config.latent_channels
     generate(model, _settings(model, width=64, height=64))
     side = 64 // model.pipe.vae_scale_factor

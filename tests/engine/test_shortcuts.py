@@ -119,9 +119,12 @@ def test_a_shortcut_keeps_the_pictures_close_to_the_full_path(
     ],
 )
 def test_a_faster_path_draws_what_fp32_draws(
-    options, fields, min_right, min_psnr, full_path, tmp_path
+    options, fields, min_right, min_psnr, full_path, openvino_cache
 ):
-    model = load_model(describe_model(demo.WEIGHTS), device="cpu", cache_dir=tmp_path, **options)
+    # the demo model's OpenVINO conversion is the run's shared one: converted once for the
+    # three OpenVINO paths (and test_openvino.py's), not once each
+    source = describe_model(demo.WEIGHTS)
+    model = load_model(source, device="cpu", cache_dir=openvino_cache, **options)
     pictures = _pictures(model, **fields)
     distances = [_psnr(a, b) for a, b in zip(full_path, pictures, strict=True)]
     assert _right(pictures) >= min_right

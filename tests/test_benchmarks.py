@@ -140,3 +140,23 @@ def test_the_estimates_benchmark_estimates_then_measures(tmp_path):
     (row,) = figures["jobs"]
     assert row["estimate_s"] > 0 and row["measured_s"] > 0
     assert "median absolute error" in printed
+
+
+def test_the_scale_out_benchmark_measures_dispatch_throughput_and_affinity(
+    tmp_path, postgres_admin
+):
+    """A few jobs at two steps (the figures in benchmarks/RESULTS.md come from full runs):
+    PostgreSQL and Redis on this machine, as the tests in tests/cluster/ need them."""
+    from tests.cluster.conftest import REDIS_URL, _reachable
+
+    _reachable(REDIS_URL, "SFUMATO_TEST_REDIS")
+    figures, printed = run_benchmark(
+        "scale_out.py", "--jobs", "6", "--steps", "2", "--alone", "1",
+        out=tmp_path / "scale_out.json", timeout=600,
+    )  # fmt: skip
+    assert figures["one_worker"]["jobs"] == figures["two_workers"]["jobs"] == 6
+    assert figures["dispatch"]["submit_to_start_ms"] > 0
+    # two models on two workers keeping one each: with affinity each loads its model once
+    assert figures["affinity"]["with"]["model_loads"] == 2
+    assert figures["affinity"]["without"]["model_loads"] >= 2
+    assert "model loads with affinity" in printed

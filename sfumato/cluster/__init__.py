@@ -11,6 +11,7 @@ import os
 
 
 def _seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment, else ``default``."""
     try:
         return float(os.environ.get(name, default))
     except ValueError:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text, update
 
-from sfumato.cluster import heartbeat, registry, without_password
+from sfumato.cluster import _seconds, heartbeat, registry, without_password
 from sfumato.cluster.app import CANCEL, TASK, celery_app, queue_of
 from sfumato.jobs.queue import QUEUED, RUNNING
 from sfumato.jobs.runner import Runner
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from sfumato.studio import Studio
 
 log = logging.getLogger(__name__)
-RETRY_S = 5.0  # how often a worker that cannot reach the database or broker tries again
+# how often a worker that cannot reach the database or the broker tries again
+RETRY_S = _seconds("SFUMATO_RETRY_S", 5.0)
 
 
 class GenerationWorker:
@@ -68,7 +69,7 @@ class GenerationWorker:
             problem = self._unreachable()
             if problem is None:
                 return
-            log.warning("%s Retrying in %.0f s.", problem, RETRY_S)
+            log.warning("%s Retrying in %g s.", problem, RETRY_S)
             self._stop.wait(RETRY_S)
 
     def _unreachable(self) -> str | None:

@@ -34,8 +34,8 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # the tests' process launchers
 
-from tests.fixtures.cluster import Cluster, wait_for_job  # noqa: E402
-from tests.fixtures.served import Served, data_env, sfumato  # noqa: E402
+from tests.fixtures.cluster import Cluster  # noqa: E402
+from tests.fixtures.served import Served, data_env, sfumato, wait_for_job  # noqa: E402
 
 DEMO = Path(__file__).parents[1] / "sfumato" / "demo" / "weights"
 POSTGRES = os.environ.get(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, suppress
@@ -19,6 +20,7 @@ from kombu import Connection, Exchange, Queue
 from sfumato.jobs.events import EventBus, Subscription
 
 log = logging.getLogger(__name__)
+QUIET_S = 5.0  # after a failed publish, events are dropped this long, not each one retried
 EXCHANGE = Exchange("sfumato.events", type="fanout", durable=False, delivery_mode="transient")
 
 
@@ -30,6 +32,7 @@ class BrokerEvents:
         self.local = EventBus()
         self.hooks: list[Callable[[int | None, dict], None]] = []  # called on each arrival
         self._publish_lock = threading.Lock()
+        self._quiet_until = 0.0  # events are dropped until then, after a failed publish
         self._connection: Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -41,6 +44,8 @@ class BrokerEvents:
     def publish(self, user_id: int | None, event: dict) -> None:
         """Send ``event`` to ``user_id``'s streams in every API process; ``None`` for the
         processes themselves (a worker is free). Never raises: a lost event is logged."""
+        if time.monotonic() < self._quiet_until:
+            return  # the broker was away a moment ago: a job's steps do not wait for it
         body = {"user_id": user_id, "event": event}
         try:
             with self._publish_lock:
@@ -55,9 +60,10 @@ class BrokerEvents:
                     retry_policy={"max_retries": 2, "interval_start": 0.2},
                 )
         except Exception as e:
-            log.warning("an event could not reach the broker (%s): %s", self.url, e)
+            log.warning("events cannot reach the broker (%s) for now: %s", self.url, e)
             with self._publish_lock:
                 self._connection = None
+                self._quiet_until = time.monotonic() + QUIET_S
 
     def start(self) -> None:
         """Relay the broker's events to this process's streams, from a thread."""

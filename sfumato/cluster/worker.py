@@ -53,13 +53,12 @@ class GenerationWorker:
         app.task(name=TASK)(self.run_job)
         from celery.worker.control import control_command
 
-        @control_command(args=[("job_id", str)], signature="<job_id>")
-        def sfumato_cancel(state, job_id: str) -> dict:  # noqa: ARG001 (Celery's signature)
+        @control_command(name=CANCEL, args=[("job_id", str)], signature="<job_id>")
+        def cancel(state, job_id: str) -> dict:  # noqa: ARG001 (Celery's signature)
             """Stop job_id after its current step, if this worker runs it."""
             worker = _current
             return {"ok": bool(worker and worker.runner.cancel(job_id))}
 
-        assert sfumato_cancel.__name__ == CANCEL
         return app
 
     # ---- start and stop

@@ -7,22 +7,12 @@ import time
 import httpx
 import pytest
 
-from tests.fixtures.served import Served, data_env, free_port, sfumato
+from tests.fixtures.served import Served, data_env, free_port, sfumato, wait_for_job
 
 
 @pytest.fixture
 def env(tmp_path):
     return data_env(tmp_path)
-
-
-def _wait(client, job_id, until=("succeeded", "failed", "cancelled"), timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/generations/{job_id}").json()
-        if job["status"] in until and (job["status"] != "running" or job["progress"]["step"]):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{job_id} is still {job['status']}")
 
 
 def test_a_killed_server_finishes_its_jobs_after_a_restart(env):
@@ -34,7 +24,7 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(env):
     server = Served(env, port)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
         before = client.post("/v1/generations", json={"prompt": "a red circle", "seed": 1})
-        finished = _wait(client, before.json()["id"])
+        finished = wait_for_job(client, before.json()["id"])
         picture = client.get(finished["images"][0]["url"]).content
         # long enough to be killed part way (each step of 8 pictures takes a tenth of a
         # second and more here; the kill comes within one poll of the first step), and run
@@ -43,13 +33,13 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(env):
             "/v1/generations", json={"prompt": "a blue square", "steps": 40, "batch_size": 8}
         ).json()
         queued = client.post("/v1/generations", json={"prompt": "a green cross"}).json()
-        assert _wait(client, running["id"], until=("running",))["progress"]["step"] > 0
+        assert wait_for_job(client, running["id"], until=("running",))["progress"]["step"] > 0
         server.kill()
 
     server = Served(env, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
-            done = [_wait(client, job["id"]) for job in (running, queued)]
+            done = [wait_for_job(client, job["id"]) for job in (running, queued)]
             assert [job["status"] for job in done] == ["succeeded", "succeeded"]
             assert len(done[0]["images"]) == 8
             # the same seed as first drawn: the job ran again exactly as asked
@@ -84,7 +74,7 @@ def test_a_grid_killed_half_way_keeps_its_cells_and_makes_only_the_rest(env):
     server = Served(env, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
-            done = _wait(client, grid["id"])
+            done = wait_for_job(client, grid["id"])
             assert done["status"] == "succeeded"
             assert len(done["images"]) == 6 + 1  # each cell once, then the grid
             ids = [image["id"] for image in done["images"]]

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.fixtures.cluster import wait_for_job
+from tests.fixtures.served import wait_for_job
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.fixtures.cluster import EXPIRY_S, wait_for_job
+from tests.fixtures.cluster import EXPIRY_S
+from tests.fixtures.served import wait_for_job
 
 LONG = {"steps": 150}  # long enough on the demo model to act on while it runs
 

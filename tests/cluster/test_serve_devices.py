@@ -11,8 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.fixtures.cluster import wait_for_job
-from tests.fixtures.served import Served
+from tests.fixtures.served import Served, wait_for_job
 
 
 @pytest.fixture

@@ -59,7 +59,12 @@ def read_picture(source: str | Path | bytes | Image.Image, what: str = "The pict
             return _upright(rgb, orientation)
     except Image.DecompressionBombError:  # Pillow's own guard, at open, for huge claims
         raise InvalidRequest(too_large) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:  # Pillow's words would name its buffer object
+        raise InvalidRequest(
+            f"{what} is not a picture sfumato can read (PNG, JPEG, WebP, ...): its bytes are "
+            "none of those formats."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as e:
         # (ValueError: Pillow's refusal of a text chunk that inflates past MAX_TEXT_CHUNK)
         raise InvalidRequest(
             f"{what} is not a picture sfumato can read (PNG, JPEG, WebP, ...): {e}."

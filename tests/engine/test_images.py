@@ -35,8 +35,9 @@ def test_a_phones_exif_rotation_is_applied():
 
 
 def test_what_is_not_a_picture_is_a_sentence(tmp_path):
-    with pytest.raises(InvalidRequest, match="--init-image is not a picture sfumato can read"):
+    with pytest.raises(InvalidRequest, match="--init-image is not a picture sfumato can read") as e:
         read_picture(b"GIF89a but not really", "--init-image")
+    assert "object at 0x" not in e.value.message  # no Python object's name in a sentence
     whole = _bytes(Image.effect_noise((64, 64), 50).convert("RGB"))
     with pytest.raises(InvalidRequest, match="not a picture"):
         read_picture(whole[: len(whole) // 2])

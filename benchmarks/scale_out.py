@@ -17,6 +17,7 @@ on this machine, against a plain `sfumato serve` measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -25,16 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # the tests' process launchers
 
 from tests.fixtures.cluster import Cluster  # noqa: E402
+from tests.fixtures.postgres import fresh_database  # noqa: E402
 from tests.fixtures.served import Served, data_env, sfumato, wait_for_job  # noqa: E402
 
 DEMO = Path(__file__).parents[1] / "sfumato" / "demo" / "weights"
@@ -120,11 +121,10 @@ def main() -> None:
     args = parser.parse_args()
 
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    database = f"sfumato_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    cleanup = contextlib.ExitStack()
+    database_url = cleanup.enter_context(fresh_database(admin, "sfumato_bench"))
     root = Path(tempfile.mkdtemp(prefix="sfumato-scale-"))
-    cluster = Cluster(root, POSTGRES.rsplit("/", 1)[0] + f"/{database}", REDIS)
+    cluster = Cluster(root, database_url, REDIS)
     figures: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "steps": args.steps}
     try:
         # the baseline: a plain single-process server, same settings, one core
@@ -187,9 +187,7 @@ def main() -> None:
             }
     finally:
         cluster.stop()
-        admin_close = admin.connect()
-        admin_close.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin_close.close()
+        cleanup.close()  # the database dropped
         admin.dispose()
         shutil.rmtree(root, ignore_errors=True)
 

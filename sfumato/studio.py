@@ -118,7 +118,7 @@ class Studio:
         # what a server's own worker thread was running when its process died runs again;
         # what live generation workers run (a scaled-out server) is theirs to finish
         with self.db.session() as session:
-            alive = [w["name"] for w in registry.listing(session, EXPIRY_S) if w["alive"]]
+            alive = [worker.name for worker in registry.alive(session, EXPIRY_S)]
             if requeued := requeue_lost(session, alive, at_start=True):
                 log.info("%d interrupted generation(s) queued again", requeued)
         if self.config.run_worker:

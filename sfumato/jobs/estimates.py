@@ -138,8 +138,8 @@ def _quantile(values: list[float], q: float) -> float:
     return values[below] + (values[above] - values[below]) * (index - below)
 
 
-def rates_for(studio: Studio, model_name: str) -> tuple[Rates | None, str]:
-    jobs = _finished(studio)
+def rates_for(jobs: list[Job], model_name: str) -> tuple[Rates | None, str]:
+    """The rates of ``model_name`` from ``jobs`` (the finished ones), or of them all."""
     own = [j for j in jobs if j.model_name == model_name]
     if own:
         return fit(own), "this model"
@@ -154,7 +154,8 @@ def _engine(rates: Rates, settings: dict) -> float:
 
 def estimate(studio: Studio, job: Job) -> Estimate:
     """How long ``job`` (planned, not yet queued) will take here, and the queue before it."""
-    rates, basis = rates_for(studio, job.model_name)
+    finished = _finished(studio)  # read once, for this job and those ahead of it
+    rates, basis = rates_for(finished, job.model_name)
     if rates is None:
         return Estimate(None, None, None, None, None, 0, 0, basis)
     warm = job.model_name in studio.model_cache.loaded_names()
@@ -162,7 +163,7 @@ def estimate(studio: Studio, job: Job) -> Estimate:
     engine = _engine(rates, job.settings)
     save = rates.save_s * _pictures(job.settings)
     low, high = rates.spread
-    ahead, count = _ahead(studio)
+    ahead, count = _ahead(studio, finished)
     return Estimate(
         seconds=round(load + engine + save, 2),
         low=round(load + engine * low + save, 2),
@@ -175,7 +176,7 @@ def estimate(studio: Studio, job: Job) -> Estimate:
     )
 
 
-def _ahead(studio: Studio) -> tuple[float, int]:
+def _ahead(studio: Studio, finished: list[Job]) -> tuple[float, int]:
     """Seconds of the jobs queued or running now (the running one: what is left of it)."""
     with studio.db.session() as session:
         jobs = session.scalars(select(Job).where(Job.status.in_((QUEUED, RUNNING)))).all()
@@ -183,7 +184,7 @@ def _ahead(studio: Studio) -> tuple[float, int]:
     seconds, known = 0.0, {}
     for job in jobs:
         if job.model_name not in known:
-            known[job.model_name] = rates_for(studio, job.model_name)[0]
+            known[job.model_name] = rates_for(finished, job.model_name)[0]
         rates = known[job.model_name]
         if rates is None:
             continue

@@ -2,7 +2,6 @@
 pictures; preferences and model defaults filling what a request leaves out; cancelling."""
 
 import io
-import json
 import shutil
 import threading
 
@@ -15,6 +14,7 @@ from sfumato.metadata.files import read_sfumato_data
 from sfumato.metadata.read import read_info_bytes
 from tests.engine.test_openvino import LORA
 from tests.engine.test_shortcuts import _psnr
+from tests.fixtures.served import job_reached, read_events
 
 
 def test_a_generation_is_queued_at_once_and_ends_with_its_picture(server):
@@ -122,7 +122,6 @@ def test_bad_preferences_are_refused_with_the_reason(server):
 
 
 def test_progress_and_previews_arrive_on_the_event_stream(server):
-    events = []
     with server.client.stream("GET", "/v1/events", headers=server.user().headers) as stream:
         done = threading.Event()
 
@@ -131,14 +130,7 @@ def test_progress_and_previews_arrive_on_the_event_stream(server):
             done.set()
 
         threading.Thread(target=submit).start()
-        name = None
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
-                if name == "job" and events[-1][1]["status"] == "succeeded":
-                    break
+        events = read_events(stream, job_reached("succeeded"))
     done.wait(60)
     statuses = [data["status"] for name, data in events if name == "job"]
     assert statuses == ["queued", "running", "succeeded"]
@@ -247,19 +239,11 @@ def test_a_template_gives_each_picture_its_prompt_and_keeps_the_template(server,
 
 
 def test_the_hires_fix_through_v1_streams_both_passes_and_saves_the_larger_picture(server):
-    events = []
     fields = {"prompt": "a red circle on a blue background", "seed": 2, "steps": 12,
               "hr_scale": 2, "hr_second_pass_steps": 6, "denoising_strength": 0.5}  # fmt: skip
     with server.client.stream("GET", "/v1/events", headers=server.user().headers) as stream:
         threading.Thread(target=lambda: server.generate(**fields)).start()
-        name = None
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
-                if name == "job" and events[-1][1]["status"] in ("succeeded", "failed"):
-                    break
+        events = read_events(stream, job_reached("succeeded", "failed"))
     job = events[-1][1]
     assert job["status"] == "succeeded", job
     assert job["settings"]["hr_upscaler"] == "Latent" and job["settings"]["width"] == 64

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
 
-from tests.conftest import POSTGRES_ADMIN_URL, REQUIRE_POSTGRES
+from tests.conftest import REQUIRE_POSTGRES
 from tests.fixtures.cluster import Cluster
+from tests.fixtures.postgres import fresh_database
 
 REDIS_URL = os.environ.get("SFUMATO_TEST_REDIS", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("SFUMATO_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
@@ -48,14 +47,8 @@ def rabbitmq_url() -> str:
 @pytest.fixture(scope="module")
 def cluster_database(postgres_admin) -> Iterator[str]:
     """A new, empty PostgreSQL database for one module's cluster, dropped afterwards."""
-    name = f"sfumato_cluster_{uuid.uuid4().hex[:12]}"
-    with postgres_admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with postgres_admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database(postgres_admin, "sfumato_cluster") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

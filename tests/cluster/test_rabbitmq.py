@@ -3,14 +3,13 @@ events reach the API's streams, and a cancel reaches the worker (kombu's fanout 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.fixtures.served import wait_for_job
+from tests.fixtures.served import job_reached, read_events, wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +33,8 @@ def test_a_job_runs_on_a_worker_through_rabbitmq_with_live_events_and_cancel(clu
             c.stream("GET", "/v1/events", timeout=60) as stream,
         ):
             listening.set()
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    seen.append(line.split(":", 1)[1].strip())
-                elif (
-                    line.startswith("data:")
-                    and seen[-1] == "job"
-                    and json.loads(line.split(":", 1)[1])["status"] == "succeeded"
-                ):
-                    return
+            done = read_events(stream, job_reached("succeeded"))
+            seen.extend(name for name, _ in done)
 
     reader = threading.Thread(target=listen, daemon=True)
     reader.start()

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.fixtures.cluster import EXPIRY_S
-from tests.fixtures.served import wait_for_job
+from tests.fixtures.served import job_reached, read_events, wait_for_job
 
 LONG = {"steps": 150}  # long enough on the demo model to act on while it runs
 
@@ -166,16 +166,8 @@ def test_the_event_stream_shows_progress_of_a_job_on_a_worker(cluster):
 
     def listen():
         with client(cluster) as ann, ann.stream("GET", "/v1/events", timeout=60) as stream:
-            kind = None
             listening.set()
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    kind = line.split(":", 1)[1].strip()
-                elif line.startswith("data:"):
-                    data = json.loads(line.split(":", 1)[1])
-                    events.append((kind, data))
-                    if kind == "job" and data["status"] == "succeeded":
-                        return
+            events.extend(read_events(stream, job_reached("succeeded")))
 
     reader = threading.Thread(target=listen, daemon=True)
     reader.start()

@@ -151,6 +151,12 @@ class Job(Base):
     # With ``attempts`` it names one run of the job: only that run may finish it
     worker: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # an upscale's job (``jobs/upscales.py``): {"image_id" or "upload_id": the picture,
+    # "scale", "upscaler"}; None otherwise
+    upscale: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # how long the job was expected to take when it was queued (``jobs/estimates.py``), kept
+    # to tell how good the estimates are; None when nothing was known yet
+    estimate: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Worker(Base):
@@ -194,6 +200,9 @@ class Image(Base):
     # seeds go up to 2**64 - 1, past a 64-bit signed column, so they live here
     settings: Mapped[dict] = mapped_column(JSON)
     model: Mapped[dict] = mapped_column(JSON)
+    # the picture this one was made from by an upscale (None for a generation's); it may
+    # have been deleted since
+    source_image_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
 
 def owned(session, table: type[Base], user_id: int, row_id: str, what: str):

@@ -36,6 +36,15 @@ class InvalidRequest(SfumatoError):
     code = "invalid_request"
 
 
+class JobFailed(SfumatoError):
+    """A job that failed, for the doors that wait for it (A1111's, Dezgo's): the job's own
+    code and sentence, with the status its code has."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.status = code, STATUS.get(code, 500)
+
+
 class ModelNotFound(SfumatoError):
     code = "model_not_found"
     status = 404

@@ -30,6 +30,7 @@ from sfumato.api.routes import (
     openai_images,
     prompts,
     queue,
+    upscales,
     workflows,
 )
 from sfumato.api.schemas import ErrorBody
@@ -95,6 +96,7 @@ def create_app(studio: Studio) -> FastAPI:
         generations,
         grids,
         estimates,
+        upscales,
         images,
         catalog,
         prompts,

@@ -132,12 +132,17 @@ def queue_generation(
             ),
         )
     except BaseException:
-        if not made:
-            raise
         # pictures sent with a refused request are not kept: they would count against the
         # user's uploads and storage for a job that never was
-        with studio.db.session() as session:
-            for upload in session.scalars(select(Upload).where(Upload.id.in_(made))):
-                studio.files.delete(upload.file_key)
-                session.delete(upload)
+        forget_uploads(studio, made)
         raise
+
+
+def forget_uploads(studio: Studio, made: list[str]) -> None:
+    """Delete the uploads ``made`` (their files and rows)."""
+    if not made:
+        return
+    with studio.db.session() as session:
+        for upload in session.scalars(select(Upload).where(Upload.id.in_(made))):
+            studio.files.delete(upload.file_key)
+            session.delete(upload)

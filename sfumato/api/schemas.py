@@ -196,6 +196,9 @@ class ImagePublic(Public):
     favourite: bool
     settings: dict = Field(description="Everything it was made with: enough to make it again.")
     model_info: dict = Field(description="The model's name, family, hash and backend.")
+    source_image_id: str | None = Field(
+        None, description="An upscale's: the picture it was made from (it may be deleted since)."
+    )
 
     @computed_field
     @property

@@ -25,7 +25,7 @@ from sfumato.engine.checkpoint import SINGLE_FILE_SUFFIXES, ModelSource, inspect
 from sfumato.engine.loras import LoraSpec
 from sfumato.errors import ModelNotFound, SfumatoError
 
-CHECKPOINT, LORA, VAE = "checkpoint", "lora", "vae"
+CHECKPOINT, LORA, VAE, UPSCALER = "checkpoint", "lora", "vae", "upscaler"
 # sub-folder -> the kind of file A1111 and ComfyUI keep there
 KIND_FOLDERS = {
     "Stable-diffusion": CHECKPOINT,
@@ -35,6 +35,13 @@ KIND_FOLDERS = {
     "loras": LORA,
     "VAE": VAE,
     "vae": VAE,
+    # upscaler models (``sfumato/upscale``): A1111's folders by architecture, ComfyUI's one
+    "ESRGAN": UPSCALER,
+    "RealESRGAN": UPSCALER,
+    "SwinIR": UPSCALER,
+    "DAT": UPSCALER,
+    "HAT": UPSCALER,
+    "upscale_models": UPSCALER,
 }
 MAX_DEPTH = 4  # sub-folders people sort their files into, without walking a whole disk
 _HEX = re.compile(r"[0-9a-fA-F]{8,64}")
@@ -42,7 +49,7 @@ _HEX = re.compile(r"[0-9a-fA-F]{8,64}")
 
 @dataclass
 class Entry:
-    kind: str  # checkpoint, lora or vae
+    kind: str  # checkpoint, lora, vae or upscaler
     path: Path
     card: Card
     source: ModelSource | None = None  # a checkpoint's engine description, card applied
@@ -130,7 +137,8 @@ class Catalog:
         entry = Entry(kind or CHECKPOINT, path, card or Card(inferred=True), bundled=bundled)
         try:
             # one read of a file's header tells its kind and, after that, what it is
-            needed = path.is_file() and kind != VAE  # a VAE's tensors say nothing we list
+            # a VAE's tensors say nothing we list; an upscaler's are read when it is described
+            needed = path.is_file() and kind not in (VAE, UPSCALER)
             shapes, metadata = read_header(path) if needed else ({}, {})
             entry.kind = kind or _kind_of(shapes)
             if entry.kind == CHECKPOINT:

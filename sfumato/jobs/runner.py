@@ -28,6 +28,7 @@ from sfumato.jobs.queue import (
     job_images,
     set_progress,
 )
+from sfumato.jobs.upscales import execute_upscale
 from sfumato.jobs.views import Live, job_view
 from sfumato.store.tables import Job
 from sfumato.workflows.info import prompt_id
@@ -95,6 +96,8 @@ class Runner:
                 if job.workflow is not None
                 else execute_grid
                 if job.grid is not None
+                else execute_upscale
+                if job.upscale is not None
                 else execute
             )
             run(self.studio, job, on_step, cancel)

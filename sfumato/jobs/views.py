@@ -32,6 +32,7 @@ def image_view(image: Image) -> dict:
         "favourite": image.favourite,
         "settings": image.settings,
         "model_info": image.model,
+        "source_image_id": image.source_image_id,
     }
 
 

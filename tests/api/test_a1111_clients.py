@@ -16,6 +16,7 @@ import httpx
 import pytest
 import webuiapi
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from tests.fixtures.served import served_with_users
 
@@ -34,6 +35,36 @@ def server(tmp_path_factory, tiny_models):
 def _api(server, name="ann") -> webuiapi.WebUIApi:
     served, keys = server
     return webuiapi.WebUIApi(baseurl=f"{served.url}/sdapi/v1", username=name, password=keys[name])
+
+
+def test_webuiapi_extra_single_image_upscales_and_keeps_the_metadata(server):
+    api = _api(server)
+    made = api.txt2img(prompt="a red circle", seed=11, **SMALL)
+    # webuiapi's defaults: upscaler_1 "None" (a Lanczos resize in A1111), upscaling_resize 2
+    upscaled = api.extra_single_image(image=made.image)
+    assert upscaled.image.size == (128, 128)
+    assert upscaled.info == "<p>Postprocess upscale by: 2, Postprocess upscaler: None</p>"
+    # the picture says how it was made, then how it was enlarged; and is in the history
+    # webuiapi sends pictures re-encoded by Pillow, without their text: sent with its text
+    # (as the server made it), the text is kept and the upscale added
+    text = PngInfo()
+    text.add_text("parameters", made.image.info["parameters"])
+    buffer = io.BytesIO()
+    made.image.save(buffer, format="PNG", pnginfo=text)
+    served, keys = server
+    sent = {"image": base64.b64encode(buffer.getvalue()).decode()}
+    kept = httpx.post(
+        f"{served.url}/sdapi/v1/extra-single-image", json=sent, auth=("ann", keys["ann"])
+    )
+    read = api.png_info(Image.open(io.BytesIO(base64.b64decode(kept.json()["image"]))))
+    assert read.json["parameters"]["Seed"] == 11
+    assert read.info.endswith("Postprocess upscale by: 2, Postprocess upscaler: None")
+    lanczos = api.extra_single_image(image=made.image, upscaler_1="Lanczos", upscaling_resize=3)
+    assert lanczos.image.size == (192, 192)
+    with pytest.raises(RuntimeError, match="Face restoration"):
+        api.extra_single_image(image=made.image, gfpgan_visibility=0.5)
+    with pytest.raises(RuntimeError, match="No upscaler named .+Choose one of: Lanczos, Nearest"):
+        api.extra_single_image(image=made.image, upscaler_1="R-ESRGAN 4x+")
 
 
 def test_webuiapi_txt2img_img2img_with_a_mask_and_png_info(server):

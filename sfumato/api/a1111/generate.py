@@ -24,7 +24,7 @@ from sfumato.api.deps import client_address
 from sfumato.api.requests import queue_generation
 from sfumato.engine.parameters import MAX_SEED
 from sfumato.engine.request import GenerationSettings, random_seed
-from sfumato.errors import STATUS, SfumatoError
+from sfumato.errors import JobFailed
 from sfumato.jobs.queue import CANCELLED, FAILED
 from sfumato.jobs.wait import finished
 from sfumato.preferences import Preferences
@@ -102,7 +102,7 @@ async def generate(request: Request, user: User, studio: Studio, body: Txt2ImgRe
         warnings += [w for w in job.warnings or () if w not in warnings]
         if job.status == FAILED:
             code, message = job.error_code or "internal_error", job.error_message or "Failed."
-            raise _JobFailed(code, message)
+            raise JobFailed(code, message)
         if job.status == CANCELLED:
             if interrupts(request).get(user.id, 0) >= started:
                 warnings.append("Interrupted: the pictures made before it are answered.")
@@ -111,14 +111,6 @@ async def generate(request: Request, user: User, studio: Studio, body: Txt2ImgRe
             continue
         made += images
     return await _answer(studio, body, made, warnings)
-
-
-class _JobFailed(SfumatoError):
-    """A job that failed: its code and sentence, with the status the code has."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.status = code, STATUS.get(code, 500)
 
 
 async def _answer(studio: Studio, body: Txt2ImgRequest, images: list[Image], warnings):

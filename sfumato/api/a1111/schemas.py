@@ -108,3 +108,27 @@ class PngInfo(BaseModel):
     info: str = Field(description="The A1111 infotext ('' when the picture has none).")
     items: dict[str, str] = Field(description="The picture's other text metadata.")
     parameters: dict = Field(description="The settings, under the infotext's keys.")
+
+
+class ExtraSingleImageRequest(BaseModel):
+    """A1111's extras tab (``ExtrasSingleImageRequest``): one picture upscaled."""
+
+    image: str = Field(description="The picture in base64 (a data: URL prefix is fine).")
+    resize_mode: int = Field(0, description="0: by upscaling_resize (1, to a size: not here).")
+    show_extras_results: bool = True
+    gfpgan_visibility: float = Field(0, description="Face restoration: not on this server.")
+    codeformer_visibility: float = Field(0, description="Face restoration: not on this server.")
+    codeformer_weight: float = 0
+    upscaling_resize: float = Field(2, description="How many times larger each side.")
+    upscaling_resize_w: int = 512
+    upscaling_resize_h: int = 512
+    upscaling_crop: bool = True
+    upscaler_1: str = Field("None", description="GET /sdapi/v1/upscalers; None: Lanczos.")
+    upscaler_2: str = Field("None", description="Blended in: not on this server.")
+    extras_upscaler_2_visibility: float = 0
+    upscale_first: bool = False
+
+
+class ExtraSingleImageAnswer(BaseModel):
+    html_info: str = Field(description="What was done, as A1111's extras tab says it.")
+    image: str = Field(description="The upscaled picture, base64.")

@@ -15,6 +15,7 @@ hires fix, a field of the wrong type). The shape is registered for the /sdapi/ p
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Annotated, Any
 
@@ -33,6 +34,8 @@ from sfumato.api.a1111.fields import (
 from sfumato.api.a1111.generate import SOURCE, generate, interrupts, set_default
 from sfumato.api.a1111.schemas import (
     Embeddings,
+    ExtraSingleImageAnswer,
+    ExtraSingleImageRequest,
     GenerationAnswer,
     LoraItem,
     ModelItem,
@@ -49,15 +52,19 @@ from sfumato.api.a1111.schemas import (
 )
 from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_address
 from sfumato.api.routes.generations import cancel_jobs
+from sfumato.api.routes.upscales import UpscaleInput, upscaled
 from sfumato.catalog.scan import LORA
+from sfumato.catalog.upscalers import listing
 from sfumato.engine.hires import LATENT, PIXELS
 from sfumato.engine.samplers import SAMPLERS
 from sfumato.errors import (
+    InvalidRequest,
     ModelNotFound,
     NoGenerationData,
     TooLarge,
 )
 from sfumato.jobs.queue import ACTIVE, RUNNING
+from sfumato.jobs.upscales import postprocess_line
 from sfumato.metadata.read import parse_a1111, read_info_bytes, read_texts
 from sfumato.store.tables import Job, User
 from sfumato.uploads import decode_base64
@@ -202,9 +209,13 @@ def schedulers(user: ReadUser):
 
 
 @router.get("/upscalers", response_model=list[UpscalerItem], summary="A1111: upscalers")
-def upscalers(user: ReadUser):
-    """The hires fix's upscalers in pixels (hr_upscaler), in A1111's order."""
-    return [{"name": name} for name in PIXELS]
+def upscalers(user: ReadUser, studio: StudioDep):
+    """The hires fix's upscalers in pixels (hr_upscaler), in A1111's order, then the upscaler
+    models (for the extras' upscaler_1 and the hires fix), with their scale."""
+    models = [x for x in listing(studio.catalog()) if x.kind == "model" and not x.broken]
+    return [{"name": name} for name in PIXELS] + [
+        {"name": x.name, "model_name": x.architecture, "scale": x.scale} for x in models
+    ]
 
 
 @router.get(
@@ -245,6 +256,35 @@ def embeddings(user: ReadUser):
 @router.get("/scripts", response_model=Scripts, summary="A1111: scripts (none)")
 def scripts(user: ReadUser):
     return {}
+
+
+@router.post("/extra-single-image", response_model=ExtraSingleImageAnswer, summary="A1111: upscale")
+async def extra_single_image(
+    body: ExtraSingleImageRequest, request: Request, user: MakeUser, studio: StudioDep
+):
+    """The extras tab's upscale: by `upscaling_resize` with `upscaler_1` (queued like any job;
+    the picture lands in your history). Face restoration and a second upscaler are not here."""
+    studio.throttle.action("submit", user.id, client_address(request))
+    if body.resize_mode != 0:
+        raise InvalidRequest(
+            "resize_mode 1 (to a size) is not supported here: use resize_mode 0 with "
+            "upscaling_resize, the factor."
+        )
+    if body.gfpgan_visibility or body.codeformer_visibility:
+        raise InvalidRequest(
+            "Face restoration (GFPGAN, CodeFormer) is not available on this server: send "
+            "gfpgan_visibility and codeformer_visibility 0."
+        )
+    if body.extras_upscaler_2_visibility and body.upscaler_2 not in ("None", ""):
+        raise InvalidRequest(
+            "A second upscaler blended in is not supported here: send "
+            "extras_upscaler_2_visibility 0."
+        )
+    content = decode_base64(body.image, "image")
+    asked = UpscaleInput(scale=body.upscaling_resize, upscaler=body.upscaler_1, format="png")
+    job, _, picture = await upscaled(studio, user, asked, SOURCE, content)
+    info = postprocess_line(body.upscaling_resize, job.upscale["upscaler"])
+    return {"html_info": f"<p>{info}</p>", "image": base64.b64encode(picture).decode()}
 
 
 @router.post("/png-info", response_model=PngInfo, summary="A1111: how a picture was made")

@@ -8,7 +8,7 @@ with the picture's bytes and its seed in ``X-Input-Seed``.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sfumato.api.bodies import request_fields
@@ -18,6 +18,7 @@ from sfumato.api.openapi import hand_parsed_body
 from sfumato.api.requests import GenerationInput, queue_generation
 from sfumato.api.routes.catalog import TEXT_FUNCTION
 from sfumato.api.routes.images import MEDIA_TYPES
+from sfumato.api.routes.upscales import UpscaleInput, upscaled
 from sfumato.catalog.scan import CHECKPOINT
 from sfumato.engine.families import FAMILIES
 from sfumato.errors import STATUS, InvalidRequest, ModelNotFound
@@ -44,10 +45,13 @@ def _input(fields: dict) -> DezgoInput:
     try:
         return DezgoInput.model_validate(cleaned)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}" for x in e.errors()[:5]
-        )
-        raise InvalidRequest(f"The request is not valid: {problems}.") from None
+        raise InvalidRequest(f"The request is not valid: {_problems(e)}.") from None
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}" for x in error.errors()[:5]
+    )
 
 
 def _model_for(studio: Studio, user: User, family: str | None, requested: str | None) -> str | None:
@@ -138,3 +142,41 @@ for _function, _family, _needs in (
         responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
         summary=f"Dezgo-compatible {_function}",
     )
+
+
+class DezgoUpscale(BaseModel):
+    """Dezgo's upscale: the picture (base64 in JSON, or a file), and how much larger."""
+
+    model_config = ConfigDict(extra="ignore")  # face_enhance, ...: nothing this server does
+
+    image: str | None = Field(None, description="The picture, in base64 (JSON or a form).")
+    upscale_factor: float = Field(4.0, description="2 or 4 (or any factor up to 8).")
+    upscaler: str | None = Field(None, description="Left out: Lanczos; or a model's name.")
+    format: str | None = Field(None, description="png, jpg or webp; left out: png.")
+
+
+@router.post(
+    "/upscale",
+    response_class=Response,
+    openapi_extra=hand_parsed_body(DezgoUpscale, files=("image",)),
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+    summary="Dezgo-compatible upscale",
+)
+async def upscale(request: Request, user: MakeUser, studio: StudioDep) -> Response:
+    """Dezgo-compatible upscale: JSON, a form or multipart; answers with the picture, which
+    lands in the history too."""
+    studio.throttle.action("submit", user.id, client_address(request))
+    fields, files = await request_fields(request, studio.config.max_upload_bytes)
+    cleaned = {k: v for k, v in fields.items() if v not in ("", None)}
+    try:
+        body = DezgoUpscale.model_validate(cleaned)
+    except ValidationError as e:
+        raise InvalidRequest(f"The request is not valid: {_problems(e)}.") from None
+    picture = files.get("image")
+    if not picture and not body.image:
+        raise InvalidRequest("/upscale needs image (a picture).")
+    asked = UpscaleInput(
+        image=body.image, scale=body.upscale_factor, upscaler=body.upscaler, format=body.format
+    )
+    job, image, content = await upscaled(studio, user, asked, "dezgo", picture)
+    return Response(content, media_type=MEDIA_TYPES[image.format], headers={"X-Job-Id": job.id})

@@ -250,6 +250,25 @@ class Progress(Public):
     preview: str | None = Field(description="The picture as it stands, a data: URL.")
 
 
+class JobEstimate(Public):
+    """How long the job was expected to take when it was queued (``POST /v1/estimates``'
+    figures for it alone, without the queue), kept to tell how good estimates are."""
+
+    seconds: float = Field(description="Its model's load when not loaded, the engine, saving.")
+    low: float = Field(description="10th percentile of the fit's errors on past jobs.")
+    high: float = Field(description="90th percentile.")
+    load_s: float | None = Field(None, description="The model's load, included in seconds.")
+    basis: str = Field(description='"this model" or "every model on this server".')
+    based_on: int | None = Field(None, description="The finished jobs it was learned from.")
+
+
+class QueueEta(Public):
+    """A queued job's wait, from the recorded estimates of the jobs ahead of it."""
+
+    starts_in_s: float = Field(description="Seconds until it starts.")
+    done_in_s: float = Field(description="Seconds until it is done: the wait and its own.")
+
+
 class JobPublic(Public):
     id: str
     status: str = Field(description="queued, running, succeeded, failed or cancelled")
@@ -263,6 +282,12 @@ class JobPublic(Public):
     warnings: list[str]
     timings: dict | None
     queue_position: int | None
+    estimate: JobEstimate | None = Field(
+        None, description="Its expected time when queued; null when nothing was known yet."
+    )
+    eta: QueueEta | None = Field(
+        None, description="Queued jobs: when it starts and ends; null when not known."
+    )
     progress: Progress | None
     images: list[ImagePublic]
     error: ErrorDetail | None

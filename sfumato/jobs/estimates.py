@@ -7,7 +7,7 @@ cost per picture (the VAE decode and the rest); the model's load time when it is
 the saving per picture. Where a model has no finished job yet, the rates of every model here
 are used; before any job, there is nothing to say. The uncertainty is the spread of the
 fit's errors on the jobs it came from. The jobs ahead in the queue add their own estimates
-(the running one, what is left of it).
+(``jobs/eta.py``: the running ones, what is left of them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from sfumato.jobs.queue import QUEUED, RUNNING, SUCCEEDED
+from sfumato.jobs.queue import SUCCEEDED
 from sfumato.quotas import megapixel_steps
 from sfumato.store.tables import Job
 
@@ -60,11 +60,20 @@ class Estimate:
         low, high = _seconds(self.low).removesuffix(" s"), _seconds(self.high)
         text = f"about {_seconds(self.seconds)} ({low}-{high})"
         if self.jobs_ahead:
-            text += f", after {self.jobs_ahead} job(s) ahead: about {_seconds(self.ahead_s)}"
+            wait = "not known" if self.ahead_s is None else f"about {_seconds(self.ahead_s)}"
+            text += f", after {self.jobs_ahead} job(s) ahead: {wait}"
         return text
 
     def to_dict(self) -> dict:
         return asdict(self) | {"said": self.said}
+
+    def recorded(self) -> dict | None:
+        """What a job keeps of it (``Job.estimate``): this job alone, without the queue
+        (the queue ahead changes while it waits); None when nothing was known."""
+        if self.seconds is None:
+            return None
+        return {"seconds": self.seconds, "low": self.low, "high": self.high,
+                "load_s": self.load_s, "basis": self.basis, "based_on": self.based_on}  # fmt: skip
 
 
 def _seconds(value: float | None) -> str:
@@ -73,11 +82,16 @@ def _seconds(value: float | None) -> str:
     return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
 
 
-def _finished(studio: Studio) -> list[Job]:
+def finished_jobs(studio: Studio) -> list[Job]:
     with studio.db.session() as session:
         jobs = session.scalars(
             select(Job)
-            .where(Job.status == SUCCEEDED, Job.workflow.is_(None), Job.grid.is_(None))
+            .where(
+                Job.status == SUCCEEDED,
+                Job.workflow.is_(None),
+                Job.grid.is_(None),
+                Job.upscale.is_(None),  # an upscale is no generation: it has no steps
+            )
             .order_by(Job.finished_at.desc())
             .limit(RECENT)
         ).all()
@@ -152,44 +166,36 @@ def _engine(rates: Rates, settings: dict) -> float:
     return rates.per_work * megapixel_steps(settings) + rates.per_picture * _pictures(settings)
 
 
-def estimate(studio: Studio, job: Job) -> Estimate:
-    """How long ``job`` (planned, not yet queued) will take here, and the queue before it."""
-    finished = _finished(studio)  # read once, for this job and those ahead of it
+def estimate(studio: Studio, job: Job, finished: list[Job] | None = None) -> Estimate:
+    """How long ``job`` (planned, not yet queued) will take here, alone (``jobs/eta.py`` adds
+    the queue before it). ``finished``: the finished jobs, when the caller read them."""
+    if finished is None:
+        finished = finished_jobs(studio)
     rates, basis = rates_for(finished, job.model_name)
     if rates is None:
         return Estimate(None, None, None, None, None, 0, 0, basis)
-    warm = job.model_name in studio.model_cache.loaded_names()
+    warm = job.model_name in _warm(studio)
     load = 0.0 if warm else rates.load_s
     engine = _engine(rates, job.settings)
     save = rates.save_s * _pictures(job.settings)
     low, high = rates.spread
-    ahead, count = _ahead(studio, finished)
     return Estimate(
         seconds=round(load + engine + save, 2),
         low=round(load + engine * low + save, 2),
         high=round(load + engine * high + save, 2),
         load_s=round(load, 2),
-        ahead_s=round(ahead, 2),
-        jobs_ahead=count,
+        ahead_s=0.0,
+        jobs_ahead=0,
         based_on=rates.jobs,
         basis=basis,
     )
 
 
-def _ahead(studio: Studio, finished: list[Job]) -> tuple[float, int]:
-    """Seconds of the jobs queued or running now (the running one: what is left of it)."""
-    with studio.db.session() as session:
-        jobs = session.scalars(select(Job).where(Job.status.in_((QUEUED, RUNNING)))).all()
-        session.expunge_all()
-    seconds, known = 0.0, {}
-    for job in jobs:
-        if job.model_name not in known:
-            known[job.model_name] = rates_for(finished, job.model_name)[0]
-        rates = known[job.model_name]
-        if rates is None:
-            continue
-        left = 1.0
-        if job.status == RUNNING and job.total:
-            left = max(0.0, 1 - (job.step or 0) / job.total)
-        seconds += _engine(rates, job.settings) * left + rates.save_s
-    return seconds, len(jobs)
+def _warm(studio: Studio) -> set[str]:
+    """The models loaded now: in this process, or held by a live generation worker (a
+    scaled-out server's API process loads none itself)."""
+    held = set(studio.model_cache.loaded_names())
+    for worker in studio.dispatch.workers():
+        if worker["alive"]:
+            held.update(worker["models"] or [])
+    return held

@@ -12,7 +12,9 @@ from sfumato.catalog.scan import Models, find_checkpoint
 from sfumato.engine.request import GenerationRequest
 from sfumato.errors import InvalidRequest, ModelNotFound
 from sfumato.generation import GenerationJob
-from sfumato.jobs.queue import enqueue, queue_positions
+from sfumato.jobs.estimates import estimate
+from sfumato.jobs.eta import queue_now
+from sfumato.jobs.queue import enqueue
 from sfumato.jobs.views import job_view
 from sfumato.preferences import Preferences, apply_preferences
 from sfumato.quotas import check_job
@@ -112,8 +114,12 @@ def plan_job(
 
 
 def admit(studio: Studio, job: Job) -> Job:
-    """Queue a job made by any door: the user's quotas and queue limit checked, the streams
-    told, the worker woken."""
+    """Queue a job made by any door: the user's quotas and queue limit checked, its
+    estimate recorded, the streams told, the worker woken."""
+    if job.workflow is None and job.upscale is None:
+        # kept to tell later how good estimates are, and to give the jobs behind it an ETA
+        # without fitting again; a graph's runs its own nodes, an upscale has no steps
+        job.estimate = estimate(studio, job).recorded()
     with studio.db.session() as session:
         site = read_site(session)
         # the user as stored now: the admin may have changed their limits since they logged in
@@ -123,8 +129,9 @@ def admit(studio: Studio, job: Job) -> Job:
             # restart or a change of the setting
             job.timings = {"limit_s": limits.job_seconds}
         enqueue(session, job, site.max_queued_per_user)
-        position = queue_positions(session).get(job.id)
+        queue = queue_now(studio, session)
     # told before the worker is woken, so that "queued" reaches the streams before "running"
-    studio.events.publish(job.user_id, {"type": "job", "job": job_view(job, [], position)})
+    view = job_view(job, [], queue.positions.get(job.id), eta=queue.etas.get(job.id))
+    studio.events.publish(job.user_id, {"type": "job", "job": view})
     studio.dispatch.wake()
     return job

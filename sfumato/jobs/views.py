@@ -37,8 +37,13 @@ def image_view(image: Image) -> dict:
 
 
 def job_view(
-    job: Job, images: list[Image], position: int | None = None, live: Live | None = None
+    job: Job,
+    images: list[Image],
+    position: int | None = None,
+    live: Live | None = None,
+    eta: dict | None = None,
 ) -> dict:
+    """``eta``: a queued job's start and end, seconds from now (``jobs/eta.py``)."""
     view = {
         "id": job.id,
         "status": job.status,
@@ -52,6 +57,8 @@ def job_view(
         "warnings": job.warnings,
         "timings": job.timings or None,
         "queue_position": position,
+        "estimate": job.estimate,
+        "eta": eta if job.status == "queued" else None,
         "progress": None,
         "images": [image_view(image) for image in images],
         "error": None,

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sfumato.api.deps import MakeUser, StudioDep
-from sfumato.api.requests import GenerationInput
-from sfumato.jobs.estimates import Estimate, estimate
+from sfumato.api.requests import GenerationInput, forget_uploads, picture_upload
+from sfumato.jobs.estimates import Estimate
+from sfumato.jobs.eta import estimate_in_queue
 from sfumato.jobs.submit import plan_job
 
 router = APIRouter(prefix="/v1", tags=["generations"])
@@ -25,7 +26,9 @@ class EstimatePublic(BaseModel):
     low: float | None = Field(description="The fit's errors on past jobs: 10th percentile.")
     high: float | None = Field(description="90th percentile.")
     load_s: float | None = Field(description="The model's load, included in seconds.")
-    ahead_s: float | None = Field(description="The jobs queued or running before it.")
+    ahead_s: float | None = Field(
+        description="Seconds until it would start: the jobs queued or running before it."
+    )
     jobs_ahead: int
     based_on: int = Field(description="The finished jobs the rates come from.")
     basis: str = Field(description='"this model", "every model on this server", "nothing yet".')
@@ -33,10 +36,18 @@ class EstimatePublic(BaseModel):
 
 
 def _estimate(studio, user, body: GenerationInput) -> Estimate:
-    # init_image is not read for an estimate: it is counted as text-to-image (image-to-image
-    # runs only its strength's share of the steps: less)
-    job = plan_job(studio, user, body.to_request(), body.model, body.format)
-    return estimate(studio, job)
+    # the pictures are read and checked as a generation's are (a bad one is the same 400),
+    # and image-to-image counts only its strength's share of the steps; an estimate keeps
+    # no upload it made from base64
+    made: list[str] = []
+    try:
+        init = picture_upload(studio, user, body.init_image, "init_image", made)
+        mask = picture_upload(studio, user, body.mask_image, "mask_image", made)
+        request = body.to_request()
+        job = plan_job(studio, user, request, body.model, body.format, "api", init, mask)
+        return estimate_in_queue(studio, job)
+    finally:
+        forget_uploads(studio, made)
 
 
 @router.post("/estimates", response_model=EstimatePublic, summary="How long a generation takes")

@@ -14,7 +14,8 @@ from sfumato.api.deps import MakeUser, ReadUser, SessionDep, StudioDep, client_a
 from sfumato.api.requests import GenerationInput, queue_generation
 from sfumato.api.schemas import JobList, JobPublic
 from sfumato.errors import Conflict
-from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images, queue_positions
+from sfumato.jobs.eta import QueueNow, queue_now
+from sfumato.jobs.queue import ACTIVE, cancel_queued, job_images
 from sfumato.jobs.views import job_view
 from sfumato.store.tables import Job, owned
 from sfumato.studio import Studio
@@ -22,12 +23,14 @@ from sfumato.studio import Studio
 router = APIRouter(prefix="/v1", tags=["generations"])
 
 
-def view(studio: Studio, session, job: Job, positions: dict[str, int] | None = None) -> dict:
-    """``positions``: the queue's order, when the caller shows several jobs."""
-    position = None
+def view(studio: Studio, session, job: Job, queue: QueueNow | None = None) -> dict:
+    """``queue``: the queue's order and ETAs, when the caller shows several jobs."""
+    position = eta = None
     if job.status == "queued":
-        position = (positions if positions is not None else queue_positions(session)).get(job.id)
-    return job_view(job, job_images(session, job.id), position, studio.dispatch.live(job.id))
+        queue = queue if queue is not None else queue_now(studio, session)
+        position, eta = queue.positions.get(job.id), queue.etas.get(job.id)
+    images = job_images(session, job.id)
+    return job_view(job, images, position, studio.dispatch.live(job.id), eta)
 
 
 def public(job: dict) -> dict:
@@ -89,8 +92,8 @@ def list_jobs(
     if active:
         query = query.where(Job.status.in_(ACTIVE))
     jobs = list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
-    positions = queue_positions(session)  # once, not once per job
-    return {"generations": [view(studio, session, job, positions) for job in jobs]}
+    queue = queue_now(studio, session)  # once, not once per job
+    return {"generations": [view(studio, session, job, queue) for job in jobs]}
 
 
 @router.get(
@@ -125,8 +128,8 @@ async def events(user: ReadUser, studio: StudioDep) -> AsyncIterable[ServerSentE
     def active() -> list[dict]:
         with studio.db.session() as session:
             query = select(Job).where(Job.user_id == user.id, Job.status.in_(ACTIVE))
-            positions = queue_positions(session)
-            return [view(studio, session, job, positions) for job in session.scalars(query)]
+            queue = queue_now(studio, session)
+            return [view(studio, session, job, queue) for job in session.scalars(query)]
 
     # FastAPI sends keep-alive comments while the stream is quiet, and ends this generator
     # when the client goes away (which unsubscribes it)

@@ -10,7 +10,8 @@ from sfumato.api.deps import AdminUser, SessionDep, StudioDep
 from sfumato.api.routes.generations import announce, view
 from sfumato.api.schemas import AdminJobList, JobPublic, WorkerList
 from sfumato.errors import NotFound
-from sfumato.jobs.queue import ACTIVE, RUNNING, cancel_queued, queue_positions
+from sfumato.jobs.eta import queue_now
+from sfumato.jobs.queue import ACTIVE, RUNNING, cancel_queued
 from sfumato.store.tables import Job, User
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 def list_jobs(user: AdminUser, studio: StudioDep, session: SessionDep):
     """Oldest first; each job with its owner's `username` and its `position` in the order
     the worker will take them (0: running now, 1: next, ...)."""
-    positions = queue_positions(session)
+    queue = queue_now(studio, session)
     rows = session.execute(
         select(Job, User.username)
         .join(User, User.id == Job.user_id)
@@ -29,9 +30,9 @@ def list_jobs(user: AdminUser, studio: StudioDep, session: SessionDep):
     ).all()
     jobs = []
     for job, username in rows:
-        position = 0 if job.status == RUNNING else positions.get(job.id)
+        position = 0 if job.status == RUNNING else queue.positions.get(job.id)
         jobs.append(
-            view(studio, session, job, positions) | {"username": username, "position": position}
+            view(studio, session, job, queue) | {"username": username, "position": position}
         )
     return {"jobs": jobs}
 

@@ -105,6 +105,7 @@ function modelChanged() {
   fillLoraPicker();
   keywords.modelChanged(model?.name);
   tokens.refresh();
+  estimateSoon();
 }
 
 function fillSizes(width, height) {
@@ -179,6 +180,7 @@ async function takePicture(file) {
     mask.attach($("#mask-canvas"), upload.width, upload.height);
     $("#picture-tools").hidden = false;
     $("#picture-note").textContent = `${file.name || "Pasted picture"}: ${upload.width}×${upload.height}.`;
+    estimateSoon();
   } catch (error) {
     showError(error, box);
   }
@@ -189,6 +191,7 @@ function removePicture() {
   $("#picture-tools").hidden = true;
   $("#picture-file").value = "";
   mask.clear();
+  estimateSoon();
 }
 
 async function readSettings() {
@@ -238,6 +241,7 @@ export function applySettings(settings, modelName) {
   $("#lora-rows").replaceChildren();
   for (const [name, weight] of settings.loras || []) addLora(name, weight);
   tokens.refresh();
+  estimateSoon();
   $("#advanced").open = true;
 }
 
@@ -279,7 +283,54 @@ function requestBody() {
       denoising_strength: number("#hr-denoise"), hr_second_pass_steps: number("#hr-steps"),
     });
   }
+  if (state.picture) {  // image-to-image: no hires fix; its strength's share of the steps
+    for (const name of ["hr_scale", "hr_upscaler", "denoising_strength", "hr_second_pass_steps"]) delete body[name];
+    body.init_image = state.picture.upload.id;
+    body.strength = Number($("#strength").value);
+  }
   return body;
+}
+
+// ---- how long it will take, said before it starts (POST /v1/estimates): asked again half a
+// second after the settings stop changing, never twice for the same settings, and an answer
+// overtaken by a newer question is dropped
+
+let estimateTimer = null;
+let estimateAsked = "";
+let estimating = 0;
+
+export function duration(seconds) {
+  return seconds < 90 ? `${Math.max(1, Math.round(seconds))} s` : `${Math.round(seconds / 60)} min`;
+}
+
+function estimateSoon(again = false) {
+  if (again) estimateAsked = ""; // a job finished: the server knows more, or the queue moved
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(showEstimate, 500);
+}
+
+async function showEstimate() {
+  // the time does not depend on the words or the seed: typing the prompt asks nothing
+  const body = { ...requestBody(), prompt: "a picture", negative_prompt: undefined, seed: undefined };
+  const asked = JSON.stringify(body);
+  if (asked === estimateAsked) return;
+  estimateAsked = asked;
+  const number = ++estimating;
+  const line = $("#generate-estimate");
+  try {
+    const found = await api("/v1/estimates", { method: "POST", json: body });
+    if (number !== estimating) return;
+    line.textContent = found.seconds === null
+      ? "Time: not known yet (this server learns its speed from its first picture)."
+      : `About ${duration(found.seconds)}` + (found.jobs_ahead
+        ? `, after ${found.jobs_ahead === 1 ? "1 job" : `${found.jobs_ahead} jobs`} ahead (about ${duration(found.ahead_s)}).`
+        : ".");
+    line.title = found.seconds === null ? "" : `Likely ${duration(found.low)} to ${duration(found.high)}, learned from ${found.based_on} finished job(s) (${found.basis}).`;
+  } catch {
+    if (number !== estimating) return;
+    line.textContent = ""; // a mistake in the settings is said when Generate is pressed
+    line.title = "";
+  }
 }
 
 async function submit(event) {
@@ -297,9 +348,6 @@ async function submit(event) {
   button.disabled = true;
   try {
     if (state.picture) {
-      for (const name of ["hr_scale", "hr_upscaler", "denoising_strength", "hr_second_pass_steps"]) delete body[name];
-      body.init_image = state.picture.upload.id;
-      body.strength = Number($("#strength").value);
       const painted = await mask.toBlob();
       if (painted) {
         const upload = new FormData();
@@ -355,9 +403,14 @@ function updateProgress(job, progress) {
   const text = $("#progress-text");
   const bar = $("#progress-bar");
   if (job.status === "queued") {
-    text.textContent = job.queue_position
-      ? `Waiting in the queue: ${job.queue_position === 1 ? "next" : `position ${job.queue_position}`}.`
-      : "Waiting in the queue.";
+    const place = job.queue_position
+      ? `Waiting in the queue: ${job.queue_position === 1 ? "next" : `position ${job.queue_position}`}`
+      : "Waiting in the queue";
+    const starts = job.eta
+      ? (job.eta.starts_in_s < 1 ? " · starts now" : ` · starts in about ${duration(job.eta.starts_in_s)}`)
+      : "";
+    const takes = job.estimate ? `, then about ${duration(job.estimate.seconds)}` : "";
+    text.textContent = `${place}${starts}${takes}.`;
     bar.removeAttribute("value");
   } else if (job.status === "running") {
     const p = progress || job.progress || {};
@@ -382,6 +435,7 @@ function updateJob(job) {
   if (!known || RANK[job.status] < RANK[known.status]) return; // not ours, or older news
   state.jobs.set(job.id, job);
   updateProgress(job);
+  if (job.status !== known.status) estimateSoon(true); // the queue moved, or a job taught more
   if (["succeeded", "failed", "cancelled"].includes(job.status) && job.id === current) {
     $("#progress").hidden = true;
     $("#live-preview").hidden = true;
@@ -481,6 +535,8 @@ function wire() {
   keywords.watchKeywords();
   const form = $("#generate-form");
   form.addEventListener("submit", submit);
+  form.addEventListener("input", () => estimateSoon());
+  form.addEventListener("change", () => estimateSoon());
   form.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit(event);
   });

@@ -165,6 +165,14 @@ def generate(
     ] = 0,
     data_dir: DataDirOption = None,
     models_dir: ModelsDirOption = None,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Say how long it would take on this machine (learned from the CLI's past "
+            "runs here) and exit without generating.",
+        ),
+    ] = False,
     parameters: dict | None = None,  # the generation parameters' options (cli_options)
 ) -> None:
     """Make a picture from a prompt.
@@ -174,6 +182,8 @@ def generate(
     Example: sfumato generate "a lighthouse at dusk, oil painting" -o lighthouse.png
     """
     with user_errors():
+        import time
+
         from PIL import Image
 
         from sfumato.engine.backends import check_backend
@@ -221,6 +231,12 @@ def generate(
             + (f" · {_hires_label(s)}" if s.hires else ""),
             highlight=False,
         )
+        if estimate:
+            from sfumato.timings import estimate_run
+
+            out.print(estimate_run(job.data, job.source.name, s.to_dict()).said, highlight=False)
+            return
+        started = time.perf_counter()
         loading = "Loading the model"
         if dtype == INT8:
             loading += " (quantized to int8 at its first load: minutes)"
@@ -228,6 +244,7 @@ def generate(
             loading += " (converted for OpenVINO at its first load: up to a minute)"
         with err.status(f"{loading}..."):
             job.load()
+        loaded = time.perf_counter()
         with Progress(
             TextColumn("Generating"),
             BarColumn(),
@@ -247,7 +264,15 @@ def generate(
                         size = s.hires_size if step.done > s.steps else (s.width, s.height)
                         step.preview(index).resize(size, Image.Resampling.BILINEAR).save(frame)
 
-            saved = job.run(on_step)
+            images = job.render(on_step)
+        rendered = time.perf_counter()
+        saved = job.save(images, job.outputs, job.overwrite)
+        # timed, for the next --estimate (the CLI keeps no other history)
+        from sfumato.timings import record
+
+        record(job.data, job.source.name, s.to_dict(), {"load_s": round(loaded - started, 4),
+               "engine_s": round(rendered - loaded, 4),
+               "save_s": round(time.perf_counter() - rendered, 4)})  # fmt: skip
         for path, image_seed in saved:
             out.print(f"Saved {path} (seed {image_seed})", highlight=False)
 

@@ -23,6 +23,7 @@ from sfumato.quotas import megapixel_steps
 from sfumato.store.tables import Job
 
 if TYPE_CHECKING:
+    from sfumato.store.db import Database
     from sfumato.studio import Studio
 
 RECENT = 200  # finished jobs read: the machine's speed drifts, old jobs say less
@@ -82,8 +83,10 @@ def _seconds(value: float | None) -> str:
     return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
 
 
-def finished_jobs(studio: Studio) -> list[Job]:
-    with studio.db.session() as session:
+def finished_jobs(db: Database) -> list[Job]:
+    """The last finished generations with their timings (grids, graphs and upscales are
+    timed otherwise)."""
+    with db.session() as session:
         jobs = session.scalars(
             select(Job)
             .where(
@@ -170,14 +173,20 @@ def estimate(studio: Studio, job: Job, finished: list[Job] | None = None) -> Est
     """How long ``job`` (planned, not yet queued) will take here, alone (``jobs/eta.py`` adds
     the queue before it). ``finished``: the finished jobs, when the caller read them."""
     if finished is None:
-        finished = finished_jobs(studio)
-    rates, basis = rates_for(finished, job.model_name)
+        finished = finished_jobs(studio.db)
+    warm = job.model_name in _warm(studio)
+    return estimate_from(finished, job.model_name, job.settings, warm)
+
+
+def estimate_from(finished: list[Job], model_name: str, settings: dict, warm: bool) -> Estimate:
+    """How long a job of ``model_name`` with ``settings`` takes, learned from ``finished``;
+    ``warm``: the model is loaded already."""
+    rates, basis = rates_for(finished, model_name)
     if rates is None:
         return Estimate(None, None, None, None, None, 0, 0, basis)
-    warm = job.model_name in _warm(studio)
     load = 0.0 if warm else rates.load_s
-    engine = _engine(rates, job.settings)
-    save = rates.save_s * _pictures(job.settings)
+    engine = _engine(rates, settings)
+    save = rates.save_s * _pictures(settings)
     low, high = rates.spread
     return Estimate(
         seconds=round(load + engine + save, 2),

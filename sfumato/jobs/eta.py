@@ -89,7 +89,7 @@ class _Seconds:
             return job.estimate["seconds"]
         if job.id not in self.made:
             if self.finished is None:
-                self.finished = finished_jobs(self.studio)
+                self.finished = finished_jobs(self.studio.db)
             found = estimate(self.studio, job, self.finished)
             self.made[job.id] = found.seconds
         return self.made[job.id]

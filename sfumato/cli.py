@@ -17,6 +17,7 @@ from sfumato.cli_models import models_app
 from sfumato.cli_options import with_parameters
 from sfumato.cli_prompts import tokenize
 from sfumato.cli_server import audit_log, keys_app, serve, settings_app, users_app
+from sfumato.cli_upscale import upscale
 from sfumato.cli_workers import worker, workers_app
 from sfumato.cli_workflows import workflow_app
 from sfumato.console import (
@@ -426,6 +427,7 @@ app.add_typer(settings_app, name="settings")
 app.command("audit")(audit_log)
 app.command()(tokenize)
 app.command()(grid)
+app.command()(upscale)
 app.add_typer(workflow_app, name="workflow")
 app.command()(worker)
 app.add_typer(workers_app, name="workers")

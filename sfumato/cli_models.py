@@ -21,6 +21,21 @@ models_app = typer.Typer(
 KINDS = {"models": "checkpoint", "loras": "lora", "vaes": "vae"}
 
 
+def _list_upscalers(catalog, as_json: bool) -> None:
+    from sfumato.catalog.upscalers import listing
+
+    rows = listing(catalog)
+    if as_json:
+        out.print_json(json.dumps([row.to_dict() for row in rows]))
+        return
+    table = Table("Name", "Kind", "Architecture", "Scale", box=None)
+    table.add_column("Problem", overflow="fold")
+    for row in rows:
+        scale = f"{row.scale}x" if row.scale else ("any" if row.kind == "resize" else "")
+        table.add_row(row.name, row.kind, row.architecture or "", scale, row.broken or "")
+    out.print(table)
+
+
 def _catalog(data_dir, models_dir):
     from sfumato.catalog.scan import Catalog
     from sfumato.datadir import DataDir
@@ -43,7 +58,9 @@ def list_models(
         bool,
         typer.Option("--all-versions", help="Every version, hidden and deprecated ones too."),
     ] = False,
-    kind: Annotated[str, typer.Option("--kind", help="models, loras or vaes.")] = "models",
+    kind: Annotated[
+        str, typer.Option("--kind", help="models, loras, vaes or upscalers.")
+    ] = "models",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     data_dir: DataDirOption = None,
     models_dir: ModelsDirOption = None,
@@ -52,9 +69,12 @@ def list_models(
     with user_errors():
         from sfumato.errors import InvalidRequest
 
-        if kind not in KINDS:
-            raise InvalidRequest(f"--kind is models, loras or vaes, not '{kind}'.")
+        if kind not in (*KINDS, "upscalers"):
+            raise InvalidRequest(f"--kind is models, loras, vaes or upscalers, not '{kind}'.")
         _, folders, catalog = _catalog(data_dir, models_dir)
+        if kind == "upscalers":
+            _list_upscalers(catalog, as_json)
+            return
         entries = catalog.listing(KINDS[kind], all_versions, family, category)
         from sfumato.catalog.views import entry_view
 

@@ -298,3 +298,35 @@ def test_info_gives_the_command_that_makes_the_same_picture_loras_and_shortcuts_
     assert again.exit_code == 0, again.output
     a, b = (Image.open(tmp_path / n) for n in ("a.png", "b.png"))
     assert a.tobytes() == b.tobytes()
+
+
+def test_upscale_enlarges_a_picture_and_keeps_its_metadata(installed, tmp_path):
+    from sfumato.metadata.read import read_info, read_texts
+    from tests.fixtures.upscaler_files import compact_pth
+
+    made = tmp_path / "fox.png"
+    assert run("generate", "a red fox", "--seed", "5", *FAST, "-o", str(made)).exit_code == 0
+    result = run("upscale", str(made), "--scale", "3")
+    assert result.exit_code == 0, result.output
+    assert "fox-x3.png (192x192, Lanczos)" in result.output
+    larger = tmp_path / "fox-x3.png"
+    assert Image.open(larger).size == (192, 192)
+    assert read_info(larger).seed == 5
+    assert read_texts(larger)["parameters"].endswith(
+        "Postprocess upscale by: 3, Postprocess upscaler: Lanczos"
+    )
+    # a model in A1111's folder, by name; listed with its scale
+    (installed.models / "ESRGAN").mkdir()
+    compact_pth(installed.models / "ESRGAN" / "2x-Compact.pth")
+    listed = json.loads(run("models", "list", "--kind", "upscalers", "--json").output)
+    assert {"name": "2x-Compact", "kind": "model", "architecture": "RealESRGAN Compact",
+            "scale": 2, "broken": None} in listed  # fmt: skip
+    out = tmp_path / "fox-2x.webp"
+    result = run("upscale", str(made), "-s", "2", "-m", "2x-compact", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (128, 128)
+    assert run("upscale", str(made), "-s", "2", "-m", "2x-compact", "-o", str(out)).exit_code == 1
+    refused = run("upscale", str(made), "-m", "UltraMega")
+    assert refused.exit_code == 1 and "Choose one of: Lanczos, Nearest, 2x-Compact (2x)" in (
+        refused.output
+    )

@@ -2,6 +2,7 @@
 would (and on the server's disk where that is the point)."""
 
 import io
+import os
 import re
 
 import httpx
@@ -259,3 +260,29 @@ def test_log_out_and_back_in(page):
     page.fill("#login-form [name=password]", "a long password")
     page.click("#login-submit")
     page.wait_for_selector("#page-generate:not([hidden])")
+
+
+def test_a_picture_upscaled_from_its_view_opens_as_a_new_picture_of_the_history(page, served):
+    _generate(page, "a red circle on a blue background")
+    page.click("nav a[data-page=history]")
+    page.wait_for_selector("#history-grid li")
+    [source] = page.eval_on_selector_all(
+        "#history-grid li", "items => items.map(i => i.dataset.image)"
+    )
+    page.click(f'#history-grid li[data-image="{source}"] button.thumb')
+    page.wait_for_selector("#image-dialog[open]")
+    page.select_option("#dialog-actions .upscale select[aria-label='Upscale by']", "4")
+    page.select_option("#dialog-actions .upscale select[aria-label=Upscaler]", "Lanczos")
+    page.click("#dialog-actions .upscale button")
+    # the new picture opens on its own when it is ready, 4x the demo's 64 px
+    page.wait_for_function(
+        "document.querySelector('#dialog-details').textContent.includes('256x256')"
+    )
+    assert "from an earlier picture" in page.text_content("#dialog-details")
+    assert page.eval_on_selector("#dialog-image", "img => img.naturalWidth") == 256
+    ids = page.eval_on_selector_all("#history-grid li", "items => items.map(i => i.dataset.image)")
+    assert len(ids) == 2 and ids[1] == source
+    made = _api(page, f"/v1/images/{ids[0]}").json()
+    assert made["source_image_id"] == source and made["width"] == 256
+    if os.environ.get("SFUMATO_TEST_SCREENSHOTS"):  # for a person to look at
+        page.screenshot(path=os.environ["SFUMATO_TEST_SCREENSHOTS"] + "/upscaled.png")

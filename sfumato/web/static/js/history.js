@@ -1,5 +1,5 @@
 // History: every picture, newest first, loading more as you scroll; filters; a picture opened
-// with all its settings; favourites; deleting one or many at once.
+// with all its settings; favourites; upscaling; deleting one or many at once.
 
 import { api } from "./api.js";
 import { $, el, paramsList, toast } from "./ui.js";
@@ -7,6 +7,8 @@ import { onEvent } from "./main.js";
 import { applySettings } from "./generate.js";
 
 const state = { cursor: null, loading: false, done: false, selecting: false, stale: true };
+const upscales = new Set(); // the upscale jobs started here, followed until they end
+let upscalers = null; // GET /v1/upscalers, read once
 let observer = null;
 
 function filters() {
@@ -60,7 +62,9 @@ function open(image, item) {
   const dialog = $("#image-dialog");
   $("#dialog-image").src = image.url;
   $("#dialog-image").alt = image.prompt;
-  $("#dialog-details").replaceChildren(paramsList(image.settings, { Model: image.model, Made: new Date(image.created_at).toLocaleString() }));
+  const about = { Model: image.model, Made: new Date(image.created_at).toLocaleString() };
+  if (image.source_image_id) about.Upscaled = `${image.width}x${image.height}, from an earlier picture`;
+  $("#dialog-details").replaceChildren(paramsList(image.settings, about));
   const favourite = el("button", { type: "button", text: image.favourite ? "★ Favourite" : "☆ Favourite", "aria-pressed": String(image.favourite) });
   favourite.addEventListener("click", async () => {
     try {
@@ -75,6 +79,7 @@ function open(image, item) {
     el("a", { href: image.url, download: `sfumato-${image.seed}.${image.format}`, class: "button-like", text: "Download" }),
     el("button", { type: "button", text: "Reuse settings", onclick: () => { dialog.close(); applySettings(image.settings, image.model); location.hash = "#generate"; } }),
     favourite,
+    upscaleControl(image),
     el("button", { type: "button", class: "danger", text: "Delete", onclick: async () => {
       try {
         await api(`/v1/images/${image.id}`, { method: "DELETE" });
@@ -84,6 +89,42 @@ function open(image, item) {
       } catch (error) { toast(error.message); }
     } }));
   dialog.showModal();
+}
+
+// "Upscale": the picture made larger by a factor with an upscaler; the result is a new picture
+// of the history, opened when it is ready
+function upscaleControl(image) {
+  const factor = el("select", { "aria-label": "Upscale by" },
+    ...[2, 3, 4].map((n) => el("option", { value: n, text: `${n}x` })));
+  const upscaler = el("select", { "aria-label": "Upscaler" },
+    ...(upscalers || [{ name: "Lanczos" }]).map((u) => el("option", { value: u.name, text: u.scale ? `${u.name} (${u.scale}x)` : u.name })));
+  const button = el("button", { type: "button", text: "Upscale", onclick: async () => {
+    button.disabled = true;
+    try {
+      const job = await api("/v1/upscales", { method: "POST", json: { image_id: image.id, scale: Number(factor.value), upscaler: upscaler.value } });
+      upscales.add(job.id);
+      toast(`Upscaling to ${image.width * factor.value}x${image.height * factor.value}: it opens when ready.`);
+    } catch (error) {
+      toast(error.message);
+    } finally {
+      button.disabled = false;
+    }
+  } });
+  return el("span", { class: "row upscale" }, factor, upscaler, button);
+}
+
+async function upscaleEnded(job) {
+  upscales.delete(job.id);
+  if (job.status !== "succeeded") {
+    toast(job.error?.message || "The upscale was cancelled.");
+    return;
+  }
+  await reload();
+  const made = job.images[0];
+  const item = document.querySelector(`#history-grid [data-image="${made.id}"]`);
+  const dialog = $("#image-dialog");
+  if (dialog.open) dialog.close();
+  open(made, item || el("li"));
 }
 
 function toggleSelecting() {
@@ -113,6 +154,7 @@ async function deleteSelected() {
 
 export async function init() {
   const models = await api("/v1/models");
+  upscalers = (await api("/v1/upscalers")).upscalers.filter((u) => !u.broken);
   $("#history-model").replaceChildren(el("option", { value: "", text: "All models" }),
     ...models.models.map((m) => el("option", { value: m.name, text: m.name })));
   if (observer) return;
@@ -126,7 +168,11 @@ export async function init() {
   $("#dialog-close").addEventListener("click", () => $("#image-dialog").close());
   observer = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && more());
   observer.observe($("#history-end"));
-  onEvent((type, data) => { if (type === "job" && data.status === "succeeded") state.stale = true; });
+  onEvent((type, data) => {
+    if (type !== "job") return;
+    if (data.status === "succeeded") state.stale = true;
+    if (upscales.has(data.id) && ["succeeded", "failed", "cancelled"].includes(data.status)) upscaleEnded(data);
+  });
 }
 
 export function shown() {

@@ -15,9 +15,11 @@ from sfumato import __version__
 from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
 from sfumato.catalog.scan import Catalog, Models, find_checkpoint, find_loras
+from sfumato.catalog.upscalers import hires_upscaler, model_names
 from sfumato.datadir import DataDir
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.generate import StepCallback, generate
+from sfumato.engine.hires import built_in
 from sfumato.engine.images import ImageInputs
 from sfumato.engine.images import prepare as prepare_images
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
@@ -33,6 +35,7 @@ from sfumato.engine.samplers import get_sampler
 from sfumato.errors import OutputExists
 from sfumato.metadata.a1111 import format_parameters
 from sfumato.metadata.files import image_format, save_image
+from sfumato.upscale.run import Upscaler
 
 
 @dataclass
@@ -48,6 +51,7 @@ class GenerationJob:
     loras: list[LoraSpec] = field(default_factory=list)
     model: LoadedModel | None = None
     model_hash: str | None = None  # AutoV2, for single files; read when first saving
+    upscaler: Upscaler | None = None  # the hires fix's, when hr_upscaler names a model file
 
     @classmethod
     def prepare(
@@ -85,7 +89,11 @@ class GenerationJob:
         models: Models,
     ) -> GenerationJob:
         """The settings, LoRAs and input pictures of ``request`` on the model ``source``."""
-        settings, warnings = resolve(request, source.family, source.effective_defaults)
+        installed = ()  # the upscaler models, read only when the hires fix names one
+        if request.hr_upscaler and not built_in(request.hr_upscaler):
+            installed = model_names(models.scan())
+        defaults = source.effective_defaults
+        settings, warnings = resolve(request, source.family, defaults, installed)
         settings, varied = with_variations(settings, data.wildcards)
         warnings += varied
         loras = find_loras(requested_loras(request), models, source)
@@ -95,7 +103,9 @@ class GenerationJob:
             inputs = prepare_images(
                 request.init_image, request.mask_image, settings.width, settings.height
             )
-        return cls(data, source, settings, load, warnings=warnings, inputs=inputs, loras=loras)
+        upscaler = hires_upscaler(settings, models.scan()) if installed else None
+        return cls(data, source, settings, load, warnings=warnings, inputs=inputs, loras=loras,
+                   upscaler=upscaler)  # fmt: skip
 
     @property
     def sampler_name(self) -> str:
@@ -109,7 +119,9 @@ class GenerationJob:
     def render(
         self, on_step: StepCallback | None = None, cancel: threading.Event | None = None
     ) -> list[Image.Image]:
-        return generate(self.load(), self.settings, self.inputs, on_step, cancel, self.loras)
+        return generate(
+            self.load(), self.settings, self.inputs, on_step, cancel, self.loras, self.upscaler
+        )
 
     def save(
         self, images: list[Image.Image], paths: list[Path], overwrite: bool = False

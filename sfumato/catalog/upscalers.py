@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from sfumato.catalog.naming import normalise
 from sfumato.catalog.scan import UPSCALER, Catalog, Entry
+from sfumato.engine.hires import built_in
+from sfumato.engine.request import GenerationSettings
 from sfumato.errors import InvalidRequest, ModelNotFound
 from sfumato.upscale import models
 from sfumato.upscale.run import RESIZES, Upscaler
@@ -52,6 +54,18 @@ def listing(catalog: Catalog) -> list[UpscalerListing]:
     resizes = [UpscalerListing(name, "resize") for name in RESIZES if name != "None"]
     found = sorted(catalog.of_kind(UPSCALER), key=lambda e: normalise(_name(e)))
     return resizes + [_model_listing(e) for e in found]
+
+
+def model_names(catalog: Catalog) -> tuple[str, ...]:
+    """The names of the upscaler model files (without reading them: a hires fix's choices)."""
+    return tuple(_name(e) for e in catalog.of_kind(UPSCALER) if not e.broken)
+
+
+def hires_upscaler(settings: GenerationSettings, catalog: Catalog) -> Upscaler | None:
+    """The upscaler model a hires fix runs with (None for A1111's own: latent, Lanczos, ...)."""
+    if not settings.hires or built_in(settings.hr_upscaler):
+        return None
+    return find_upscaler(settings.hr_upscaler, catalog)
 
 
 def find_upscaler(name: str | None, catalog: Catalog) -> Upscaler:

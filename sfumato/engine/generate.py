@@ -22,6 +22,7 @@ from sfumato.engine.request import IMAGE_TO_IMAGE, TEXT_TO_IMAGE, GenerationSett
 from sfumato.engine.samplers import get_sampler
 from sfumato.engine.shortcuts import deep_cache, guidance_cutoff
 from sfumato.errors import Cancelled, InvalidRequest, OutOfMemory
+from sfumato.upscale.run import Upscaler
 
 
 @dataclass
@@ -86,24 +87,26 @@ def generate(
     on_step: StepCallback | None = None,
     cancel: threading.Event | None = None,
     loras: list[LoraSpec] | None = None,
+    upscaler: Upscaler | None = None,
 ) -> list[Image.Image]:
     """One image per seed of ``settings``; the same settings give the same pixels again.
 
     ``inputs`` holds the picture (and mask) of image-to-image and inpainting, at the output
     size (``images.prepare``). Outside an inpainting mask the input's own pixels are kept.
     ``loras`` are active for this generation only. Pictures whose prompts differ (a template's
-    variations) are made one at a time, each as it would be made alone.
+    variations) are made one at a time, each as it would be made alone. ``upscaler``: the
+    upscaler model file the hires fix's ``hr_upscaler`` names, when it names one.
     """
     if len(set(settings.prompts)) > 1:
         pictures: list[Image.Image] = []
         for index in range(settings.batch_size):
             alone = settings.for_image(index)
             steps = _counted(on_step, index, settings.batch_size)
-            pictures += _generate(model, alone, inputs, steps, cancel, loras)
+            pictures += _generate(model, alone, inputs, steps, cancel, loras, upscaler)
         return pictures
     if settings.prompts:  # one prompt for every picture
         settings = replace(settings, prompt=settings.prompts[0], prompts=())
-    return _generate(model, settings, inputs, on_step, cancel, loras)
+    return _generate(model, settings, inputs, on_step, cancel, loras, upscaler)
 
 
 def _counted(on_step: StepCallback | None, index: int, count: int) -> StepCallback | None:
@@ -124,6 +127,7 @@ def _generate(
     on_step: StepCallback | None,
     cancel: threading.Event | None,
     loras: list[LoraSpec] | None,
+    upscaler: Upscaler | None = None,
 ) -> list[Image.Image]:
     family = get_family(settings.family)
     if settings.hires:  # refused now rather than after the first pass, or killed in it
@@ -196,7 +200,7 @@ def _generate(
         raise Cancelled("The generation was cancelled.")
     if settings.hires:
         return hires.second_pass(
-            model, settings, result.images, embeddings, second_on_step, cancel, loras
+            model, settings, result.images, embeddings, second_on_step, cancel, loras, upscaler
         )
     if inputs is not None and inputs.mask is not None:
         return [keep_outside_mask(inputs.image, image, inputs.mask) for image in result.images]

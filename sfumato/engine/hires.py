@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sfumato.errors import InvalidRequest, OutOfMemory
+from sfumato.errors import InvalidRequest, ModelNotFound, OutOfMemory
+from sfumato.upscale.run import Upscaler, enlarge
 
 if TYPE_CHECKING:
     from sfumato.engine.generate import StepCallback
@@ -53,16 +54,23 @@ DEFAULT_DENOISE = 0.7  # A1111's page and webuiapi's default (its processing cla
 GRID = 8  # every size is a multiple of 8 pixels (SD's latent is 1/8 of each side)
 
 
-def upscaler_name(name: str | None) -> str:
-    """A1111's name for the upscaler ``name`` (any case); unknown names are refused with the
-    list of choices."""
+def upscaler_name(name: str | None, installed: tuple[str, ...] = ()) -> str:
+    """A1111's name for the upscaler ``name`` (any case), or the name of an ``installed``
+    upscaler model; unknown names are refused with the list of choices."""
     if name is None or not name.strip():
         return DEFAULT_UPSCALER
     wanted = " ".join(name.split()).lower()
-    for known in UPSCALERS:
+    for known in (*UPSCALERS, *installed):
         if known.lower() == wanted:
             return known
-    raise InvalidRequest(f"Unknown hires upscaler '{name}'. Choose one of: {', '.join(UPSCALERS)}.")
+    choices = ", ".join((*UPSCALERS, *installed))
+    raise InvalidRequest(f"Unknown hires upscaler '{name}'. Choose one of: {choices}.")
+
+
+def built_in(name: str) -> bool:
+    """Whether ``name`` (any case) is one of A1111's own hires upscalers, not a model file."""
+    wanted = " ".join(name.split()).lower()
+    return any(known.lower() == wanted for known in UPSCALERS)
 
 
 def is_latent(upscaler: str) -> bool:
@@ -179,11 +187,13 @@ def second_pass(
     on_step: StepCallback | None,
     cancel: threading.Event | None,
     loras: list[LoraSpec],
+    upscaler: Upscaler | None = None,
 ) -> list[Image.Image]:
     """The first pass's ``latents`` (diffusers-scaled) enlarged and redrawn; the pictures.
 
     ``embeddings`` are the first pass's encoded prompts (``encode_prompts``), read again as
-    they were, LoRAs and emphasis included."""
+    they were, LoRAs and emphasis included. ``upscaler``: the model file ``hr_upscaler``
+    names, when it is an upscaler model (ESRGAN, ...)."""
     from sfumato.engine.families import get_family
     from sfumato.engine.generate import Step
     from sfumato.engine.samplers import get_sampler
@@ -199,8 +209,15 @@ def second_pass(
             latents, size=(up_h // scale, up_w // scale), mode=mode, antialias=antialias
         )
     else:
-        resample = PIXELS[s.hr_upscaler]
-        pictures = [p.resize((up_w, up_h), resample) for p in decode(model, latents)]
+        pictures = decode(model, latents)
+        if s.hr_upscaler in PIXELS:
+            pictures = [p.resize((up_w, up_h), PIXELS[s.hr_upscaler]) for p in pictures]
+        elif upscaler is not None:
+            pictures = [
+                enlarge(p, (up_w, up_h), upscaler, model.device, cancel=cancel) for p in pictures
+            ]
+        else:
+            raise ModelNotFound(f"The hires upscaler {s.hr_upscaler} is not installed here.")
         latents = encode_pictures(model, pictures)
     latents = _cropped(latents, s.hires_size, scale)
     positive = Cond(embeddings["prompt_embeds"], embeddings.get("pooled_prompt_embeds"))

@@ -179,9 +179,13 @@ def _snap(value: float) -> int:
 
 
 def resolve(
-    request: GenerationRequest, family: Family, defaults: Defaults | None = None
+    request: GenerationRequest,
+    family: Family,
+    defaults: Defaults | None = None,
+    upscalers: tuple[str, ...] = (),
 ) -> tuple[GenerationSettings, list[str]]:
-    """Fill the request from the model's defaults and check every value.
+    """Fill the request from the model's defaults and check every value; ``upscalers``: the
+    upscaler models installed, which the hires fix may name too.
 
     Returns the settings and warnings worth showing (they do not stop the generation).
     """
@@ -246,7 +250,7 @@ def resolve(
     deep_cache = 1 if request.deep_cache is None else request.deep_cache
     P["deep_cache"].check(deep_cache, " (1: off)")
     variations = check_mode(request.variations)
-    hr = _hires(request, mode, width, height, (d.width, d.height), warnings)
+    hr = _hires(request, mode, width, height, (d.width, d.height), warnings, upscalers)
     settings = GenerationSettings(
         family=family.id,
         prompt=request.prompt,
@@ -297,6 +301,7 @@ def _hires(
     height: int,
     native: tuple[int, int],
     warnings: list[str],
+    upscalers: tuple[str, ...] = (),
 ) -> dict:
     """The hires fix's settings (none when it is off), checked."""
     resize_x, resize_y = request.hr_resize_x or 0, request.hr_resize_y or 0
@@ -343,7 +348,7 @@ def _hires(
         "hr_scale": scale,
         "hr_resize_x": resize_x,
         "hr_resize_y": resize_y,
-        "hr_upscaler": hires.upscaler_name(request.hr_upscaler),
+        "hr_upscaler": hires.upscaler_name(request.hr_upscaler, upscalers),
         "hr_second_pass_steps": hr_steps,
         "denoising_strength": denoise,
     }

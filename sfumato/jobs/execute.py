@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from PIL import Image as PILImage
 
 from sfumato.catalog.scan import find_checkpoint
+from sfumato.catalog.upscalers import hires_upscaler
 from sfumato.engine.generate import StepCallback
 from sfumato.engine.images import prepare as prepare_images
 from sfumato.engine.loras import LoraSpec
@@ -50,9 +51,9 @@ def plan(studio: Studio, job: Job) -> GenerationJob:
                     session, studio.files, job.user_id, job.mask_upload_id, "mask"
                 )
         inputs = prepare_images(picture, mask, settings.width, settings.height)
-    return GenerationJob(
-        studio.data, source, settings, studio.config.load, loras=loras, inputs=inputs
-    )
+    upscaler = hires_upscaler(settings, studio.catalog())  # looked up on this machine
+    return GenerationJob(studio.data, source, settings, studio.config.load, loras=loras,
+                         inputs=inputs, upscaler=upscaler)  # fmt: skip
 
 
 def checkpoint_here(studio: Studio, path: str, name: str) -> Path:

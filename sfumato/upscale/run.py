@@ -63,6 +63,19 @@ def upscale(
 ) -> Image.Image:
     """``picture`` (RGB) ``factor`` times larger with ``upscaler``."""
     size = target_size(picture.size, factor)
+    return enlarge(picture, size, upscaler, device, progress, cancel, tile)
+
+
+def enlarge(
+    picture: Image.Image,
+    size: tuple[int, int],
+    upscaler: Upscaler,
+    device: torch.device | None = None,
+    progress: tiles.Progress | None = None,
+    cancel: threading.Event | None = None,
+    tile: int = tiles.TILE,
+) -> Image.Image:
+    """``picture`` (RGB) brought to ``size`` with ``upscaler`` (the hires fix's exact size)."""
     if upscaler.path is None:
         result = picture.resize(size, RESIZES[upscaler.name])
         if progress:

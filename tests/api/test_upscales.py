@@ -184,3 +184,18 @@ def test_dezgo_upscale_answers_with_the_picture(server):
     assert Image.open(io.BytesIO(two.content)).size == (128, 96)
     missing = server.post("/upscale", json={"upscale_factor": 2})
     assert missing.status_code == 400 and "needs image" in missing.text
+
+
+def test_a1111s_hires_fix_takes_an_upscaler_model_by_name(make_server, upscaler_models):
+    server = make_server(models_dirs=[upscaler_models])
+    asked = {"prompt": "a red circle", "width": 64, "height": 64, "steps": 4, "enable_hr": True,
+             "hr_scale": 2, "hr_second_pass_steps": 6, "denoising_strength": 0.5}  # fmt: skip
+    answer = server.post("/sdapi/v1/txt2img", json=asked | {"hr_upscaler": "2x-Compact"})
+    assert answer.status_code == 200, answer.text
+    picture = Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0])))
+    assert picture.size == (128, 128)
+    assert "Hires upscaler: 2x-Compact" in picture.info["parameters"]
+    unknown = server.post("/sdapi/v1/txt2img", json=asked | {"hr_upscaler": "4x-UltraSharp"})
+    assert unknown.status_code == 422
+    assert "Choose one of: Latent" in unknown.json()["detail"]
+    assert "2x-Compact" in unknown.json()["detail"]

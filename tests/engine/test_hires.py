@@ -194,3 +194,50 @@ def test_the_compute_quota_counts_both_passes():
     assert megapixel_steps(settings.to_dict()) == pytest.approx(
         (512 * 512 * 20 + 1024 * 1024 * 10) / 1e6
     )
+
+
+def test_an_upscaler_model_enlarges_the_first_pass_and_the_picture_says_so(tmp_path):
+    from tests.fixtures.upscaler_files import compact_pth
+
+    (tmp_path / "models" / "ESRGAN").mkdir(parents=True)
+    compact_pth(tmp_path / "models" / "ESRGAN" / "2x-Compact.pth")
+    first = tmp_path / "hires.png"
+    args = [
+        "generate",
+        PROMPT,
+        "--seed",
+        "3",
+        "--hires",
+        "2",
+        "--hires-steps",
+        "6",
+        "--hires-denoise",
+        "0.5",
+        "--backend",
+        "torch",
+        "--data-dir",
+        str(tmp_path),
+    ]
+    made = CliRunner().invoke(app, [*args, "--hires-upscaler", "2x-compact", "-o", str(first)])
+    assert made.exit_code == 0, made.output
+    info = read_info(first)
+    assert (info.hr_scale, info.hr_upscaler) == (2, "2x-Compact")
+    with Image.open(first) as picture:
+        assert picture.size == (128, 128)
+        assert _scene(picture)[:2] == ("red", "blue")
+    # made again from what `sfumato info` says: the same pixels
+    shown = CliRunner().invoke(app, ["info", str(first)], terminal_width=400)
+    command = shown.output.strip().splitlines()[-1]
+    assert "--hires-upscaler 2x-Compact" in command
+    import shlex
+
+    again = tmp_path / "again.png"
+    rerun = CliRunner().invoke(app, shlex.split(command)[1:] + [
+        "-o", str(again), "--backend", "torch", "--data-dir", str(tmp_path)])  # fmt: skip
+    assert rerun.exit_code == 0, rerun.output
+    with Image.open(first) as a, Image.open(again) as b:
+        assert a.tobytes() == b.tobytes()
+    # a name that is neither A1111's nor installed: the choices, the model among them
+    wrong = CliRunner().invoke(app, [*args, "--hires-upscaler", "4x-UltraSharp"])
+    assert wrong.exit_code == 1
+    assert "Choose one of: Latent," in wrong.output and "Nearest, 2x-Compact." in wrong.output

@@ -252,12 +252,12 @@ def _hires_warnings(body: Txt2ImgRequest) -> list[str]:
     return warnings
 
 
-def _hires_values(body: Txt2ImgRequest) -> dict:
+def _hires_values(body: Txt2ImgRequest, upscalers: tuple[str, ...]) -> dict:
     """The hires fix's fields of sfumato's request (A1111's names: the same meaning)."""
     if not body.enable_hr or isinstance(body, Img2ImgRequest):
         return {}
     try:
-        upscaler_name(body.hr_upscaler)
+        upscaler_name(body.hr_upscaler, upscalers)
     except InvalidRequest as e:  # A1111 refuses an upscaler it does not have
         raise Unprocessable(e.message) from None
     return {
@@ -280,8 +280,11 @@ def clip_skip_of(body: Txt2ImgRequest) -> int | None:
     return value
 
 
-def to_input(body: Txt2ImgRequest, batch_size: int, seed: int | None) -> GenerationInput:
-    """The sfumato request for ``batch_size`` of the pictures, from ``seed`` on."""
+def to_input(
+    body: Txt2ImgRequest, batch_size: int, seed: int | None, upscalers: tuple[str, ...] = ()
+) -> GenerationInput:
+    """The sfumato request for ``batch_size`` of the pictures, from ``seed`` on;
+    ``upscalers``: the upscaler models installed, which hr_upscaler may name."""
     sampler = sampler_for(body.sampler_name or body.sampler_index, body.scheduler)
     image = isinstance(body, Img2ImgRequest)
     values = {
@@ -296,7 +299,7 @@ def to_input(body: Txt2ImgRequest, batch_size: int, seed: int | None) -> Generat
         "batch_size": batch_size,
         "clip_skip": clip_skip_of(body),
         "strength": body.denoising_strength if image else None,
-        **_hires_values(body),
+        **_hires_values(body, upscalers),
     }
     if not body.prompt.strip():
         raise InvalidRequest("The prompt is empty; say what the picture should show.")

@@ -22,6 +22,8 @@ from sfumato.api.a1111.fields import (
 )
 from sfumato.api.deps import client_address
 from sfumato.api.requests import queue_generation
+from sfumato.catalog.upscalers import model_names
+from sfumato.engine.hires import built_in
 from sfumato.engine.parameters import MAX_SEED
 from sfumato.engine.request import GenerationSettings, random_seed
 from sfumato.errors import JobFailed
@@ -84,7 +86,10 @@ async def generate(request: Request, user: User, studio: Studio, body: Txt2ImgRe
     # drawn here, not by each job, so that the jobs' seeds follow on from each other
     seed = random_seed() if body.seed == -1 else body.seed
     plan = batches(body.batch_size * body.n_iter)
-    to_input(body, plan[0], seed)  # a mistake is answered before anything is changed
+    upscalers: tuple[str, ...] = ()  # read when the hires fix names an upscaler model
+    if body.enable_hr and body.hr_upscaler and not built_in(body.hr_upscaler):
+        upscalers = await run_in_threadpool(lambda: model_names(studio.catalog()))
+    to_input(body, plan[0], seed, upscalers)  # a mistake is answered before anything changes
     init, mask = await _pictures(body)
     model = await run_in_threadpool(_model, studio, user, body)
     made: list[Image] = []
@@ -92,7 +97,7 @@ async def generate(request: Request, user: User, studio: Studio, body: Txt2ImgRe
     for count in plan:
         first_seed = seed if seed < 0 else (seed + offset) % (MAX_SEED + 1)
         offset += count
-        piece = to_input(body, count, first_seed)
+        piece = to_input(body, count, first_seed, upscalers)
         job = await run_in_threadpool(
             queue_generation, studio, user, piece, SOURCE, model, init, mask
         )

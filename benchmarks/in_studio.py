@@ -19,12 +19,15 @@ DEMO = "sfumato-demo"
 
 
 @contextlib.contextmanager
-def demo_studio() -> Iterator[tuple[Studio, User]]:
-    """A started studio in personal mode, and its one user."""
+def demo_studio(models: Path | None = None) -> Iterator[tuple[Studio, User]]:
+    """A started studio in personal mode, and its one user; ``models``: a models folder
+    (beside the bundled demo model)."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         studio = Studio(
-            StudioConfig(data_dir=root / "data", models_dirs=[root / "models"], personal=True)
+            StudioConfig(
+                data_dir=root / "data", models_dirs=[models or root / "models"], personal=True
+            )
         )
         studio.start()
         try:

@@ -133,12 +133,14 @@ def test_the_hires_benchmark_checks_the_scene_and_measures_memory(tmp_path):
 
 def test_the_estimates_benchmark_estimates_then_measures(tmp_path):
     """One calibration job and one estimated job (the figures in benchmarks/RESULTS.md come
-    from a full run)."""
+    from a full run): the first queued before anything was known, the second with the
+    estimate recorded when it was queued."""
     figures, printed = run_benchmark(
         "estimates.py", "--calibration", "1", "--jobs", "1", out=tmp_path / "estimates.json"
     )
-    (row,) = figures["jobs"]
+    (row,) = figures["demo"]["jobs"]
     assert row["estimate_s"] > 0 and row["measured_s"] > 0
+    assert figures["demo"]["calibration_without_estimate"] == 1
     assert "median absolute error" in printed
 
 

@@ -2,8 +2,10 @@
 
 On one's own machine, time is the price. The estimate comes from what this server measured
 on its finished jobs (their ``timings``): per model, the engine's seconds fitted as a line in
-the job's compute (megapixel-steps, both passes of a hires fix counted: ``quotas``) plus a
-cost per picture (the VAE decode and the rest); the model's load time when it is not loaded;
+the job's compute (megapixel-steps, both passes of a hires fix counted: ``quotas``), its steps
+(a step's cost whatever its size: on a small model or a GPU, a batch of four costs far less
+than four pictures) and its pictures (the VAE decode and the rest), each term kept only where
+the jobs tell it apart; the model's load time when it is not loaded;
 the saving per picture. Where a model has no finished job yet, the rates of every model here
 are used; before any job, there is nothing to say. The uncertainty is the spread of the
 fit's errors on the jobs it came from. The jobs ahead in the queue add their own estimates
@@ -12,12 +14,15 @@ fit's errors on the jobs it came from. The jobs ahead in the queue add their own
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from sqlalchemy import select
 
+from sfumato.engine.request import GenerationSettings
 from sfumato.jobs.queue import SUCCEEDED
 from sfumato.quotas import megapixel_steps
 from sfumato.store.tables import Job
@@ -35,6 +40,7 @@ class Rates:
     """One model's measured rates (or every model's, pooled)."""
 
     per_work: float  # engine seconds per megapixel-step
+    per_step: float  # engine seconds per step whatever its size
     per_picture: float  # engine seconds per picture beyond its steps (decode, ...)
     save_s: float  # seconds per picture to store it
     load_s: float  # a cold load of the model
@@ -106,16 +112,34 @@ def _pictures(settings: dict) -> int:
     return int(settings.get("batch_size") or 1)
 
 
+def _steps(settings: dict) -> int:
+    """The denoising steps a job runs, both passes of a hires fix counted (image-to-image:
+    its strength's share)."""
+    steps = int(settings.get("steps") or 0)
+    strength = settings.get("strength")
+    if strength is not None and settings.get("mode", "txt2img") != "txt2img":
+        steps = min(steps, max(1, int(steps * float(strength))))
+    if settings.get("hr_upscaler") and "megapixel_steps" not in settings:
+        steps += GenerationSettings.from_dict(settings).hires_steps
+    return steps
+
+
+def _features(settings: dict) -> list[float]:
+    """What a job's engine time is fitted on: its compute (megapixel-steps), its steps (what
+    a step costs whatever its size: the sampler, the calls, a small model's whole step on a
+    GPU) and its pictures (the decode, ...)."""
+    return [megapixel_steps(settings), _steps(settings), _pictures(settings)]
+
+
 def fit(jobs: list[Job]) -> Rates | None:
-    """The rates of ``jobs`` (finished, with timings): engine = a x work + b x pictures,
-    least squares, neither below zero."""
+    """The rates of ``jobs`` (finished, with timings): engine = a x work + c x steps + b x
+    pictures, least squares, none below zero."""
     if not jobs:
         return None
-    work = [megapixel_steps(j.settings) for j in jobs]
-    pictures = [_pictures(j.settings) for j in jobs]
+    rows = [_features(j.settings) for j in jobs]
     engine = [j.timings["engine_s"] for j in jobs]
-    a, b = _least_squares(work, pictures, engine)
-    fitted = [a * w + b * p for w, p in zip(work, pictures, strict=True)]
+    a, c, b = _least_squares(rows, engine)
+    fitted = [a * w + c * s + b * p for w, s, p in rows]
     ratios = sorted(e / f for e, f in zip(engine, fitted, strict=True) if f > 0)
     low, high = (_quantile(ratios, 0.1), _quantile(ratios, 0.9)) if ratios else (1.0, 1.0)
     saves = [j.timings.get("save_s", 0) / _pictures(j.settings) for j in jobs]
@@ -123,6 +147,7 @@ def fit(jobs: list[Job]) -> Rates | None:
     cold = [x for x in loads if x > COLD_LOAD_S]
     return Rates(
         per_work=a,
+        per_step=c,
         per_picture=b,
         save_s=statistics.median(saves),
         load_s=statistics.median(cold) if cold else 0.0,
@@ -131,21 +156,41 @@ def fit(jobs: list[Job]) -> Rates | None:
     )
 
 
-def _least_squares(work: list[float], pictures: list[int], engine: list[float]):
-    """(a, b) of engine = a x work + b x pictures; with one kind of job (or too few to tell
-    the two apart), all of it per unit of work."""
-    sww = sum(w * w for w in work)
-    spp = sum(p * p for p in pictures)
-    swp = sum(w * p for w, p in zip(work, pictures, strict=True))
-    swe = sum(w * e for w, e in zip(work, engine, strict=True))
-    spe = sum(p * e for p, e in zip(pictures, engine, strict=True))
-    determinant = sww * spp - swp * swp
-    if len(work) >= 3 and determinant > 1e-9 * sww * spp:
-        a = (swe * spp - spe * swp) / determinant
-        b = (spe * sww - swe * swp) / determinant
-        if a > 0 and b >= 0:
-            return a, b
-    return swe / sww, 0.0  # through the origin: seconds per megapixel-step
+# the terms tried beside the compute, the fullest first: (steps, pictures) are used only where
+# the jobs tell them apart and none comes out below zero
+_TERMS = ((0, 1, 2), (0, 1), (0, 2))
+
+
+def _least_squares(rows: list[list[float]], engine: list[float]) -> tuple[float, float, float]:
+    """(a, c, b) of engine = a x work + c x steps + b x pictures, the best fit of the terms
+    that the jobs can tell apart (one more job than terms at least), none below zero; with too
+    few jobs, all of it per unit of work."""
+    best, best_error = None, math.inf
+    for terms in _TERMS:
+        if len(rows) <= len(terms):
+            continue
+        x = np.array([[row[t] for t in terms] for row in rows], dtype=float)
+        y = np.array(engine, dtype=float)
+        scale = x.max(axis=0)
+        solution, _, rank, _ = np.linalg.lstsq(x / scale, y, rcond=None)
+        if rank < len(terms):
+            continue  # the jobs do not tell these apart (all of one size, or one batch)
+        solution = solution / scale
+        if solution[0] <= 0 or (solution < 0).any():
+            continue
+        error = float(((x @ solution - y) ** 2).sum())
+        if error < best_error:
+            coefficients = [0.0, 0.0, 0.0]
+            for term, value in zip(terms, solution, strict=True):
+                coefficients[term] = float(value)
+            best, best_error = tuple(coefficients), error
+    if best is not None:
+        return best
+    work = [row[0] for row in rows]
+    through_origin = sum(w * e for w, e in zip(work, engine, strict=True)) / sum(
+        w * w for w in work
+    )
+    return through_origin, 0.0, 0.0  # seconds per megapixel-step
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -166,7 +211,8 @@ def rates_for(jobs: list[Job], model_name: str) -> tuple[Rates | None, str]:
 
 
 def _engine(rates: Rates, settings: dict) -> float:
-    return rates.per_work * megapixel_steps(settings) + rates.per_picture * _pictures(settings)
+    work, steps, pictures = _features(settings)
+    return rates.per_work * work + rates.per_step * steps + rates.per_picture * pictures
 
 
 def estimate(studio: Studio, job: Job, finished: list[Job] | None = None) -> Estimate:

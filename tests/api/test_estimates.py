@@ -79,6 +79,9 @@ def test_a_job_keeps_its_estimate_and_a_queued_job_says_when_it_starts(server):
     assert kept["low"] <= kept["seconds"] <= kept["high"]
     assert abs(kept["seconds"] - _measured(done)) <= TOLERANCE * _measured(done), done
     assert done["eta"] is None  # an ETA is a queued job's
+    grid = server.post("/v1/grids", json=BODY | {"x": "steps=4,8,16"}).json()
+    assert grid["estimate"]["seconds"] > kept["seconds"], grid  # three pictures and the grid
+    server.wait(grid["id"])
 
     long = server.post("/v1/generations", json=BODY | {"steps": 150, "batch_size": 4}).json()
     behind = server.post("/v1/generations", json=BODY | {"steps": 12}).json()

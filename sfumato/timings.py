@@ -33,10 +33,13 @@ def _path(data: DataDir) -> Path:
 def record(data: DataDir, model_name: str, settings: dict, timings: dict) -> None:
     """Keep one run's measured seconds (``load_s``, ``engine_s``, ``save_s``)."""
     path = _path(data)
-    lines = path.read_text().splitlines()[-(RECENT - 1) :] if path.exists() else []
     line = {"model": model_name, "settings": settings, "timings": timings}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([*lines, json.dumps(line)]) + "\n")
+    try:
+        lines = path.read_text().splitlines()[-(RECENT - 1) :] if path.exists() else []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([*lines, json.dumps(line)]) + "\n")
+    except OSError:
+        pass  # a data folder it may not write to: the picture is saved, its timing is not
 
 
 def past_runs(data: DataDir) -> list[Job]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from sfumato.catalog.scan import CHECKPOINT, LORA, VAE
+from sfumato.catalog.scan import CHECKPOINT, LORA, UPSCALER, VAE
 from sfumato.store.tables import Job, Upload
 from sfumato.workflows import samplers
 from sfumato.workflows.nodes import NODES
@@ -55,6 +55,7 @@ def choices_for(studio: Studio, user_id: int, session=None) -> Choices:
         checkpoints=list(installed(models, CHECKPOINT)),
         loras=list(installed(models, LORA)),
         vaes=list(installed(models, VAE)),
+        upscale_models=list(installed(models, UPSCALER)),
         images=sorted(images),
         samplers=list(samplers.SAMPLERS),
         schedulers=list(samplers.SCHEDULERS),

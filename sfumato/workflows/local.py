@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 
 from sfumato.catalog.cards import describe_model
 from sfumato.catalog.hashes import HashCache
-from sfumato.catalog.scan import CHECKPOINT, LORA, VAE, Catalog, Models, find_loras
+from sfumato.catalog.scan import CHECKPOINT, LORA, UPSCALER, VAE, Catalog, Models, find_loras
 from sfumato.datadir import DataDir
 from sfumato.engine.images import MAX_INPUT_PIXELS
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
@@ -123,6 +123,7 @@ class LocalContext(Context):
             checkpoints=list(installed(self.models, CHECKPOINT)),
             loras=list(installed(self.models, LORA)),
             vaes=list(installed(self.models, VAE)),
+            upscale_models=list(installed(self.models, UPSCALER)),
             images=pictures,
             samplers=list(samplers.SAMPLERS),
             schedulers=list(samplers.SCHEDULERS),

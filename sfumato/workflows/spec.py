@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 # the kinds of value that travel on links, as ComfyUI names them
 MODEL, CLIP, VAE = "MODEL", "CLIP", "VAE"
 CONDITIONING, LATENT, IMAGE, MASK = "CONDITIONING", "LATENT", "IMAGE", "MASK"
-LINKED = (MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK)
+UPSCALE_MODEL = "UPSCALE_MODEL"
+LINKED = (MODEL, CLIP, VAE, CONDITIONING, LATENT, IMAGE, MASK, UPSCALE_MODEL)
 # the kinds typed in as values
 INT, FLOAT, STRING, COMBO = "INT", "FLOAT", "STRING", "COMBO"
 MAX_RESOLUTION = 16384
@@ -24,6 +25,7 @@ class Choices:
     checkpoints: Sequence[str] = ()
     loras: Sequence[str] = ()
     vaes: Sequence[str] = ()
+    upscale_models: Sequence[str] = ()
     images: Sequence[str] = ()  # the user's uploads, by the names ComfyUI clients gave them
     samplers: Sequence[str] = ()
     schedulers: Sequence[str] = ()

@@ -16,9 +16,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from sfumato.catalog.scan import UPSCALER, Models
 from sfumato.engine.loader import LoadedModel
 from sfumato.engine.loras import LoraSpec
 from sfumato.engine.sampling import Cond, empty_latent
+from sfumato.errors import ModelNotFound
+from sfumato.upscale.models import describe
+from sfumato.upscale.run import Upscaler
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Context(ABC):
     the user's uploads) or the command line (files)."""
 
     cancel: threading.Event | None = None
+    models: Models  # the installed files it may name
 
     @abstractmethod
     def checkpoint(self, name: str) -> ModelRef:
@@ -109,6 +114,13 @@ class Context(ABC):
     @abstractmethod
     def vae_file(self, name: str) -> Path:
         """The installed VAE file ``name``."""
+
+    def upscaler(self, name: str) -> Upscaler:
+        """The installed upscaler model ``name`` (its file name, as ComfyUI lists them)."""
+        for entry in self.models.scan().of_kind(UPSCALER):
+            if entry.path.name == name and entry.path.exists() and not entry.broken:
+                return Upscaler(entry.path.stem, entry.path, describe(entry.path).scale)
+        raise ModelNotFound(f"The upscale model {name} is not installed.")
 
     @abstractmethod
     def picture(self, name: str) -> Image.Image:

@@ -453,8 +453,10 @@ def test_models_stats_and_the_lists_clients_read(server):
     assert server.get("/object_info/KSampler", ann).json().keys() == {"KSampler"}
     assert server.get("/object_info/NoSuchNode", ann).json() == {}
 
-    assert server.get("/models", ann).json() == ["checkpoints", "loras", "vae", "embeddings"]
+    folders = ["checkpoints", "loras", "vae", "upscale_models", "embeddings"]
+    assert server.get("/models", ann).json() == folders
     assert server.get("/models/checkpoints", ann).json() == checkpoints
+    assert server.get("/models/upscale_models", ann).json() == []
     assert server.get("/models/embeddings", ann).json() == []
     assert server.get("/models/elsewhere", ann).status_code == 404
     assert server.get("/embeddings", ann).json() == []

@@ -13,6 +13,7 @@ from sfumato.engine.request import GenerationRequest
 from sfumato.jobs.submit import submit
 from sfumato.metadata.read import read_info_bytes, read_texts
 from sfumato.store.tables import Image as ImageRow
+from sfumato.workflows.validate import GraphInvalid
 from tests.workflows.conftest import DEMO, PROMPT, default_graph
 
 
@@ -300,3 +301,37 @@ def test_a_graph_failing_at_a_node_says_which_in_its_history(runner):
     assert (error["node_id"], error["node_type"]) == ("6", "CLIPTextEncode")
     assert "fewer layers" in error["exception_message"] and error["timestamp"] > 0
     assert runner.pictures(job) == []
+
+
+def test_an_upscale_model_enlarges_the_decoded_picture_as_comfyuis_nodes_do(runner):
+    """ComfyUI's "Load Upscale Model" and "Upscale Image (using Model)", as its own upscale
+    example wires them: the model from ``upscale_models/`` by file name, the decoded picture
+    into it, the result saved."""
+    from tests.fixtures.upscaler_files import compact_pth
+
+    folder = runner.studio.config.models_dirs[0] / "upscale_models"
+    folder.mkdir()
+    compact_pth(folder / "2x-Compact.pth")
+    graph = default_graph()
+    graph["10"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "2x-Compact.pth"}}
+    graph["11"] = {
+        "class_type": "ImageUpscaleWithModel",
+        "inputs": {"upscale_model": ["10", 0], "image": ["8", 0]},
+    }
+    graph["9"]["inputs"]["images"] = ["11", 0]
+    job = runner.run(graph)
+    assert job.status == "succeeded", job.error_message
+    (picture,) = runner.pictures(job)
+    (plain,) = runner.pictures(runner.run(default_graph()))
+    assert picture.size == (128, 128) and plain.size == (64, 64)
+    back = np.asarray(picture.convert("RGB").resize((64, 64), Image.Resampling.BOX), dtype=float)
+    assert np.abs(back - np.asarray(plain.convert("RGB"), dtype=float)).mean() < 8
+    # what a client reads to fill its menu, and a name that is not installed
+    from sfumato.workflows.info import object_info
+
+    info = object_info(runner.studio, runner.user.id, "UpscaleModelLoader")
+    assert info["UpscaleModelLoader"]["input"]["required"]["model_name"][0] == ["2x-Compact.pth"]
+    graph["10"]["inputs"]["model_name"] = "4x-UltraSharp.pth"
+    with pytest.raises(GraphInvalid) as refused:
+        runner.run(graph)
+    assert "4x-UltraSharp.pth" in str(refused.value.body)

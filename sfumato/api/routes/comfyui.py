@@ -59,6 +59,7 @@ MODEL_FOLDERS = {  # /models/{folder} -> the node input that lists them in /obje
     "checkpoints": ("CheckpointLoaderSimple", "ckpt_name"),
     "loras": ("LoraLoader", "lora_name"),
     "vae": ("VAELoader", "vae_name"),
+    "upscale_models": ("UpscaleModelLoader", "model_name"),
     "embeddings": None,  # sfumato has no textual-inversion embeddings
 }
 OK = 200

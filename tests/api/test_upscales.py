@@ -159,7 +159,36 @@ def test_another_users_picture_cannot_be_upscaled_nor_its_upscale_read(server):
     job = server.post("/v1/upscales", ann, json={"image_id": source["id"]}).json()
     server.wait(job["id"], ann)
     assert server.get(f"/v1/generations/{job['id']}", bob).status_code == 404
+    assert server.post(f"/v1/generations/{job['id']}/cancel", bob).status_code == 404
     assert server.get("/v1/images", bob).json()["images"] == []
+    # nor ann's upload, named by its id
+    sent = server.post("/v1/uploads", ann, files={"file": ("a.png", png(), "image/png")})
+    upload = sent.json()["id"]
+    refused = server.post("/v1/upscales", bob, json={"image": upload})
+    assert refused.status_code == 404 and "You have no upload" in refused.text
+    # and nothing without a key
+    assert server.client.get("/v1/upscalers").status_code == 401
+    assert server.client.post("/v1/upscales", json={"image_id": source["id"]}).status_code == 401
+    assert server.client.post("/upscale", json={"image": upload}).status_code == 401
+
+
+def test_an_oversized_or_hostile_upscale_is_refused_before_anything_is_kept(make_server):
+    server = make_server(max_upload_bytes=50_000)
+    big = base64.b64encode(png((400, 400)) + b"\0" * 60_000).decode()
+    answer = server.post("/v1/upscales", json={"image": big})
+    assert answer.status_code == 413 and "at most" in answer.text
+    # a decompression bomb: a small file that claims a huge picture
+    bomb = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(bomb, format="PNG", optimize=True)
+    answer = server.post("/v1/upscales", json={"image": base64.b64encode(bomb.getvalue()).decode()})
+    assert answer.status_code in (400, 413) and "too large" in answer.text
+    answer = server.post("/upscale", files={"image": ("x.png", b"\x89PNG\r\n\x1a\n" + b"x" * 100)})
+    assert answer.status_code == 400 and "not a picture" in answer.text
+    for junk in ({"image": 5}, {"scale": "lots"}, {"image_id": ["a"]}, [1, 2], "text"):
+        answer = server.post("/v1/upscales", json=junk)
+        assert answer.status_code == 422, answer.text
+    with server.studio.db.session() as session:
+        assert session.scalars(select(Upload)).all() == []
 
 
 def test_a_broken_upscaler_file_is_refused_with_its_reason(make_server, upscaler_models):

@@ -11,6 +11,7 @@ untiled result more closely (tests/upscale measure the difference).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 
@@ -25,20 +26,23 @@ Network = Callable[[torch.Tensor], torch.Tensor]  # (1, 3, h, w) -> (1, 3, h*s, 
 Progress = Callable[[int, int], None]  # tiles done, tiles in all
 
 
-def starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Where tiles begin along one side: every ``tile - overlap``, the last one flush with
-    the end."""
+def layout(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """The tiles along one side: their size and where each begins. As few tiles as cover the
+    side at ``tile`` pixels sharing ``overlap``, then shrunk to share the side evenly: a 512-px
+    side is three tiles of 192, not 256, 256 and a third flush with the end (which would
+    compute 2.25 times the pixels, not 1.27)."""
     if length <= tile:
-        return [0]
-    stride = tile - overlap
-    found = list(range(0, length - tile, stride))
-    return [*found, length - tile]
+        return length, [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count)
+    stride = (length - size) / (count - 1)
+    return size, [round(i * stride) for i in range(count)]
 
 
 def count(size: tuple[int, int], tile: int, overlap: int) -> int:
     """How many tiles cover a picture of ``size`` (width, height)."""
     overlap = min(overlap, tile // 2)
-    return len(starts(size[0], tile, overlap)) * len(starts(size[1], tile, overlap))
+    return len(layout(size[0], tile, overlap)[1]) * len(layout(size[1], tile, overlap)[1])
 
 
 def _ramp(size: int, before: int, after: int) -> torch.Tensor:
@@ -66,7 +70,7 @@ def run_tiled(
     """``network`` over ``picture`` (1, 3, H, W) tile by tile; (1, 3, H*scale, W*scale)."""
     _, channels, height, width = picture.shape
     overlap = min(overlap, tile // 2)
-    rows, columns = starts(height, tile, overlap), starts(width, tile, overlap)
+    (tile_h, rows), (tile_w, columns) = layout(height, tile, overlap), layout(width, tile, overlap)
     total = len(rows) * len(columns)
     if total == 1:
         out = network(picture)
@@ -80,12 +84,12 @@ def run_tiled(
         for j, left in enumerate(columns):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("The upscale was cancelled.")
-            bottom, right = min(top + tile, height), min(left + tile, width)
+            bottom, right = top + tile_h, left + tile_w
             piece = network(picture[..., top:bottom, left:right]).float()
             # the overlap with the previous and next tile, at the output scale
-            before_y = (rows[i - 1] + tile - top) * scale if i else 0
+            before_y = (rows[i - 1] + tile_h - top) * scale if i else 0
             after_y = (bottom - rows[i + 1]) * scale if i + 1 < len(rows) else 0
-            before_x = (columns[j - 1] + tile - left) * scale if j else 0
+            before_x = (columns[j - 1] + tile_w - left) * scale if j else 0
             after_x = (right - columns[j + 1]) * scale if j + 1 < len(columns) else 0
             weight = (
                 _ramp(piece.shape[-2], before_y, after_y)[:, None]

@@ -82,6 +82,26 @@ def test_the_hires_fix_makes_a_larger_picture_and_comes_back_with_reuse(page, se
     assert (page.input_value("#hr-denoise"), page.input_value("#hr-steps")) == ("0.5", "6")
 
 
+def test_the_hires_fix_offers_the_installed_upscaler_models(page, served):
+    from tests.fixtures.upscaler_files import compact_pth
+
+    folder = served.data / "models" / "ESRGAN"
+    folder.mkdir(parents=True, exist_ok=True)
+    compact_pth(folder / "2x-Compact.pth")
+    page.reload()  # the page reads the upscalers when it starts
+    page.wait_for_selector("#page-generate:not([hidden])")
+    page.click("#advanced summary")
+    assert "2x-Compact (2x)" in page.text_content("#hr-upscaler")
+    page.fill("#hr-scale", "2")
+    page.select_option("#hr-upscaler", "2x-Compact")
+    page.fill("#hr-steps", "6")
+    page.fill("#hr-denoise", "0.5")
+    _generate(page, "a red circle on a blue background")
+    assert "Hires fix2×, 2x-Compact, 6 steps at 0.5" in page.text_content("#results .result")
+    content = _api(page, page.locator("#stage img.final").get_attribute("src")).body()
+    assert Image.open(io.BytesIO(content)).size == (128, 128)
+
+
 def test_a_mistake_is_shown_next_to_its_field(page):
     page.click("#generate-button")
     assert "Write a prompt" in page.text_content('[data-error-for="prompt"]')

@@ -502,12 +502,17 @@ function sameSeed(image) {
 // ---- wiring
 
 export async function init() {
-  const [models, loras, samplers, preferences] = await Promise.all([
+  const [models, loras, samplers, preferences, upscalers] = await Promise.all([
     api("/v1/models", { query: { all_versions: true } }),
     api("/v1/models", { query: { all_versions: true, kind: "loras" } }),
     api("/v1/samplers"),
     api("/v1/me/preferences"),
+    api("/v1/upscalers"),
   ]);
+  // the hires fix may enlarge with an upscaler model too (after A1111's own, in the page)
+  $("#hr-upscaler").querySelectorAll("option[data-model]").forEach((o) => o.remove());
+  $("#hr-upscaler").append(...upscalers.upscalers.filter((u) => u.kind === "model" && !u.broken)
+    .map((u) => el("option", { value: u.name, text: `${u.name} (${u.scale}x)`, "data-model": "" })));
   state.models = models.models;
   state.loras = loras.models;
   state.samplers = samplers.samplers;

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfumato.cli_options import with_parameters
 from sfumato.console import (
@@ -17,6 +16,7 @@ from sfumato.console import (
     ModelsDirOption,
     err,
     out,
+    progress_bar,
     user_errors,
 )
 
@@ -100,14 +100,7 @@ def grid(
         err.print(f"{len(planned)} cells · seed {parameters['seed']}", highlight=False)
         loaded: dict[Path, object] = {}
         pictures = {}
-        with Progress(
-            TextColumn("Cell {task.fields[cell]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with progress_bar("Cell {task.fields[cell]}") as progress:
             task = progress.add_task("cells", total=len(planned), cell=1)
             for number, (cell, job) in enumerate(planned, start=1):
                 progress.update(task, cell=number)

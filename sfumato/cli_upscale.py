@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sfumato.console import DataDirOption, DeviceOption, ModelsDirOption, err, out, user_errors
+from sfumato.console import (
+    DataDirOption,
+    DeviceOption,
+    ModelsDirOption,
+    out,
+    progress_bar,
+    user_errors,
+)
 
 
 def upscale(
@@ -65,14 +71,7 @@ def upscale(
         label = f"x{scale:g}"
         output = output or picture.with_name(f"{picture.stem}-{label}{picture.suffix}")
         image_format(output)
-        with Progress(
-            TextColumn("Tile"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with progress_bar("Tile") as progress:
             task = progress.add_task("tiles", total=steps(source.size, scale, chosen))
             result = upscale(
                 source,

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sfumato.engine.families import FAMILIES
 from sfumato.errors import SfumatoError
@@ -16,6 +17,18 @@ from sfumato.errors import SfumatoError
 FAMILY_CHOICES = ", ".join(FAMILIES)  # for help texts: "sd15, sdxl, sdxl-lightning"
 out = Console(soft_wrap=True)  # lines a script may parse are never cut
 err = Console(stderr=True, soft_wrap=True)
+
+
+def progress_bar(label: str) -> Progress:
+    """A progress bar on stderr, gone when done: the label, the bar, N/M, the time so far."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 @contextlib.contextmanager

@@ -85,19 +85,27 @@ def execute(
                                                    parameters, data), data["model"])  # fmt: skip
             rows.append(row)
             written += keys
-        with studio.db.session() as session:
-            session.add_all(rows)
-            row = succeed(session, job)
-            row.timings = (row.timings or {}) | {  # beside the job's time limit, if any
-                "load_s": round(loaded - started, 4),
-                "engine_s": round(rendered - loaded, 4),
-                "save_s": round(time.perf_counter() - rendered, 4),
-            }
+        record(studio, job, rows, started, loaded, rendered)
     except BaseException:
         for key in written:  # no file without its row
             studio.files.delete(key)
         raise
     return rows
+
+
+def record(
+    studio: Studio, job: Job, rows: list[Image], started: float, loaded: float, rendered: float
+) -> None:
+    """The pictures' rows added and this run of ``job`` marked succeeded with its timings
+    (perf_counter marks: started, model loaded, pictures made), in one transaction."""
+    with studio.db.session() as session:
+        session.add_all(rows)
+        row = succeed(session, job)
+        row.timings = (row.timings or {}) | {  # beside the job's time limit, if any
+            "load_s": round(loaded - started, 4),
+            "engine_s": round(rendered - loaded, 4),
+            "save_s": round(time.perf_counter() - rendered, 4),
+        }
 
 
 def store_picture(

@@ -21,8 +21,7 @@ from sfumato import __version__
 from sfumato.catalog.upscalers import find_upscaler
 from sfumato.engine.device import pick_device
 from sfumato.errors import InvalidRequest, NotFound
-from sfumato.jobs.execute import store_picture
-from sfumato.jobs.queue import succeed
+from sfumato.jobs.execute import record, store_picture
 from sfumato.jobs.submit import FORMATS
 from sfumato.metadata.files import FORMATS as FILE_FORMATS
 from sfumato.metadata.files import JSON_KEY, encode_image
@@ -172,14 +171,7 @@ def execute_upscale(
     )
     row.source_image_id = source.image_id
     try:
-        with studio.db.session() as session:
-            session.add(row)
-            done = succeed(session, job)
-            done.timings = (done.timings or {}) | {
-                "load_s": round(loaded - started, 4),
-                "engine_s": round(rendered - loaded, 4),
-                "save_s": round(time.perf_counter() - rendered, 4),
-            }
+        record(studio, job, [row], started, loaded, rendered)
     except BaseException:
         for key in written:  # no file without its row
             studio.files.delete(key)

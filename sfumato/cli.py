@@ -323,6 +323,7 @@ def info(
             "DeepCache": deep_cache,
             "Hires fix": _found_hires_label(found),
             "UNet": int8,
+            "Upscaled": _found_upscale_label(found),
         }
         for label, value in rows.items():
             if value not in (None, ""):
@@ -361,6 +362,12 @@ def _hires_label(s) -> str:
         f"hires{factor} to {width}x{height}, {s.hr_upscaler}, {s.hires_steps} steps at "
         f"{s.denoising_strength:g}"
     )
+
+
+def _found_upscale_label(found) -> str | None:
+    """ "4x with 4x-UltraSharp": the upscale after the generation (A1111's extras keys)."""
+    by = found.extra.get("Postprocess upscale by")
+    return f"{by}x with {found.extra.get('Postprocess upscaler', '?')}" if by else None
 
 
 def _found_hires_label(found) -> str | None:

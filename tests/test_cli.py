@@ -315,6 +315,10 @@ def test_upscale_enlarges_a_picture_and_keeps_its_metadata(installed, tmp_path):
     assert read_texts(larger)["parameters"].endswith(
         "Postprocess upscale by: 3, Postprocess upscaler: Lanczos"
     )
+    shown = run("info", str(larger))
+    assert "Upscaled:           3x with Lanczos" in shown.output and "Seed:               5" in (
+        shown.output
+    )
     # a model in A1111's folder, by name; listed with its scale
     (installed.models / "ESRGAN").mkdir()
     compact_pth(installed.models / "ESRGAN" / "2x-Compact.pth")

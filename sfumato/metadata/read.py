@@ -323,8 +323,19 @@ def _from_sfumato(data: dict) -> GenerationInfo | None:
             "generator": data.get("generator"),
             "backend": model.get("backend"),  # what ran its UNet: openvino, openvino int8, torch
             "template": _text(s.get("prompt_template")),  # the prompt's, with its variations
+            **_upscale(data.get("upscale")),
         },
     )
+
+
+def _upscale(upscale) -> dict[str, str]:
+    """An upscaled picture's upscale under A1111's infotext keys (its extras tab's)."""
+    if not isinstance(upscale, dict) or _number(upscale.get("scale")) is None:
+        return {}
+    return {
+        "Postprocess upscale by": f"{_number(upscale.get('scale')):g}",
+        "Postprocess upscaler": _text(upscale.get("upscaler")) or "?",
+    }
 
 
 def _settings_line(line: str) -> dict[str, str]:

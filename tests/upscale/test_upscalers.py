@@ -84,7 +84,7 @@ def test_a_model_runs_again_until_the_factor_and_counts_every_tile(tmp_path):
     result = upscale(picture, 3, chosen, progress=lambda d, t: seen.append((d, t)))
     assert result.size == (900, 600)  # 2x, 2x again, then down to 3x with Lanczos
     total = steps(picture.size, 3, chosen)
-    assert total == 2 + 6  # 300x200 in 2 tiles of 256; 600x400 in 3 x 2
+    assert total == 1 + 2  # 300x200 in one tile of 512; 600x400 in two
     assert [d for d, _ in seen] == list(range(1, total + 1)) and {t for _, t in seen} == {total}
 
 

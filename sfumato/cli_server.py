@@ -90,6 +90,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    no_warm_up: Annotated[
+        bool,
+        typer.Option(
+            "--no-warm-up",
+            help="Start cold: by default the server loads its default model and draws one "
+            "short picture right after start (the page and /v1/health say 'warming up'), so "
+            "the first user's picture is as quick as the next. Also SFUMATO_WARM_UP=0.",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
     models_dir: ModelsDirOption = None,
@@ -153,6 +162,7 @@ def serve(
             model_memory_gb=model_memory,
             broker_url=broker,
             files_dir=files_dir,
+            warm_up=False if no_warm_up else None,
         )
         studio = Studio(config)
         err.print(

@@ -25,6 +25,7 @@ from sfumato.engine.loader import LoadOptions
 from sfumato.jobs.dispatch import Dispatch
 from sfumato.jobs.events import EventBus
 from sfumato.jobs.queue import requeue_lost
+from sfumato.jobs.warm_up import WarmUp, wanted
 from sfumato.jobs.worker import LocalWorker
 from sfumato.store.db import Database, database_url
 from sfumato.store.files import LocalFiles
@@ -59,6 +60,10 @@ class StudioConfig:
     # where pictures and uploads are kept; a folder every API process and worker mounts when
     # scaled out. Default: "library" in the data folder
     files_dir: Path | None = None
+    # load the default model and draw one short picture at start, in the worker thread, so
+    # the first user's picture is as quick as the next (jobs/warm_up.py). None: on, unless
+    # SFUMATO_WARM_UP=0; False: --no-warm-up
+    warm_up: bool | None = None
 
 
 class Studio:
@@ -75,6 +80,7 @@ class Studio:
         self.model_cache = ModelCache(
             config.max_loaded_models, int(budget * GB) if budget is not None else None
         )
+        self.warm_up = WarmUp(self, _why_cold(config))
         self.dispatch: Dispatch = LocalWorker(self)
         if config.broker_url is not None:  # Celery is imported only by those who use it
             from sfumato.cluster.dispatch import ClusterDispatch
@@ -141,6 +147,17 @@ class Studio:
         """The retention policy, applied now: (pictures, uploads) deleted."""
         with self.db.session() as session:
             return purge_expired(session, self.files, read_site(session).retention_days)
+
+
+def _why_cold(config: StudioConfig) -> str | None:
+    """Why this server does not warm its default model at start (None: it does)."""
+    if not wanted(config.warm_up):
+        return "Turned off (sfumato serve --no-warm-up, or SFUMATO_WARM_UP=0)."
+    if config.broker_url is not None:
+        return "The generation workers (sfumato worker) load the models: this process runs none."
+    if not config.run_worker:
+        return "This process runs no jobs."
+    return None
 
 
 def _files_in(folders: list[Path]) -> list[tuple[str, int, int]]:

@@ -18,9 +18,12 @@ def _test_environment(setenv, data: Path) -> None:
     """Never the user's data directory. The suite runs on PyTorch (SFUMATO_BACKEND=torch)
     unless a test names OpenVINO or clears the variable (tests/engine/test_openvino.py, the
     CLI's and the server's OpenVINO tests, the browser tests' server): the CPU's default
-    backend would convert every test's models again, in every test's own data folder."""
+    backend would convert every test's models again, in every test's own data folder. Servers
+    start cold (SFUMATO_WARM_UP=0) unless a test asks for the warm-up (tests/jobs/test_warm_up.py):
+    it would load the default model in every test's server, and hold its first job back."""
     setenv("SFUMATO_DATA_DIR", str(data))
     setenv("SFUMATO_BACKEND", "torch")
+    setenv("SFUMATO_WARM_UP", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -172,12 +172,27 @@ class SamplerList(Public):
     auto: str
 
 
+class WarmUp(Public):
+    status: str = Field(
+        description="'warming up' (the default model is being loaded and its first picture "
+        "drawn), 'ready', 'off' (turned off, nothing to warm, or jobs run on other workers) "
+        "or 'failed'."
+    )
+    model: str | None = Field(description="The model warmed up (null until it is known).")
+    seconds: float | None = Field(description="How long the warm-up took, once ready.")
+    message: str | None = Field(description="Why it is off or failed.")
+
+
 class Health(Public):
     status: str
     version: str
     signup_open: bool
     personal_mode: bool
     retention_days: int | None
+    warm_up: WarmUp = Field(
+        description="The default model made ready at start, so that the first picture is as "
+        "quick as the next."
+    )
 
 
 # --- history --------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class LocalWorker:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        self.studio.warm_up.stop()
         self.runner.stop()
         self._wake.set()
         if self._thread is not None:
@@ -74,6 +75,9 @@ class LocalWorker:
         ]
 
     def _loop(self) -> None:
+        # first the default model, in this thread: a job queued meanwhile waits for it rather
+        # than loading it a second time beside it
+        self.studio.warm_up.run()
         while not self.runner.stopping:
             try:
                 job = claim_next(self.studio.db)

@@ -73,6 +73,7 @@ def health(studio: StudioDep, session: SessionDep):
         "signup_open": site.signup_open,
         "personal_mode": studio.personal_user_id is not None,
         "retention_days": site.retention_days or None,
+        "warm_up": studio.warm_up.view(),
     }
 
 

@@ -51,6 +51,11 @@ class Backend(ABC):
         ``openvino``, ``openvino int8``): pictures differ a little from one to another."""
         return self.name
 
+    def converts(self, source: ModelSource) -> bool:
+        """Whether loading ``source`` converts it first: a one-time cost (minutes) that the
+        CLI says before it is paid."""
+        return False
+
     def held_bytes(self) -> int:
         """Memory this backend holds beside PyTorch's weights (its own copy of networks)."""
         return 0

@@ -56,9 +56,17 @@ class OpenVINOBackend(Backend):
         """What the conversion is made in: the model's dtype, or int8."""
         return INT8 if self.quantized else self.dtype
 
-    def load(self, source: ModelSource, read: Reader):
+    def _folder(self, source: ModelSource) -> Path:
         cache = self.cache_dir or DataDir.resolve().cache
-        folder = converted_folder(cache, source.path, self.lightning, self.precision)
+        return converted_folder(cache, source.path, self.lightning, self.precision)
+
+    def converts(self, source: ModelSource) -> bool:
+        folder = self._folder(source)
+        # a conversion that failed before is not tried again by default (PyTorch runs it)
+        return not is_converted(folder) and not (self.by_default and failed_before(folder))
+
+    def load(self, source: ModelSource, read: Reader):
+        folder = self._folder(source)
         failed = failed_before(folder)
         if failed and self.by_default:  # not tried again at every load
             log.warning("%s Running it on PyTorch.", failed)

@@ -9,6 +9,7 @@ import * as workflows from "./workflows.js";
 import * as compare from "./compare.js";
 import * as account from "./account.js";
 import * as admin from "./admin.js";
+import { watchWarmUp } from "./warm_up.js";
 
 const PAGES = { generate, history, models, compare, workflows, account, admin };
 export const session = { user: null, personal: false };
@@ -95,6 +96,7 @@ async function submitLogin(event) {
 }
 
 async function start() {
+  watchWarmUp();
   $("#login-form").addEventListener("submit", submitLogin);
   $("#login-switch").addEventListener("click", () => setLoginMode(!signingUp));
   window.addEventListener("hashchange", route);

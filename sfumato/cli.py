@@ -187,7 +187,7 @@ def generate(
 
         from PIL import Image
 
-        from sfumato.engine.backends import check_backend
+        from sfumato.engine.backends import choose_backend
         from sfumato.engine.device import INT8, pick_device
         from sfumato.engine.images import read_picture
         from sfumato.engine.loader import LoadOptions
@@ -238,12 +238,15 @@ def generate(
             out.print(estimate_run(job.data, job.source.name, s.to_dict()).said, highlight=False)
             return
         started = time.perf_counter()
-        loading = "Loading the model"
-        if dtype == INT8:
-            loading += " (quantized to int8 at its first load: minutes)"
-        elif check_backend(backend, pick_device(device)) == "openvino":
-            loading += " (converted for OpenVINO at its first load: up to a minute)"
-        with err.status(f"{loading}..."):
+        # said once, when it happens: later runs read the converted model from the data folder
+        if choose_backend(job.load_options, pick_device(device)).converts(job.source):
+            how = "quantizing it to int8" if dtype == INT8 else "converting it"
+            err.print(
+                f"First run of {job.source.name}: {how} for this CPU (once; later runs start "
+                "in seconds).",
+                highlight=False,
+            )
+        with err.status("Loading the model..."):
             job.load()
         loaded = time.perf_counter()
         with Progress(

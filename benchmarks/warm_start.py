@@ -12,12 +12,13 @@ model the only one installed, so the default):
 Each picture: from the POST to the job's success, the job's own load_s and engine_s beside it
 (the rest: the queue, saving the file, the HTTP polls).
 
-    python benchmarks/warm_start.py [--sd15] [--steps 8]
+    python benchmarks/warm_start.py [--sd15] [--steps 8] [--out results/warm_start.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -73,7 +74,9 @@ def one_server(data: Path, warm: bool, steps: int | None) -> dict:
     }
 
 
-def measure(name: str, model: Path, steps: int | None) -> None:
+def measure(name: str, model: Path, steps: int | None) -> dict:
+    """Each server's figures for ``model``, by label; printed as a table row as they come."""
+    figures = {}
     data = Path(tempfile.mkdtemp(prefix="warm-start-"))
     try:
         (data / "models").mkdir()
@@ -92,7 +95,7 @@ def measure(name: str, model: Path, steps: int | None) -> None:
             ("cold, restarted", False),
             ("warm (default)", True),
         ):
-            r = one_server(data, warm, steps)
+            r = figures[label] = one_server(data, warm, steps)
             w = r["warm_up"]
             warm_up = f"{w['seconds']:.1f} s" if w["status"] == "ready" else w["status"]
             first, second = (
@@ -105,6 +108,7 @@ def measure(name: str, model: Path, steps: int | None) -> None:
             )
     finally:
         shutil.rmtree(data, ignore_errors=True)
+    return figures
 
 
 def main() -> None:
@@ -113,16 +117,22 @@ def main() -> None:
         "--sd15", action="store_true", help="also a full-size SD 1.5 (zero weights, 512 px)"
     )
     parser.add_argument("--steps", type=int, default=8, help="steps of the SD 1.5 pictures")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results/warm_start.json"
+    )
     args = parser.parse_args()
     from sfumato import demo
 
-    measure("demo model (64 px)", Path(demo.WEIGHTS), None)
+    figures = {"demo": measure("demo model (64 px)", Path(demo.WEIGHTS), None)}
     if args.sd15:
         from tests.fixtures.full_size import write_full_size_checkpoint
 
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = write_full_size_checkpoint("sd15", Path(folder) / "sd15-zeros.safetensors")
-            measure("full-size SD 1.5 (zero weights, 512 px)", checkpoint, args.steps)
+            name = "full-size SD 1.5 (zero weights, 512 px)"
+            figures["sd15"] = measure(name, checkpoint, args.steps)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

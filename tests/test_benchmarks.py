@@ -162,3 +162,19 @@ def test_the_scale_out_benchmark_measures_dispatch_throughput_and_affinity(
     assert figures["affinity"]["with"]["model_loads"] == 2
     assert figures["affinity"]["without"]["model_loads"] >= 2
     assert "model loads with affinity" in printed
+
+
+def test_the_warm_start_benchmark_times_first_and_second_pictures(tmp_path):
+    """The demo model's three servers (cold, cold restarted, warm): the warm server's first
+    picture loads nothing, the cold ones' first pictures load the model."""
+    figures, printed = run_benchmark("warm_start.py", out=tmp_path / "warm_start.json")
+    servers = figures["demo"]
+    assert list(servers) == ["cold, first start", "cold, restarted", "warm (default)"]
+    warm = servers["warm (default)"]
+    assert warm["warm_up"]["status"] == "ready" and warm["warm_up"]["model"] == "sfumato-demo"
+    total, load, engine = warm["first"]
+    assert load < 0.1 and 0 < engine < total
+    for cold in ("cold, first start", "cold, restarted"):
+        assert servers[cold]["warm_up"]["status"] == "off"
+        assert servers[cold]["first"][1] > 0.3  # its load: the compile, and first the conversion
+    assert "| warm (default) |" in printed

@@ -42,13 +42,14 @@ def test_generate_without_a_model_uses_the_demo_and_draws_the_prompt(tmp_path):
     assert colours_right >= 4, f"only {colours_right} of 5 pictures were red on blue"
 
 
-# The fast variant of `sfumato demo eval` (one prompt in six) asserts the bar: every
-# target but the position stretch, which this model does not meet (21 %, chance is 20 %).
+# A fast variant of `sfumato demo eval` (one prompt in eight) asserts the bar: every
+# target but the position stretch, which this model does not meet (21 %, chance is 20 %). On
+# that eighth (2026-12-04): shape 96 % (bar 85), guidance gain 14 points (bar 10).
 BAR = [name for name in TARGETS if name != "position (stretch)"]
 
 
 def test_quick_eval_meets_the_bar(model):
-    report = evaluate_model(model, every=6, negative_seeds=20)
+    report = evaluate_model(model, every=8, negative_seeds=20)
     passed = report.passed()
     missed = {k: round(report.rates[k], 3) for k in BAR if not passed[k]}
     assert not missed, f"below target: {missed} (targets {TARGETS})"

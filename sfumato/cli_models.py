@@ -22,11 +22,13 @@ KINDS = {"models": "checkpoint", "loras": "lora", "vaes": "vae"}
 
 
 def _list_upscalers(catalog, as_json: bool) -> None:
+    from dataclasses import asdict
+
     from sfumato.catalog.upscalers import listing
 
     rows = listing(catalog)
     if as_json:
-        out.print_json(json.dumps([row.to_dict() for row in rows]))
+        out.print_json(json.dumps([asdict(row) for row in rows]))
         return
     table = Table("Name", "Kind", "Architecture", "Scale", box=None)
     table.add_column("Problem", overflow="fold")

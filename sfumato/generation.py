@@ -103,7 +103,7 @@ class GenerationJob:
             inputs = prepare_images(
                 request.init_image, request.mask_image, settings.width, settings.height
             )
-        upscaler = hires_upscaler(settings, models.scan()) if installed else None
+        upscaler = hires_upscaler(settings, models.scan) if installed else None
         return cls(data, source, settings, load, warnings=warnings, inputs=inputs, loras=loras,
                    upscaler=upscaler)  # fmt: skip
 

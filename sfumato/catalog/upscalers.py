@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sfumato.catalog.naming import normalise
-from sfumato.catalog.scan import UPSCALER, Catalog, Entry
+from sfumato.catalog.scan import UPSCALER, Catalog, Entry, Scan
 from sfumato.engine.hires import built_in
 from sfumato.engine.request import GenerationSettings
 from sfumato.errors import InvalidRequest, ModelNotFound
@@ -23,15 +23,6 @@ class UpscalerListing:
     architecture: str | None = None
     scale: int | None = None  # a model's own factor; a resize takes any
     broken: str | None = None  # why a model file cannot be used
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "architecture": self.architecture,
-            "scale": self.scale,
-            "broken": self.broken,
-        }
 
 
 def _name(entry: Entry) -> str:
@@ -61,11 +52,12 @@ def model_names(catalog: Catalog) -> tuple[str, ...]:
     return tuple(_name(e) for e in catalog.of_kind(UPSCALER) if not e.broken)
 
 
-def hires_upscaler(settings: GenerationSettings, catalog: Catalog) -> Upscaler | None:
-    """The upscaler model a hires fix runs with (None for A1111's own: latent, Lanczos, ...)."""
+def hires_upscaler(settings: GenerationSettings, scan: Scan) -> Upscaler | None:
+    """The upscaler model a hires fix runs with (None for A1111's own: latent, Lanczos, ...);
+    the catalog is scanned only then, not for every job."""
     if not settings.hires or built_in(settings.hr_upscaler):
         return None
-    return find_upscaler(settings.hr_upscaler, catalog)
+    return find_upscaler(settings.hr_upscaler, scan())
 
 
 def find_upscaler(name: str | None, catalog: Catalog) -> Upscaler:

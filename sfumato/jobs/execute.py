@@ -51,7 +51,7 @@ def plan(studio: Studio, job: Job) -> GenerationJob:
                     session, studio.files, job.user_id, job.mask_upload_id, "mask"
                 )
         inputs = prepare_images(picture, mask, settings.width, settings.height)
-    upscaler = hires_upscaler(settings, studio.catalog())  # looked up on this machine
+    upscaler = hires_upscaler(settings, studio.catalog)  # looked up on this machine
     return GenerationJob(studio.data, source, settings, studio.config.load, loras=loras,
                          inputs=inputs, upscaler=upscaler)  # fmt: skip
 

@@ -5,6 +5,8 @@ enlarged by a factor, queued as a job like a generation (``jobs/upscales.py``); 
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -117,4 +119,4 @@ def create(
 @router.get("/upscalers", response_model=UpscalerList, summary="What can upscale here")
 def upscalers(user: ReadUser, studio: StudioDep):
     """The resizes, then the upscaler models in the models folders with their scale."""
-    return {"upscalers": [x.to_dict() for x in listing(studio.catalog())]}
+    return {"upscalers": [asdict(x) for x in listing(studio.catalog())]}

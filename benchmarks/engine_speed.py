@@ -73,6 +73,8 @@ SFUMATO = {
     "sfumato PyTorch + DeepCache 2": (PYTORCH, {"deep_cache": 2}),
     "sfumato PyTorch + both": (PYTORCH, {"guidance_cutoff": 0.5, "deep_cache": 2}),
     "sfumato OpenVINO (default)": (OPENVINO, {}),
+    # the default until 2026-12: one UNet network with its shapes open, for every request
+    "sfumato OpenVINO, UNet shapes open": ({**OPENVINO, "unet_shapes": 0}, {}),
     "sfumato OpenVINO + guidance cutoff 0.5": (OPENVINO, {"guidance_cutoff": 0.5}),
     "sfumato OpenVINO + DeepCache 2": (OPENVINO, {"deep_cache": 2}),
     "sfumato OpenVINO + both": (OPENVINO, {"guidance_cutoff": 0.5, "deep_cache": 2}),

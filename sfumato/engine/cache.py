@@ -84,7 +84,13 @@ class ModelCache:
 
     def _load(self, source: ModelSource, options: LoadOptions) -> LoadedModel:
         """``source`` loaded with ``options``, once there is room for it."""
-        need = estimate_bytes(source.path, choose_backend(options, pick_device(options.device)))
+        device = pick_device(options.device)
+        need = estimate_bytes(source.path, choose_backend(options, device))
+        if self.max_bytes is not None and need > self.max_bytes and options.unet_shapes:
+            # OpenVINO's UNet compiled for each shape holds a copy of its weights a shape: with
+            # no room for them, one network with its shapes open (slower, a copy in all)
+            options = replace(options, unet_shapes=0)
+            need = estimate_bytes(source.path, choose_backend(options, device))
         if self.max_bytes is not None and need > self.max_bytes:
             raise OutOfMemory(
                 f"{source.name} needs about {need / GB:.1f} GB, more than the server's "

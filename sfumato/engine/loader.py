@@ -21,6 +21,7 @@ from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
 from sfumato.engine.backends import Backend, choose_backend
+from sfumato.engine.backends.openvino_networks import UNET_SHAPES
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.device import INT8, cpu_has_native_bf16, pick_device, pick_dtype
 from sfumato.engine.tokenizers import PAD_OPEN_CLIP, clip_tokenizer
@@ -54,6 +55,9 @@ class LoadOptions:
     # None or "auto": SFUMATO_BACKEND, else OpenVINO on the CPU (UNet and VAE decoder), else torch
     backend: str | None = None
     cache_dir: Path | None = None  # where converted forms are kept (the data folder's cache)
+    # OpenVINO: the UNet's shapes kept compiled (0: one network with its shapes open, where
+    # the memory for models has no room for more than one copy of its weights)
+    unet_shapes: int = UNET_SHAPES
 
     @property
     def quantized(self) -> bool:

@@ -4,9 +4,9 @@ short picture drawn at its native size and thrown away, so that the first user's
 what the next one does.
 
 The first picture of a cold server pays for the load (and the conversion, the first time the
-model runs on OpenVINO), for the first call of each compiled network at the picture's shapes
-(OpenVINO plans its kernels for a shape at its first call; the VAE decoder is compiled for the
-shape it is called with) and for the model file's hash its metadata records. A picture of two
+model runs on OpenVINO), for OpenVINO's UNet and VAE decoder compiled for the picture's
+shapes at their first call (seconds; DeepCache's network, its shapes open, plans its kernels
+for a shape at its first call) and for the model file's hash its metadata records. A picture of two
 steps at the model's own settings pays all of it: the same size, guidance and sampler as a
 request that leaves them out, two steps rather than many.
 

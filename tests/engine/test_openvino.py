@@ -320,14 +320,62 @@ def test_the_vae_decoder_is_compiled_for_the_size_it_decodes(tiny_models, openvi
     decoder, channels = model.backend.compiled.decoder, model.pipe.vae.config.latent_channels
     generate(model, _settings(model, width=64, height=64))
     side = 64 // model.pipe.vae_scale_factor
-    assert decoder.compiled_for == (1, channels, side, side) and decoder.compilations == 1
+    assert decoder.compiled_for == [((1, channels, side, side),)] and decoder.compilations == 1
     open_network = ov.Core().compile_model(model.backend.compiled.folder / "vae_decoder.xml", "CPU")
     random = np.random.default_rng(0)
     for shape in [(1, channels, side, side), (2, channels, 12, 8), (2, channels, 12, 8)]:
         latents = random.standard_normal(shape, dtype=np.float32)
         np.testing.assert_allclose(decoder([latents])[0], open_network([latents])[0], atol=1e-3)
-        assert decoder.compiled_for == shape
+        assert decoder.compiled_for == [(shape,)]  # one kept: the last
     assert decoder.compilations == 2
+
+
+def test_the_unet_is_compiled_for_the_shapes_in_use(tiny_models, openvino_cache):
+    """Compiled for each shape it is called at (faster than with its shapes open, and no
+    kernels made at its first call: benchmarks/RESULTS.md), two kept (the guidance cutoff
+    changes the batch mid-picture), the least recently used dropped for a third; drawing what
+    the network with its shapes open draws."""
+    source = describe_model(tiny_models["sd15"]["folder"])
+    options = LoadOptions(device="cpu", backend="openvino", cache_dir=openvino_cache)
+    model = load_model(source, options)
+    unet = model.backend.compiled.unet
+    assert unet.compiled_for == [] and unet.slots == 2  # nothing compiled before it is called
+    shapes_open = load_model(source, replace(options, unet_shapes=0))
+    assert not hasattr(shapes_open.backend.compiled.unet, "compiled_for")
+    channels, text = model.pipe.unet.config.in_channels, model.pipe.text_encoder.config.hidden_size
+
+    def shapes(batch: int, size: int) -> tuple:
+        side = size // model.pipe.vae_scale_factor
+        return ((batch, channels, side, side), (), (batch, 77, text))
+
+    cutoff = {"width": 64, "height": 64, "guidance": 7.5, "guidance_cutoff": 0.5}
+    for seed in (1, 2):  # the second picture compiles nothing
+        fixed = np.asarray(generate(model, _settings(model, seed=seed, **cutoff))[0])
+        assert unet.compiled_for == [shapes(2, 64), shapes(1, 64)] and unet.compilations == 2
+        opened = np.asarray(generate(shapes_open, _settings(shapes_open, seed=seed, **cutoff))[0])
+        assert _psnr(fixed, opened) >= 40
+    generate(model, _settings(model, width=96, height=96, guidance=7.5))
+    # the batch of 2 at 64 px was the least recently used (the cutoff's last steps ran 1)
+    assert unet.compiled_for == [shapes(1, 64), shapes(2, 96)] and unet.compilations == 3
+
+
+def test_a_server_without_room_for_two_unet_copies_keeps_its_shapes_open(
+    tiny_models, openvino_cache
+):
+    """Each shape compiled holds its own copy of the UNet's weights: a memory for models with
+    room for the model and one copy runs it with the shapes open rather than refusing it."""
+    source = describe_model(tiny_models["sd15"]["folder"])
+    options = LoadOptions(device="cpu", backend="openvino", cache_dir=openvino_cache)
+    dtype = pick_dtype(torch.device("cpu"))
+    fixed = estimate_bytes(source.path, OpenVINOBackend(dtype))
+    shapes_open = estimate_bytes(source.path, OpenVINOBackend(dtype, unet_shapes=0))
+    assert shapes_open < fixed
+    cache = ModelCache(max_bytes=(shapes_open + fixed) // 2)
+    model = cache.get(source, options)
+    assert not hasattr(model.backend.compiled.unet, "compiled_for")
+    assert cache.used_bytes == loaded_bytes(model) <= cache.max_bytes
+    roomy = ModelCache(max_bytes=fixed * 2).get(source, options)
+    assert roomy.backend.compiled.unet.slots == 2
 
 
 def test_auto_is_openvino_on_the_cpu_and_pytorch_elsewhere(monkeypatch):

@@ -54,6 +54,7 @@ def choose_backend(options: LoadOptions, device: torch.device) -> Backend:
             cache_dir=options.cache_dir,
             config_dir=Path(options.config_dir) if options.config_dir else None,
             lightning=options.lightning,
+            unet_shapes=options.unet_shapes,
         )
     return TorchBackend(device, dtype)
 

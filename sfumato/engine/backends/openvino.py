@@ -2,8 +2,9 @@
 
 On the CPU, OpenVINO runs the same UNet faster than PyTorch (``benchmarks/RESULTS.md``): it
 fuses the network's layers and, on CPUs with native bf16, computes in bf16 by itself. Both
-parts are converted once per model (``openvino_convert.py``), saved in the data folder's cache
-and compiled from there at every later load (seconds, not minutes). ``--dtype int8`` is this
+parts are converted once per model (``openvino_convert.py``), with their shapes open, saved in
+the data folder's cache and compiled from there for the shapes each request calls them at
+(seconds, not minutes; ``openvino_networks.ShapedNetwork``). ``--dtype int8`` is this
 backend with the converted UNet quantized (``int8.py``), calibrated on a few pictures drawn on
 it when the model is converted.
 
@@ -26,7 +27,7 @@ from sfumato.datadir import DataDir
 from sfumato.engine import int8
 from sfumato.engine.backends.base import Backend, Reader
 from sfumato.engine.backends.openvino_convert import compile_model
-from sfumato.engine.backends.openvino_networks import Compiled, running
+from sfumato.engine.backends.openvino_networks import UNET_SHAPES, Compiled, running
 from sfumato.engine.backends.pytorch import TorchBackend
 from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.conversions import converted_folder, failed_before, is_converted
@@ -48,6 +49,7 @@ class OpenVINOBackend(Backend):
     cache_dir: Path | None = None  # where conversions are kept (None: the data folder's cache)
     config_dir: Path | None = None  # the model's configs, to read its UNet again
     lightning: Path | None = None
+    unet_shapes: int = UNET_SHAPES  # shapes the UNet keeps compiled (0: one network, shapes open)
     compiled: Compiled | None = field(default=None, init=False)  # once loaded
     source: ModelSource | None = field(default=None, init=False)
 
@@ -80,7 +82,9 @@ class OpenVINOBackend(Backend):
             int8.check_memory(sum(p.numel() for p in unet.parameters()), source.name)
         pipe = read(**components)  # on the CPU, where OpenVINO runs
         try:
-            self.compiled = compile_model(pipe, folder, source.path, self.lightning, self.precision)
+            self.compiled = compile_model(
+                pipe, folder, source.path, self.lightning, self.precision, self.unet_shapes
+            )
         except UnsupportedModel as e:
             if not self.by_default:
                 raise
@@ -142,13 +146,15 @@ class OpenVINOBackend(Backend):
         return self.compiled.bytes if self.compiled else 0
 
     def extra_bytes(self, parts: dict[str, int]) -> int:
-        """Its compiled UNet (a byte a weight if quantized), DeepCache's shallow network (the
-        outer blocks again: ``unet_outer``) and VAE decoder, in the precision it computes in,
-        less PyTorch's VAE decoder, let go for good. PyTorch's UNet stays counted: it is let go
-        too, but requests with LoRAs read it again."""
+        """Its compiled UNet (a byte a weight if quantized; once for every shape it may keep
+        compiled), DeepCache's shallow network (the outer blocks again: ``unet_outer``) and VAE
+        decoder, in the precision it computes in, less PyTorch's VAE decoder, let go for good.
+        PyTorch's UNet stays counted: it is let go too, but requests with LoRAs read it
+        again."""
         computed = 2 if cpu_has_native_bf16() else 4  # bf16 where the CPU has it, else f32
         itemsize = self.dtype.itemsize
         scale = computed / itemsize
-        unet = parts["unet"] * (1 / itemsize if self.quantized else scale)
+        copies = max(self.unet_shapes, 1)
+        unet = parts["unet"] * (1 / itemsize if self.quantized else scale) * copies
         converted = unet + (parts["unet_outer"] + parts["vae_decoder"]) * scale
         return round(converted) - parts["vae_decoder"]

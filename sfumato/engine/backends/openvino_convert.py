@@ -22,6 +22,7 @@ import torch
 from sfumato.engine import conversions, int8
 from sfumato.engine.backends.openvino_networks import (
     NETWORKS,
+    UNET_SHAPES,
     Compiled,
     Float32Decoder,
     Float32Unet,
@@ -175,10 +176,13 @@ def compile_model(
     source_path: Path,
     lightning: Path | None = None,
     precision: torch.dtype | str | None = None,
+    unet_shapes: int = UNET_SHAPES,
 ) -> Compiled:
     """The UNet and VAE decoder converted into ``folder`` (from ``pipe``'s, the model read
-    from ``source_path``, unless done already), compiled for the CPU. ``precision``: int8
-    quantizes the UNet; None or a dtype: ``pipe``'s own."""
+    from ``source_path``, unless done already), made ready for the CPU. ``precision``: int8
+    quantizes the UNet; None or a dtype: ``pipe``'s own. ``unet_shapes``: how many shapes
+    the UNet keeps compiled (each compiled at its first call); 0: compiled now with its
+    shapes open, one network for every shape."""
     import openvino as ov
 
     quantized = precision == INT8
@@ -198,10 +202,11 @@ def compile_model(
     core = ov.Core()
     unet, decoder, shallow = (core.read_model(folder / f"{name}.xml") for name in NETWORKS)
     return Compiled(
-        core.compile_model(unet, "CPU"),
+        ShapedNetwork(core, unet, unet_shapes) if unet_shapes else core.compile_model(unet, "CPU"),
         ShapedNetwork(core, decoder),
         core.compile_model(shallow, "CPU"),
         folder,
         converted_s,
+        core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_size(),
         quantized,
     )

@@ -5,64 +5,84 @@ pipeline's UNet calls and decodes to them for the time of a block."""
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sfumato.engine.shortcuts import DeepCache
 
 NETWORKS = ("unet", "vae_decoder", "unet_shallow")  # as Compiled holds them
+UNET_SHAPES = 2  # the UNet's shapes kept compiled: a size with and without guidance
 
 
 @dataclass
 class Compiled:
     """A model's UNet and VAE decoder, compiled by OpenVINO for the CPU."""
 
-    unet: object  # openvino.CompiledModel: the noise, and DeepCache's features
+    unet: ShapedNetwork | object  # the noise, and DeepCache's features (object: shapes open)
     decoder: ShapedNetwork
     shallow: object  # DeepCache's cached steps: the UNet's outer blocks on kept features
     folder: Path  # where their converted form lies
     converted_s: float | None  # None: read from the cache
+    element_size: int  # bytes of the precision they compute in: 2 in bf16, else 4 (f32)
     int8: bool = False  # the UNet quantized
 
     @property
     def bytes(self) -> int:
         """Memory their weights take: saved in fp16, held in the precision they compute in
-        (bf16 where the CPU has it, else f32: twice the size); an int8 UNet's as saved."""
-        element = self.unet.get_property("INFERENCE_PRECISION_HINT").get_size()
+        (an int8 UNet's as saved), the UNet's once for every shape it may keep compiled (each
+        compilation holds its own copy of the weights)."""
+        copies = getattr(self.unet, "slots", 1)
         total = 0
         for path in self.folder.glob("*.bin"):
-            as_saved = self.int8 and path.stem == "unet"
-            total += path.stat().st_size * (2 if as_saved else element) // 2
+            size = path.stat().st_size
+            if path.stem == "unet":
+                size = copies * (2 * size if self.int8 else size * self.element_size) // 2
+            else:
+                size = size * self.element_size // 2
+            total += size
         return total
 
 
 class ShapedNetwork:
-    """A network compiled for the shape of the inputs it is called with, compiled again when
-    that changes, the previous compilation dropped first. For the VAE decoder: compiled for
-    one shape, OpenVINO plans its working memory for that shape (less of it than the open
-    network keeps), the pixels are the same, and a compile is quick (the figures are in
-    ``benchmarks/RESULTS.md``). The UNet stays open: its memory is its weights,
-    which each compilation copies, and the guidance cutoff changes its batch mid-picture.
+    """A network compiled for the shapes of the inputs it is called with, the last ``slots``
+    compilations kept, the least recently used dropped first (before the new one is made).
+
+    Compiled for fixed shapes, OpenVINO runs a network faster than with its shapes open and
+    plans its working memory for them: a UNet call at 512 px takes 0.72-0.94x the open
+    network's on the CPUs with bf16, and its first call makes no kernels (3 s of an SD 1.5
+    picture's first call); the VAE decoder keeps less working memory (figures in
+    ``benchmarks/RESULTS.md``). A compile takes seconds (SD 1.5's UNet about 2 s, its decoder
+    0.3 s), and each holds its own copy of the weights: so few are kept, ``UNET_SHAPES`` for
+    the UNet (the guidance cutoff changes the batch mid-picture), one for the decoder.
     Called one at a time, as a compiled network is."""
 
-    def __init__(self, core, model):
-        self._core, self._model = core, model
-        self._compiled = None
-        self.compiled_for: tuple[int, ...] | None = None  # the input shape compiled for
+    def __init__(self, core, model, slots: int = 1):
+        self._core, self._model, self.slots = core, model, slots
+        self._compiled: OrderedDict[tuple, object] = OrderedDict()
         self.compilations = 0
 
+    @property
+    def compiled_for(self) -> list[tuple]:
+        """The input shapes compiled for, the most recently used last."""
+        return list(self._compiled)
+
     def __call__(self, inputs: list):
-        shape = tuple(inputs[0].shape)
-        if shape != self.compiled_for:
-            # the old one's working memory goes before the new one's comes
-            self._compiled, self.compiled_for = None, None
-            self._model.reshape({self._model.inputs[0]: list(shape)})
-            self._compiled = self._core.compile_model(self._model, "CPU")
-            self.compiled_for = shape
+        shapes = tuple(tuple(np.shape(x)) for x in inputs)
+        compiled = self._compiled.get(shapes)
+        if compiled is None:
+            while len(self._compiled) >= self.slots:
+                self._compiled.popitem(last=False)  # its memory goes before the new one's comes
+            self._model.reshape(
+                {port: list(shape) for port, shape in zip(self._model.inputs, shapes, strict=True)}
+            )
+            compiled = self._compiled[shapes] = self._core.compile_model(self._model, "CPU")
             self.compilations += 1
-        return self._compiled(inputs)
+        self._compiled.move_to_end(shapes)
+        return compiled(inputs)
 
 
 class Float32Unet(torch.nn.Module):

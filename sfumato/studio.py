@@ -24,6 +24,7 @@ from sfumato.engine.checkpoint import ModelSource
 from sfumato.engine.loader import LoadOptions
 from sfumato.jobs.dispatch import Dispatch
 from sfumato.jobs.events import EventBus
+from sfumato.jobs.int8_switch import BackgroundInt8
 from sfumato.jobs.queue import requeue_lost
 from sfumato.jobs.warm_up import WarmUp, wanted
 from sfumato.jobs.worker import LocalWorker
@@ -64,6 +65,9 @@ class StudioConfig:
     # the first user's picture is as quick as the next (jobs/warm_up.py). None: on, unless
     # SFUMATO_WARM_UP=0; False: --no-warm-up
     warm_up: bool | None = None
+    # try the warmed default model's UNet in int8 in a background process, and switch its
+    # jobs to it where it wins (jobs/int8_switch.py; --int8-in-background)
+    int8_in_background: bool = False
 
 
 class Studio:
@@ -81,6 +85,7 @@ class Studio:
             config.max_loaded_models, int(budget * GB) if budget is not None else None
         )
         self.warm_up = WarmUp(self, _why_cold(config))
+        self.int8 = BackgroundInt8(self, _why_not_int8(config))
         self.dispatch: Dispatch = LocalWorker(self)
         if config.broker_url is not None:  # Celery is imported only by those who use it
             from sfumato.cluster.dispatch import ClusterDispatch
@@ -157,6 +162,15 @@ def _why_cold(config: StudioConfig) -> str | None:
         return "The generation workers (sfumato worker) load the models: this process runs none."
     if not config.run_worker:
         return "This process runs no jobs."
+    return None
+
+
+def _why_not_int8(config: StudioConfig) -> str | None:
+    """Why this server does not try its default model in int8 (None: it does)."""
+    if not config.int8_in_background:
+        return "Not asked for (sfumato serve --int8-in-background)."
+    if why := _why_cold(config):
+        return f"It follows the warm-up, which is off here: {why}"
     return None
 
 

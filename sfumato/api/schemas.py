@@ -183,6 +183,21 @@ class WarmUp(Public):
     message: str | None = Field(description="Why it is off or failed.")
 
 
+class Int8Trial(Public):
+    status: str = Field(
+        description="'off', 'waiting for the warm-up', 'quantizing' (the default model's UNet "
+        "quantized and tried in a background process), 'switched' (its jobs run in int8), "
+        "'kept the default' (int8 did not win here) or 'failed'."
+    )
+    model: str | None = Field(description="The model tried (the one warmed up).")
+    message: str | None = Field(description="Why it is off, kept the default or failed.")
+    figures: dict | None = Field(
+        description="The trial's: psnr_db (int8's pictures against the default's), "
+        "unet_call_s and default_unet_call_s (medians), call_ratio, quantize_s, peak_gib, "
+        "switched, cpu, measured_at; as the model's card records them."
+    )
+
+
 class Health(Public):
     status: str
     version: str
@@ -192,6 +207,10 @@ class Health(Public):
     warm_up: WarmUp = Field(
         description="The default model made ready at start, so that the first picture is as "
         "quick as the next."
+    )
+    int8: Int8Trial = Field(
+        description="sfumato serve --int8-in-background: the default model tried in int8, and "
+        "switched to where it wins."
     )
 
 

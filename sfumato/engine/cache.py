@@ -23,7 +23,7 @@ import torch
 
 from sfumato.engine.backends import Backend, choose_backend
 from sfumato.engine.checkpoint import UNET, ModelSource, read_header
-from sfumato.engine.device import pick_device
+from sfumato.engine.device import INT8, pick_device
 from sfumato.engine.loader import LoadedModel, LoadOptions, load_model
 from sfumato.errors import NoMemoryToQuantize, OutOfMemory
 
@@ -47,6 +47,7 @@ class ModelCache:
         self._lock = threading.Lock()
         self.loads = 0  # how many times a model was read from disk (for tests and stats)
         self._not_quantized: set[Path] = set()  # refused --dtype int8 for want of memory
+        self._in_int8: set[Path] = set()  # run in int8 where asked for no dtype (run_in_int8)
 
     @property
     def used_bytes(self) -> int:
@@ -77,9 +78,22 @@ class ModelCache:
             self._models[key] = Cached(model, loaded_bytes(model))
             return model
 
+    def run_in_int8(self, path: Path) -> None:
+        """From now on the model at ``path`` runs with its UNet in int8 where the load options
+        name no dtype (``jobs/int8_switch.py``: its int8 conversion is in the cache); its
+        loaded copies in the default dtype are let go."""
+        with self._lock:
+            self._in_int8.add(path)
+            for key in list(self._models):
+                if key[0] == str(path) and key[2].dtype in (None, "auto"):
+                    del self._models[key]
+            gc.collect()
+
     def _as_run(self, source: ModelSource, options: LoadOptions) -> LoadOptions:
         if options.quantized and source.path in self._not_quantized:
             return replace(options, dtype=None)
+        if options.dtype in (None, "auto") and source.path in self._in_int8:
+            return replace(options, dtype=INT8)
         return options
 
     def _load(self, source: ModelSource, options: LoadOptions) -> LoadedModel:

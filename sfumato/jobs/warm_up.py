@@ -32,6 +32,7 @@ from sfumato.jobs.submit import checkpoint_path
 from sfumato.store.tables import User
 
 if TYPE_CHECKING:
+    from sfumato.engine.checkpoint import ModelSource
     from sfumato.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class WarmUp:
         self.status = OFF if why_off else WARMING
         self.message: str | None = why_off
         self.model: str | None = None
+        self.source: ModelSource | None = None  # the model warmed, once ready
         self.seconds: float | None = None
         self._stop = threading.Event()
 
@@ -102,6 +104,7 @@ class WarmUp:
             self._fail(e)
             return
         self.seconds = round(time.perf_counter() - started, 2)
+        self.source = job.source
         self._end(READY, None)
         log.info("%s is ready (%.1f s)", self.model, self.seconds)
 

@@ -40,6 +40,7 @@ class LocalWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         self.studio.warm_up.stop()
+        self.studio.int8.stop()
         self.runner.stop()
         self._wake.set()
         if self._thread is not None:
@@ -78,6 +79,8 @@ class LocalWorker:
         # first the default model, in this thread: a job queued meanwhile waits for it rather
         # than loading it a second time beside it
         self.studio.warm_up.run()
+        # then, if asked, its int8 trial in a process of its own, while jobs run here
+        self.studio.int8.start(self.studio.warm_up.source, self.studio.config.load)
         while not self.runner.stopping:
             try:
                 job = claim_next(self.studio.db)

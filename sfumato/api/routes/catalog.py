@@ -74,6 +74,7 @@ def health(studio: StudioDep, session: SessionDep):
         "personal_mode": studio.personal_user_id is not None,
         "retention_days": site.retention_days or None,
         "warm_up": studio.warm_up.view(),
+        "int8": studio.int8.view(),
     }
 
 

@@ -70,6 +70,11 @@ class ShapedNetwork:
         """The input shapes compiled for, the most recently used last."""
         return list(self._compiled)
 
+    @property
+    def latest(self):
+        """The compiled network called last (None before any call)."""
+        return next(reversed(self._compiled.values()), None)
+
     def __call__(self, inputs: list):
         shapes = tuple(tuple(np.shape(x)) for x in inputs)
         compiled = self._compiled.get(shapes)

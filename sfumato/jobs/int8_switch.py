@@ -23,6 +23,7 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sfumato import demo
 from sfumato.catalog.cards import Card, read_card, write_card
 from sfumato.engine import int8
 from sfumato.engine.backends import check_backend
@@ -194,7 +195,10 @@ def _decide(figures: dict) -> dict:
     ratio = figures["unet_call_s"] / figures["default_unet_call_s"]
     reason = None
     if ratio > MAX_CALL_RATIO:
-        reason = f"int8 took {ratio:.2f}x the default's time a UNet call, not faster enough."
+        reason = (
+            f"A UNet call took {ratio:.2f}x the default's time in int8: too little to switch "
+            f"(at most {MAX_CALL_RATIO}x)."
+        )
     elif figures["psnr_db"] < MIN_PSNR_DB:
         reason = (
             f"int8's pictures were {figures['psnr_db']} dB from the default's "
@@ -218,7 +222,10 @@ def _recorded(source: ModelSource) -> dict | None:
 
 
 def _record(source: ModelSource, figures: dict) -> None:
-    """The trial's figures in the model's card (made if it has none)."""
+    """The trial's figures in the model's card (made if it has none); not for the bundled
+    demo model, whose folder is sfumato's own (it is tried again at each start: seconds)."""
+    if source.path == demo.WEIGHTS:
+        return
     try:
         card = read_card(source.path) or Card()
         card.extra[CARD_TABLE] = {k: v for k, v in figures.items() if v is not None}

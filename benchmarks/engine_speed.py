@@ -28,7 +28,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -487,15 +486,6 @@ def vector_units() -> str:
     return " ".join(units).upper().replace("_", "-") or "none of AVX2, AVX-512, AMX"
 
 
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="SD 1.5 at 128 px, one round.")
@@ -525,7 +515,7 @@ def main() -> None:
         work = args.work_dir or Path(temporary)
         results, conversions = run(cases, rounds, args.peers, work)
     minutes = (time.perf_counter() - started) / 60
-    from sfumato.engine.device import cpu_has_native_bf16
+    from sfumato.engine.device import cpu_has_native_bf16, cpu_name
 
     header = (
         f"{cpu_name()} · {os.cpu_count()} cores · {vector_units()} · native bf16: "

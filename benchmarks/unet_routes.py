@@ -127,11 +127,11 @@ def main() -> None:
                     route.times.append(elapsed)
                 else:
                     first[route.name] = elapsed
-    from sfumato.engine.device import cpu_has_native_bf16
+    from sfumato.engine.device import cpu_has_native_bf16, cpu_name
 
     print(
         f"\nfull-size SD 1.5 UNet (random weights), {CASE.size} px, batch {BATCH}; "
-        f"{engine_speed.cpu_name()}, {os.cpu_count()} cores, {engine_speed.vector_units()}, "
+        f"{cpu_name()}, {os.cpu_count()} cores, {engine_speed.vector_units()}, "
         "native bf16: "
         f"{'yes' if cpu_has_native_bf16() else 'no'}; {args.rounds} rounds, medians"
     )

@@ -3,6 +3,9 @@ multiplies bf16 natively, fp32 elsewhere)."""
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from sfumato.errors import InvalidRequest
@@ -56,3 +59,21 @@ def cpu_has_native_bf16() -> bool:
     """
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def cpu_has_int8_units() -> bool:
+    """Whether this CPU multiplies int8 natively (VNNI, on AVX-512 or AVX, or AMX): where
+    ``--dtype int8`` makes a UNet call about two thirds of bf16's (``benchmarks/RESULTS.md``;
+    AVX2 alone 0.89x)."""
+    capabilities = torch.cpu.get_capabilities()
+    return any(capabilities.get(unit) for unit in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def cpu_name() -> str:
+    """The CPU's model name, as Linux reports it (else what the platform says)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

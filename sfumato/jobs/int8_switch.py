@@ -28,7 +28,7 @@ from sfumato.catalog.cards import Card, read_card, write_card
 from sfumato.engine import int8
 from sfumato.engine.backends import check_backend
 from sfumato.engine.conversions import converted_folder, is_converted
-from sfumato.engine.device import INT8, pick_device
+from sfumato.engine.device import INT8, cpu_has_int8_units, cpu_name, pick_device
 from sfumato.engine.loader import LoadOptions
 from sfumato.errors import SfumatoError
 
@@ -50,27 +50,6 @@ MIN_PSNR_DB = 28.0  # the demo model's int8 draws 35-36 dB from fp32 (tests/engi
 MAX_CALL_RATIO = 0.9  # int8 must save a tenth of a UNet call at least
 CARD_TABLE = "int8"
 NICE = 10  # the trial's priority below the server's jobs
-
-
-def int8_units() -> bool:
-    """Whether this CPU multiplies int8 natively: VNNI (AVX-512 or AVX) or AMX."""
-    import torch
-
-    have = torch.cpu.get_capabilities()
-    return any(have.get(unit) for unit in ("avx512_vnni", "avx_vnni", "amx_int8"))
-
-
-def cpu_name() -> str:
-    import platform
-
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class BackgroundInt8:
@@ -121,7 +100,7 @@ class BackgroundInt8:
             return f"The server runs --dtype {options.dtype}."
         if check_backend(options.backend, pick_device(options.device)) != "openvino":
             return "int8 runs on the OpenVINO backend, on the CPU; this server runs PyTorch."
-        if not int8_units():
+        if not cpu_has_int8_units():
             return "This CPU has no int8 dot products (VNNI or AMX): int8 would gain little."
         try:
             int8.check_installed()

@@ -11,7 +11,7 @@ import pytest
 
 from sfumato.catalog.cards import read_card, write_card
 from sfumato.engine.conversions import converted_folder, is_converted
-from sfumato.engine.device import INT8
+from sfumato.engine.device import INT8, cpu_has_int8_units, cpu_name
 from sfumato.engine.loader import LoadOptions
 from sfumato.jobs import int8_switch
 from sfumato.metadata.files import read_sfumato_data
@@ -19,7 +19,7 @@ from sfumato.studio import Studio, StudioConfig
 from tests.api.test_warm_up import tiny_installed  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.skipif(
-    not int8_switch.int8_units(), reason="this CPU has no int8 dot products (VNNI or AMX)"
+    not cpu_has_int8_units(), reason="this CPU has no int8 dot products (VNNI or AMX)"
 )
 
 
@@ -67,7 +67,7 @@ def test_the_default_model_is_tried_in_int8_and_switched_to_where_it_wins(
     assert figures["switched"] and figures["psnr_db"] >= int8_switch.MIN_PSNR_DB
     assert figures["unet_call_s"] > 0 and figures["default_unet_call_s"] > 0
     assert figures["quantize_s"] >= 0 and figures["peak_gib"] > 0
-    assert figures["cpu"] == int8_switch.cpu_name()
+    assert figures["cpu"] == cpu_name()
     # the card keeps them, beside what it said before
     card = read_card(tiny_installed)
     assert card.extra["int8"] == figures and card.defaults["width"] == 64
@@ -100,7 +100,7 @@ def test_int8_is_kept_off_where_it_would_not_win(
     monkeypatch,
 ):
     assert make_server().client.get("/v1/health").json()["int8"]["status"] == "off"
-    monkeypatch.setattr(int8_switch, "int8_units", lambda: False)
+    monkeypatch.setattr(int8_switch, "cpu_has_int8_units", lambda: False)
     server = make_server(warm_up=True, int8_in_background=True, load=on_openvino)
     trial = int8_of(server, timeout=120)
     assert trial["status"] == "off" and "VNNI or AMX" in trial["message"], trial

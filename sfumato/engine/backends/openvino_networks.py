@@ -55,9 +55,10 @@ class ShapedNetwork:
     plans its working memory for them: a UNet call at 512 px takes 0.72-0.94x the open
     network's on the CPUs with bf16, and its first call makes no kernels (3 s of an SD 1.5
     picture's first call); the VAE decoder keeps less working memory (figures in
-    ``benchmarks/RESULTS.md``). A compile takes seconds (SD 1.5's UNet about 2 s, its decoder
-    0.3 s), and each holds its own copy of the weights: so few are kept, ``UNET_SHAPES`` for
-    the UNet (the guidance cutoff changes the batch mid-picture), one for the decoder.
+    ``benchmarks/RESULTS.md``). A compile takes seconds (SD 1.5's UNet 2-4 s, SDXL's about 15,
+    a decoder under one), and each holds its own copy of the weights: so few are kept,
+    ``UNET_SHAPES`` for the UNet (the guidance cutoff changes the batch mid-picture), one for
+    the decoder.
     Called one at a time, as a compiled network is."""
 
     def __init__(self, core, model, slots: int = 1):

@@ -143,9 +143,9 @@ class BackgroundInt8:
             "config_dir": str(options.config_dir) if options.config_dir else None,
             "lightning": str(options.lightning) if options.lightning else None,
         }
-        command = [sys.executable, "-m", "sfumato.engine.int8_trial", json.dumps(given)]
         if self._stopped.is_set():
             return {}
+        command = [sys.executable, "-m", "sfumato.engine.int8_trial", json.dumps(given)]
         self._child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

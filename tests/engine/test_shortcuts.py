@@ -21,6 +21,7 @@ from sfumato.demo.evaluate import canonical_prompt, eval_scenes
 from sfumato.engine.device import cpu_has_native_bf16
 from sfumato.engine.generate import generate
 from sfumato.engine.images import prepare
+from sfumato.engine.int8_trial import psnr as _psnr  # the int8 trial's own measure
 from sfumato.engine.loader import load_model
 from sfumato.engine.request import GenerationRequest, resolve
 from sfumato.errors import InvalidRequest
@@ -47,11 +48,6 @@ def _pictures(model, **fields) -> list[np.ndarray]:
         np.asarray(generate(model, _settings(model, canonical_prompt(s), seed, **fields))[0])
         for seed, s in enumerate(SCENES)
     ]
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
-    return 10 * np.log10(255**2 / max(mse, 1e-10))
 
 
 def _right(pictures) -> int:

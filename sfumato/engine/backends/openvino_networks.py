@@ -35,15 +35,12 @@ class Compiled:
         """Memory their weights take: saved in fp16, held in the precision they compute in
         (an int8 UNet's as saved), the UNet's once for every shape it may keep compiled (each
         compilation holds its own copy of the weights)."""
-        copies = getattr(self.unet, "slots", 1)
         total = 0
         for path in self.folder.glob("*.bin"):
-            size = path.stat().st_size
-            if path.stem == "unet":
-                size = copies * (2 * size if self.int8 else size * self.element_size) // 2
-            else:
-                size = size * self.element_size // 2
-            total += size
+            unet = path.stem == "unet"
+            element = 2 if unet and self.int8 else self.element_size  # int8: as saved
+            copies = getattr(self.unet, "slots", 1) if unet else 1
+            total += copies * path.stat().st_size * element // 2
         return total
 
 
